@@ -1,0 +1,55 @@
+"""The ``breastlab`` command line.
+
+Each command lives in its own module of this package and exposes
+``register(app)``; this file only assembles them. Heavy libraries (torch,
+matplotlib) are imported inside the commands that need them, so ``breastlab
+sort`` starts fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="breastlab",
+    help="Breast-imaging AI toolkit: MRI series sorting and four-view diagnosis.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+# Order here is the order shown in --help.
+COMMAND_MODULES = (
+    "sort_cmd",
+    "phantom_cmd",
+    "cases_cmd",
+    "train_cmd",
+    "report_cmd",
+    "predict_cmd",
+    "mri_cmd",
+    "demo_cmd",
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"{__package__}.{_name}").register(app)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """breastlab: breast MRI series sorting and four-view (BSGI/mammography) diagnosis."""
+    if version:
+        from breastlab import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

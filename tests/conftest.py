@@ -1,0 +1,28 @@
+"""Shared test fixtures. Real data comes from BREASTLAB_DATA (default ../shared/data)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from breastlab.core.settings import data_root  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real-data folder; skips the test when it is absent."""
+    root = data_root()
+    if not root.is_dir():
+        pytest.skip(f"real data not found at {root} (set BREASTLAB_DATA)")
+    return root
+
+
+def require(path: Path) -> Path:
+    """Skip unless ``path`` exists (for tests that need one data subfolder)."""
+    if not path.exists():
+        pytest.skip(f"real data not found: {path}")
+    return path

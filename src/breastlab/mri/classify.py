@@ -1,0 +1,127 @@
+"""Image sets → labels: the rule table, the study-level DCE pass, and the b-value pass.
+
+Classification runs in two passes over every image set of the input:
+
+1. each set's :class:`SetSummary` goes through :data:`breastlab.mri.rules.RULES`;
+2. sets that came out ``T1`` (or ``UNKNOWN`` with a dynamic name) are grouped
+   into dynamic acquisitions per study (:func:`breastlab.mri.dce.assign_dce`);
+   those with ≥2 time points get their phase, and the table runs again.
+
+Each result is a :class:`Classification` with ``source="header"``. A later image
+model can produce its own :class:`Classification` (``source="image"``) and
+:func:`fuse` decides (``source="both"`` when they agree).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from breastlab.mri import dce, diffusion, rules
+from breastlab.mri.features import SetSummary, summarize
+from breastlab.mri.grouping import ImageSet
+
+
+@dataclass(frozen=True)
+class Classification:
+    label: str
+    confidence: float
+    evidence: str  # the tags and values that decided it
+    rule: str  # the rule name (or the model name for an image classification)
+    source: str = "header"  # header | image | both
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    image_set: ImageSet
+    summary: SetSummary
+    classification: Classification
+    acquisition_key: str
+    study: str  # pseudonym of the study (never the patient)
+    set_id: str  # unique id in this run, used by instances.csv and the export
+    b_value: float | None  # shown for diffusion image sets only
+
+    @property
+    def label(self) -> str:
+        return self.classification.label
+
+
+def study_pseudonym(study_uid: str | None) -> str:
+    """A stable folder/column name for a study that reveals no patient identity."""
+    if not study_uid:
+        return "study-unknown"
+    return "study-" + hashlib.sha256(study_uid.encode()).hexdigest()[:10]
+
+
+def classify_summary(s: SetSummary, *, b_threshold: float = diffusion.DEFAULT_B_THRESHOLD) -> Classification:
+    """Run the rule table on one summary (with DCE context already filled in, if any)."""
+    rule, evidence = rules.match(s)
+    label = rule.label
+    confidence = rule.confidence
+    if label == rules.DWI:
+        b = diffusion.effective_b(s)
+        level, reason = diffusion.dwi_level(b, s.series_b_values, b_threshold)
+        label = level or "UNKNOWN"
+        evidence = [*evidence, reason]
+        if s.b_value is None:
+            confidence = min(confidence, 0.75)
+    if rule.name.startswith("dce_") and s.dce_seconds is None:
+        confidence = min(confidence, 0.6)
+    return Classification(label, confidence, "; ".join(evidence), rule.name)
+
+
+def fuse(header: Classification, image: Classification | None) -> Classification:
+    """Combine header rules with an image model (placeholder for the image-model feature).
+
+    Agreement keeps the label with the higher confidence and ``source="both"``;
+    otherwise the more confident opinion wins. ``image=None`` returns ``header``.
+    """
+    if image is None:
+        return header
+    if image.label == header.label:
+        return replace(header, confidence=max(header.confidence, image.confidence), source="both",
+                       evidence=f"{header.evidence}; image model {image.rule} agrees")
+    return header if header.confidence >= image.confidence else image
+
+
+def _is_candidate(s: SetSummary, c: Classification) -> bool:
+    if c.label not in ("T1", "UNKNOWN"):
+        return False
+    return bool(dce.t1_gre_evidence(s) or dce.dynamic_name_evidence(s))
+
+
+def classify_image_sets(
+    sets: Sequence[ImageSet],
+    *,
+    b_threshold: float = diffusion.DEFAULT_B_THRESHOLD,
+) -> list[LabelledSet]:
+    """Label every image set (the header path)."""
+    summaries = [summarize(s) for s in sets]
+    first = [classify_summary(s, b_threshold=b_threshold) for s in summaries]
+    candidate = [_is_candidate(s, c) for s, c in zip(summaries, first)]
+    summaries, keys = dce.assign_dce(sets, summaries, candidate)
+    out: list[LabelledSet] = []
+    used: set[str] = set()
+    for st, sm, key in zip(sets, summaries, keys):
+        c = classify_summary(sm, b_threshold=b_threshold)
+        study = study_pseudonym(st.study_uid)
+        sn = st.series_number if st.series_number is not None else "x"
+        set_id = f"{study}_s{sn}_{st.index}"
+        n = 2
+        while set_id in used:
+            set_id = f"{study}_s{sn}_{st.index}_{n}"
+            n += 1
+        used.add(set_id)
+        diffusion_like = c.label in (diffusion.DWI_LOW, diffusion.DWI_HIGH) or c.rule == "dwi_b_unknown"
+        out.append(
+            LabelledSet(
+                image_set=st,
+                summary=sm,
+                classification=c,
+                acquisition_key=key,
+                study=study,
+                set_id=set_id,
+                b_value=diffusion.effective_b(sm) if diffusion_like else None,
+            )
+        )
+    return out

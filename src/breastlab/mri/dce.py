@@ -1,0 +1,197 @@
+"""DCE: which image sets are time points of one dynamic acquisition, and their order.
+
+A *dynamic acquisition* is every candidate image set of one study with the same
+acquisition key (sequence, TR, TE, flip angle, matrix, scan options, ImageType,
+orientation and slab centre): one series with several time points, several separate series,
+or both (a separate pre-contrast series followed by a multi-phase series).
+
+* A candidate is a T1-weighted gradient echo (:func:`t1_gre_evidence`) or a set
+  whose name says dynamic (:data:`DYNAMIC_NAME`), that the rule table did not
+  already call localizer, MIP, subtraction, derived map or diffusion.
+* It is DCE only with **≥2 time points**. A single time point stays ``T1``.
+* Phase 0 (``DCE_pre``) is the earliest, 1 is ``DCE_early``, ≥2 ``DCE_delayed``.
+* Order and seconds come from the first header that is present on every time
+  point and differs between them: FrameAcquisitionDateTime, AcquisitionTime,
+  ContentTime, TriggerTime (one series only), SeriesTime (separate series
+  only). Times of day are unwrapped across midnight. Without any, the order is
+  series number then position in the series, and ``dce_seconds`` is empty.
+* Contrast wording is **not** used: ContrastBolusAgent is unreliable (the GE
+  exam in the shared data says 'NONE' on post-contrast phases), and names such
+  as "+C"/"post" are often copied between series.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from breastlab.dicom.records import InstanceRecord
+from breastlab.mri.features import SetSummary, summarize
+from breastlab.mri.grouping import ImageSet, parse_dicom_datetime, unwrap_midnight
+
+DCE_PRE, DCE_EARLY, DCE_DELAYED = "DCE_pre", "DCE_early", "DCE_delayed"
+
+GRE_NAME = re.compile(
+    r"FL3D|FL2D|\*?FL\d|TFL|VIBE|FLASH|MPRAGE|MP-RAGE|FGRE|FSPGR|SPGR|BRAVO|LAVA|VIBRANT|DISCO|"
+    r"THRIVE|T1.?FFE|T1.?TFE|TWIST|QUICK3D|DYNAVIEW|\bGRE\b|_GRE|GRE_|\bFFE\b",
+    re.I,
+)
+DYNAMIC_NAME = re.compile(
+    r"DYN|DCE|VIBRANT|THRIVE|TWIST|DISCO|KINETIC|MULTI.?PHASE|PERFUSION|\bPH(?:ASE)?\s?\d\b|DYNAVIEW",
+    re.I,
+)
+_LOCALIZER = re.compile(r"LOCALI[SZ]ER|\bLOC\b|3.?PLANE|SURVEY|SCOUT|SMARTEXAM|AAHEAD", re.I)
+
+
+def phase_label(phase: int) -> str:
+    return DCE_PRE if phase == 0 else DCE_EARLY if phase == 1 else DCE_DELAYED
+
+
+def t1_gre_evidence(s: SetSummary) -> str | None:
+    """A T1-weighted (spoiled) gradient echo, from physics first, then the sequence name."""
+    if "EP" in s.scanning_sequence:
+        return None
+    te, tr, flip = s.echo_time, s.repetition_time, s.flip_angle
+    if te is None or te >= 10:
+        return None
+    if tr is not None and tr < 50 and (flip is None or flip <= 45):
+        return f"TR {tr:g} ms < 50, TE {te:g} ms < 10" + (f", flip {flip:g}" if flip is not None else "")
+    gre = "GR" in s.scanning_sequence or s.vendor.get("(0019,109C)", "") and GRE_NAME.search(s.vendor["(0019,109C)"])
+    name = GRE_NAME.search(s.names)
+    if name or gre:
+        why = f"gradient-echo name '{name.group(0)}'" if name else "ScanningSequence GR"
+        if s.inversion_time and s.inversion_time > 300:
+            return f"{why}, TE {te:g} ms, inversion-prepared (TI {s.inversion_time:g} ms)"
+        if tr is None or tr < 100:
+            return f"{why}, TE {te:g} ms" + (f", TR {tr:g} ms" if tr is not None else "")
+    return None
+
+
+def dynamic_name_evidence(s: SetSummary) -> str | None:
+    m = DYNAMIC_NAME.search(s.description_names)
+    return f"name '{m.group(0)}'" if m else None
+
+
+def may_be_dynamic(records: Sequence[InstanceRecord]) -> bool:
+    """Whether a series may hold several DCE time points (used to split it by time)."""
+    if not records:
+        return False
+    s = summarize(ImageSet(None, "", None, 0, 1, "", tuple(records)))
+    if "LOCALIZER" in s.image_type or _LOCALIZER.search(s.names):
+        return False
+    if "EP" in s.scanning_sequence or "DIFFUSION" in s.image_type:
+        return False
+    return bool(t1_gre_evidence(s) or dynamic_name_evidence(s))
+
+
+def acquisition_key(image_set: ImageSet, s: SetSummary) -> str:
+    """What must match for two image sets to be time points of one acquisition."""
+    r = image_set.first
+    orient = ",".join(f"{v:.1f}" for v in r.image_orientation) if r.image_orientation else ""
+    centre = ""
+    pos = [x.image_position for x in image_set.records if x.image_position is not None and len(x.image_position) == 3]
+    if pos:
+        centre = ",".join(f"{sum(p[i] for p in pos) / len(pos):.0f}" for i in range(3))
+    num = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
+    return "|".join(
+        [
+            (s.sequence_name or "").upper(),
+            f"TR{num(s.repetition_time)}",
+            f"TE{num(s.echo_time)}",
+            f"FA{num(s.flip_angle)}",
+            f"{r.rows}x{r.columns}",
+            "\\".join(sorted(s.scan_options)),
+            "\\".join(s.image_type),
+            f"O{orient}",
+            f"C{centre}",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class _Times:
+    datetime: float | None
+    acquisition: float | None
+    content: float | None
+    trigger: float | None
+    series: float | None
+
+
+def _set_times(image_set: ImageSet) -> _Times:
+    def first(values):
+        vals = [v for v in values if v is not None]
+        return min(vals) if vals else None
+
+    recs = image_set.records
+    # times of day: the earliest image after unwrapping inside the set
+    def tod(values):
+        vals = [v for v in values if v is not None]
+        if not vals:
+            return None
+        return min(unwrap_midnight(vals)) % 86400.0
+
+    return _Times(
+        datetime=first(parse_dicom_datetime(r.acquisition_datetime) for r in recs),
+        acquisition=tod(r.acquisition_time for r in recs),
+        content=tod(r.content_time for r in recs),
+        trigger=first(None if r.trigger_time is None else r.trigger_time / 1000.0 for r in recs),
+        series=first(r.series_time for r in recs),
+    )
+
+
+def order_time_points(sets: Sequence[ImageSet]) -> tuple[list[int], list[float | None], str]:
+    """Order the time points of one acquisition: (indices earliest first, seconds after first, source)."""
+    times = [_set_times(s) for s in sets]
+    one_series = len({s.series_uid for s in sets}) == 1
+    separate = len({s.series_uid for s in sets}) == len(sets)
+    sources = [
+        ("FrameAcquisitionDateTime", "datetime", False, True),
+        ("AcquisitionTime", "acquisition", True, True),
+        ("ContentTime", "content", True, True),
+        ("TriggerTime", "trigger", False, one_series),
+        ("SeriesTime", "series", True, separate),
+    ]
+    for name, attr, time_of_day, allowed in sources:
+        if not allowed:
+            continue
+        values = [getattr(t, attr) for t in times]
+        if any(v is None for v in values) or len(set(values)) != len(values):
+            continue
+        scale = unwrap_midnight(values) if time_of_day else list(values)
+        order = sorted(range(len(sets)), key=lambda i: scale[i])
+        t0 = scale[order[0]]
+        return order, [scale[i] - t0 for i in order], name
+    order = sorted(
+        range(len(sets)),
+        key=lambda i: (sets[i].series_number if sets[i].series_number is not None else 1 << 30,
+                       sets[i].time_order or 0, sets[i].index),
+    )
+    return order, [None] * len(sets), "series order (no usable timing)"
+
+
+def assign_dce(
+    sets: Sequence[ImageSet],
+    summaries: Sequence[SetSummary],
+    candidate: Sequence[bool],
+) -> tuple[list[SetSummary], list[str]]:
+    """Fill dce_* fields of candidate summaries that form dynamic acquisitions.
+
+    Returns the updated summaries and each set's acquisition key.
+    """
+    keys = [acquisition_key(st, sm) for st, sm in zip(sets, summaries)]
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, (st, ok) in enumerate(zip(sets, candidate)):
+        if ok:
+            groups[(st.study_uid, keys[i])].append(i)
+    out = list(summaries)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        order, seconds, source = order_time_points([sets[i] for i in members])
+        for phase, (pos, sec) in enumerate(zip(order, seconds)):
+            i = members[pos]
+            out[i] = replace(
+                out[i], dce_phase=phase, dce_n_phases=len(members), dce_seconds=sec, dce_timing=source
+            )
+    return out, keys

@@ -1,0 +1,107 @@
+"""``sort_exam``: scan → group into image sets → label → write outputs → export.
+
+>>> result = sort_exam(["/data/exam"], out_dir="sorted")        # doctest: +SKIP
+>>> [(s.set_id, s.label, s.b_value) for s in result.sets]      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from breastlab.dicom.records import InstanceRecord, SkippedFile
+from breastlab.mri.classify import LabelledSet, classify_image_sets
+from breastlab.mri.diffusion import DEFAULT_B_THRESHOLD
+from breastlab.mri.grouping import group_image_sets
+
+
+@dataclass
+class SortResult:
+    sets: list[LabelledSet]
+    skipped: list[SkippedFile]
+    n_records: int
+    out_dir: Path | None = None
+    export_dir: Path | None = None
+    outputs: dict[str, Path] = field(default_factory=dict)
+    export_counts: dict[str, int] = field(default_factory=dict)
+
+    def labels(self) -> list[str]:
+        return [s.label for s in self.sets]
+
+    def by_label(self, label: str) -> list[LabelledSet]:
+        return [s for s in self.sets if s.label == label]
+
+    def rows(self, *, keep_phi: bool = False) -> list[dict[str, Any]]:
+        from breastlab.mri.outputs import series_row
+
+        return [series_row(s, keep_phi=keep_phi) for s in self.sets]
+
+
+def sort_records(
+    records: Sequence[InstanceRecord],
+    *,
+    b_threshold: float = DEFAULT_B_THRESHOLD,
+) -> list[LabelledSet]:
+    """The pure part: records → labelled image sets (no files touched)."""
+    return classify_image_sets(group_image_sets(records), b_threshold=b_threshold)
+
+
+def sort_exam(
+    inputs: Sequence[str | os.PathLike],
+    *,
+    out_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    b_threshold: float = DEFAULT_B_THRESHOLD,
+    keep_phi: bool = False,
+    export_dir: str | os.PathLike | None = None,
+    export_mode: str = "link",
+    progress: bool = True,
+) -> SortResult:
+    """Sort the DICOM files under ``inputs`` (files, folders or list files) into labelled image sets.
+
+    Writes ``series.csv``, ``series.json``, ``instances.csv``, ``skipped.csv`` and
+    ``provenance.json`` into ``out_dir`` (when given) and links or copies files into
+    ``export_dir/<study>/<label>[_b<value>]/`` (when given). Inputs are never modified.
+    """
+    from breastlab.dicom.scan import scan_paths
+
+    scan = scan_paths(list(inputs), workers=workers, progress=progress)
+    sets = sort_records(scan.records, b_threshold=b_threshold)
+    result = SortResult(sets=sets, skipped=list(scan.skipped), n_records=len(scan.records))
+
+    export_paths = None
+    if export_dir is not None:
+        from breastlab.mri.export import export_sets
+
+        export_paths, counts = export_sets(sets, export_dir, mode=export_mode, protected=[])
+        result.export_dir = Path(export_dir)
+        result.export_counts = counts
+
+    if out_dir is not None:
+        from breastlab.core.provenance import fingerprint_files, run_manifest
+        from breastlab.mri.outputs import label_counts, write_outputs
+
+        files = sorted({r.path for r in scan.records})
+        config = {
+            "inputs": [os.fspath(p) for p in inputs],
+            "b_threshold": b_threshold,
+            "keep_phi": keep_phi,
+            "export_dir": None if export_dir is None else os.fspath(export_dir),
+            "export_mode": export_mode if export_dir is not None else None,
+            "classifier": "header rules",
+        }
+        manifest = run_manifest(config, data_fingerprint=fingerprint_files(files, content=False))
+        manifest["summary"] = {
+            "n_files": getattr(scan, "n_files", None),
+            "n_records": len(scan.records),
+            "n_image_sets": len(sets),
+            "n_skipped": len(scan.skipped),
+            "labels": label_counts(sets),
+            "export": result.export_counts or None,
+        }
+        result.outputs = write_outputs(out_dir, sets, scan.skipped, keep_phi=keep_phi, manifest=manifest,
+                                       export_paths=export_paths)
+        result.out_dir = Path(out_dir)
+    return result

@@ -1,8 +1,49 @@
-"""CLI: (not yet built)."""
+"""CLI: ``breastlab predict MODEL INPUT --out DIR``: probabilities and heat maps for new
+cases. See ``docs/evaluation.md``."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app (filled in by the feature that owns it)."""
+    """Add ``predict`` to the app."""
+
+    @app.command("predict")
+    def predict(
+        model: Path = typer.Argument(..., exists=True, dir_okay=False, metavar="MODEL",
+                                     help="A breastlab model file (model.pt)."),
+        input_path: Path = typer.Argument(
+            ..., exists=True, metavar="INPUT",
+            help="cases.csv (from `breastlab cases`) or a folder of cases."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+        heatmaps: bool = typer.Option(True, "--heatmaps/--no-heatmaps",
+                                      help="Write a Grad-CAM overlay PNG per case."),
+        threshold: float | None = typer.Option(
+            None, "--threshold", min=0.0, max=1.0,
+            help="Binary threshold on P(positive) "
+                 "(default: the model's threshold.json, else its stored value)."),
+        batch_size: int = typer.Option(16, "--batch-size", min=1),
+        progress: bool = typer.Option(True, "--progress/--no-progress",
+                                      help="Progress bar on stderr."),
+    ) -> None:
+        """Predict new cases: OUT/predictions.csv and OUT/heatmaps/*.png."""
+        from rich.console import Console
+
+        from breastlab.evaluation.predict import predict_cases
+        from breastlab.models.files import ModelFileError
+
+        try:
+            res = predict_cases(model, input_path, out, heatmaps=heatmaps, threshold=threshold,
+                                batch_size=batch_size, progress=progress)
+        except (ModelFileError, FileNotFoundError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        console = Console(stderr=True)
+        counts = ", ".join(f"{k}: {v}" for k, v in res["counts"].items())
+        thr = (f"; threshold {res['threshold']:.3f} ({res['threshold_source']})"
+               if len(res["class_names"]) == 2 else "")
+        console.print(f"{res['n_cases']} case(s) predicted ({counts}){thr}; "
+                      f"{res['n_skipped']} skipped")
+        typer.echo(str(res["predictions"]))

@@ -1,0 +1,143 @@
+"""Predict new cases with a saved model: probabilities, decisions and heat maps.
+
+``predict_cases(model_file, input, out_dir)``:
+
+* ``input``: a ``cases.csv`` (from ``breastlab cases``) or a folder, assembled with
+  ``multiview.cases.assemble_cases`` (incomplete or ambiguous cases are left out and
+  listed in ``OUT/problems.csv``);
+* preprocessing is rebuilt from the model file's metadata (views, image size,
+  normalisation, flips), so new cases are treated exactly like the training cases;
+* writes ``OUT/predictions.csv``: ``case_id, prob_0..prob_{K-1}, prob`` (binary:
+  P(positive)), ``predicted`` (class name), ``predicted_index``, ``threshold`` and, with
+  heat maps, ``top_view`` and the per-view shares; plus ``OUT/heatmaps/{case}.png``.
+
+The binary operating threshold is, in order: ``threshold=`` given by the caller, the
+``threshold.json`` next to the model file (chosen on validation by ``evaluate_run``), the
+``threshold`` stored in the model metadata, 0.5.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from breastlab.core import atomic
+
+log = logging.getLogger(__name__)
+
+
+def resolve_threshold(model_file: Path, meta: dict[str, Any], threshold: float | None
+                      ) -> tuple[float, str]:
+    if threshold is not None:
+        return float(threshold), "given on the command line"
+    tj = Path(model_file).parent / "threshold.json"
+    if tj.is_file():
+        try:
+            value = json.loads(tj.read_text(encoding="utf-8")).get("threshold")
+            if value is not None:
+                return float(value), f"{tj.name} (chosen on validation)"
+        except ValueError:
+            log.warning("unreadable %s; ignored", tj)
+    if meta.get("threshold") is not None:
+        return float(meta["threshold"]), "model file metadata"
+    return 0.5, "default 0.5"
+
+
+def _rows_from_input(inp: Path, views: list[str] | None, out_dir: Path) -> Any:
+    if inp.is_file():
+        return inp                                   # CaseDataset reads the CSV itself
+    from breastlab.multiview.cases import assemble_cases
+
+    table = assemble_cases([inp], view_set=views, missing="drop", duplicates="drop",
+                           labels="auto")
+    if table.problems:
+        atomic.write_csv(out_dir / "problems.csv", [p.row() for p in table.problems],
+                         ["case_id", "view", "reason", "detail", "path"])
+    return table.rows()
+
+
+def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str | Path, *,
+                  heatmaps: bool = True, threshold: float | None = None,
+                  batch_size: int = 16, progress: bool = True,
+                  attribution: str = "grad_x_input") -> dict[str, Any]:
+    """Predict every case of ``input_path``; returns a summary dict (see module doc)."""
+    import torch
+
+    from breastlab.explain.gallery import dataset_from_meta, safe_name
+    from breastlab.explain.gradcam import explain, logits_to_prob
+    from breastlab.explain.overlays import save_overlay
+    from breastlab.models.files import load_model
+
+    model_file, out_dir = Path(model_file), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net, meta = load_model(model_file)
+    thr, thr_source = resolve_threshold(model_file, meta, threshold)
+    k = int(meta.get("num_classes") or 2)
+    names = list(meta.get("class_names") or [])
+    if len(names) != k:
+        names = ["benign", "malignant"] if k == 2 else [f"class_{i}" for i in range(k)]
+    rows = _rows_from_input(Path(input_path), meta.get("views"), out_dir)
+    ds = dataset_from_meta(rows, meta, progress=progress)
+    if ds.skipped:
+        atomic.write_csv(out_dir / "skipped.csv",
+                         [{"case_id": c, "reason": r} for c, r in ds.skipped],
+                         ["case_id", "reason"])
+    views = list(ds.views)
+    out_rows: list[dict[str, Any]] = []
+    bar = None
+    if progress:
+        from breastlab.core.progress import make_progress
+
+        bar = make_progress()
+        bar.start()
+        task = bar.add_task("Predicting", total=len(ds))
+    try:
+        for start in range(0, len(ds), batch_size):
+            idx = list(range(start, min(start + batch_size, len(ds))))
+            x = torch.stack([ds.image(i) for i in idx]).float()
+            ids = [ds.case_ids[i] for i in idx]
+            labels = [int(ds.labels[i]) for i in idx]
+            with torch.no_grad():
+                probs = logits_to_prob(net(x)).numpy()
+            preds = [int(p[1] >= thr) if k == 2 else int(np.argmax(p)) for p in probs]
+            if heatmaps:   # explain the decision actually made (threshold, not argmax)
+                exps = explain(net, x, views, ids, labels, attribution=attribution,
+                               class_idx=preds)
+            else:
+                exps = [None] * len(idx)
+            for j, (cid, p, e, pred) in enumerate(zip(ids, probs, exps, preds)):
+                row: dict[str, Any] = {"case_id": cid,
+                                       **{f"prob_{c}": float(p[c]) for c in range(k)}}
+                if k == 2:
+                    row["prob"] = float(p[1])
+                row.update(predicted=names[pred], predicted_index=pred,
+                           threshold=thr if k == 2 else "",
+                           label=names[labels[j]] if 0 <= labels[j] < k else "")
+                if e is not None:
+                    fname = f"{safe_name(cid)}.png"
+                    title = (f"case {cid} | predicted {names[pred]} | "
+                             + (f"P({names[1]}) = {p[1]:.2f} (threshold {thr:.3f})"
+                                if k == 2 else f"P = {p[pred]:.2f}")
+                             + f" | drove: {e.top_view}")
+                    save_overlay(out_dir / "heatmaps" / fname, e, names, titles=[title])
+                    row.update(top_view=e.top_view, heatmap=f"heatmaps/{fname}",
+                               **{f"share_{v}": round(float(s), 4)
+                                  for v, s in zip(views, e.shares)})
+                out_rows.append(row)
+            if bar is not None:
+                bar.advance(task, len(idx))
+    finally:
+        if bar is not None:
+            bar.stop()
+    cols = ["case_id", *[f"prob_{c}" for c in range(k)], *(["prob"] if k == 2 else []),
+            "predicted", "predicted_index", "threshold", "label"]
+    if heatmaps:
+        cols += ["top_view", *[f"share_{v}" for v in views], "heatmap"]
+    atomic.write_csv(out_dir / "predictions.csv", out_rows, cols)
+    return {"n_cases": len(out_rows), "n_skipped": len(ds.skipped), "threshold": thr,
+            "threshold_source": thr_source, "class_names": names, "views": views,
+            "predictions": out_dir / "predictions.csv",
+            "counts": {n: sum(r["predicted"] == n for r in out_rows) for n in names}}

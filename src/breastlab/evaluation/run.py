@@ -1,0 +1,347 @@
+"""Evaluate a four-view run directory: thresholds, metrics with CIs, paired tests.
+
+Reads every ``RUN_DIR/models/{model}/repeat{r}/predictions.csv`` (columns ``case_id,
+split, label, prob_0..prob_{K-1}`` and, for binary, ``prob``), then for each model and
+repeat:
+
+1. binary: chooses the operating threshold on the *val* rows (``threshold.py``; default
+   Youden's J) and writes ``threshold.json`` beside the predictions; K > 2: argmax.
+2. computes test metrics with 95% CIs (``metrics.binary_metrics`` /
+   ``metrics.multiclass_metrics``) and the confusion matrix.
+
+Per model: mean ± sd of each figure across repeats, and the *pooled* metrics on the
+concatenated test predictions of all repeats (each repeat at its own threshold).
+
+Paired tests between every pair of models on the test cases they share, per repeat:
+exact McNemar on correctness (all cases = accuracy; positives = sensitivity; negatives
+= specificity) and DeLong for AUC (binary only). Across repeats the per-repeat p-values
+are listed with their count below alpha and median, and the same tests are run once on
+the concatenated (repeat, case) pairs ("pooled"). Pooled p-values treat a case seen in
+several repeats' test sets as independent observations, so they are optimistic when
+repeats overlap; the per-repeat tests are the primary ones.
+
+Everything is written atomically to ``RUN_DIR/metrics.json``.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from breastlab.core import atomic
+
+from .metrics import ALPHA, binary_metrics, multiclass_metrics, summarise_repeats
+from .paired import delong_paired, mcnemar_exact
+from .threshold import DEFAULT_RULE, choose_threshold
+
+SCHEMA = 1
+BINARY_NAMES = ["benign", "malignant"]
+_REPEAT = re.compile(r"^repeat(\d+)$")
+_PROB = re.compile(r"^prob_(\d+)$")
+SMALL_TEST = 30       # warn below this many test cases
+SMALL_CLASS = 10      # warn below this many cases of one class in test
+
+
+# --------------------------------------------------------------------------- reading
+class Predictions:
+    """One ``predictions.csv``: case ids, split, integer labels, ``[N, K]`` probs."""
+
+    def __init__(self, case_id: list[str], split: np.ndarray, label: np.ndarray,
+                 prob: np.ndarray) -> None:
+        self.case_id, self.split, self.label, self.prob = case_id, split, label, prob
+
+    @property
+    def k(self) -> int:
+        return int(self.prob.shape[1])
+
+    def subset(self, split: str) -> Predictions:
+        m = self.split == split
+        return Predictions([c for c, keep in zip(self.case_id, m) if keep], self.split[m],
+                           self.label[m], self.prob[m])
+
+
+def read_predictions(path: str | Path, class_names: list[str] | None = None) -> Predictions:
+    """Read a ``predictions.csv`` (labels may be indices or class names)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return Predictions([], np.array([], str), np.array([], int), np.zeros((0, 2)))
+    cols = rows[0].keys()
+    idx = sorted(int(m.group(1)) for c in cols if (m := _PROB.match(c)))
+    if idx:
+        prob = np.array([[float(r[f"prob_{i}"]) for i in idx] for r in rows], dtype=float)
+    elif "prob" in cols:
+        p1 = np.array([float(r["prob"]) for r in rows])
+        prob = np.c_[1 - p1, p1]
+    else:
+        raise ValueError(f"{path}: no prob_0..prob_K-1 or prob column")
+    if prob.shape[1] == 2 and "prob" in cols:   # binary: 'prob' is authoritative P(1)
+        prob[:, 1] = [float(r["prob"]) for r in rows]
+        prob[:, 0] = 1 - prob[:, 1]
+    lookup = {n.lower(): i for i, n in enumerate(class_names or [])}
+    labels = []
+    for r in rows:
+        v = str(r["label"]).strip()
+        try:
+            labels.append(int(float(v)))
+        except ValueError:
+            if v.lower() not in lookup:
+                raise ValueError(f"{path}: label {v!r} is not an index or class name") from None
+            labels.append(lookup[v.lower()])
+    split = np.array([str(r.get("split", "test")).strip().lower() for r in rows])
+    return Predictions([str(r["case_id"]) for r in rows], split, np.array(labels, int), prob)
+
+
+def discover(run_dir: str | Path) -> dict[str, dict[int, Path]]:
+    """``{model: {repeat: predictions.csv}}`` found under ``RUN_DIR/models``."""
+    out: dict[str, dict[int, Path]] = {}
+    root = Path(run_dir) / "models"
+    if not root.is_dir():
+        return out
+    for mdir in sorted(p for p in root.iterdir() if p.is_dir()):
+        reps = {}
+        for rdir in mdir.iterdir():
+            m = _REPEAT.match(rdir.name)
+            if m and (rdir / "predictions.csv").is_file():
+                reps[int(m.group(1))] = rdir / "predictions.csv"
+        if reps:
+            out[mdir.name] = dict(sorted(reps.items()))
+    return out
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def class_names_for(run_dir: str | Path, k: int) -> list[str]:
+    """Class names from ``provenance.json`` (config ``class_names``/``classes``/``labels``),
+    else ``benign, malignant`` for K = 2, else ``class_0..``."""
+    prov = read_json(Path(run_dir) / "provenance.json")
+    for src in (prov.get("config", {}) or {}, prov):
+        for key in ("class_names", "classes", "labels"):
+            names = src.get(key) if isinstance(src, dict) else None
+            if isinstance(names, list) and len(names) == k:
+                return [str(n) for n in names]
+    return list(BINARY_NAMES) if k == 2 else [f"class_{i}" for i in range(k)]
+
+
+def _rule_for(run_dir: Path) -> str:
+    prov = read_json(run_dir / "provenance.json")
+    cfg = prov.get("config", {}) if isinstance(prov.get("config"), dict) else {}
+    return str(cfg.get("threshold_rule") or DEFAULT_RULE)
+
+
+# --------------------------------------------------------------------------- evaluation
+def _predicted(pred: Predictions, threshold: float | None) -> np.ndarray:
+    if pred.k == 2 and threshold is not None:
+        return (pred.prob[:, 1] >= threshold).astype(int)
+    return pred.prob.argmax(axis=1).astype(int)
+
+
+def _metrics(pred: Predictions, names: list[str], threshold: float | None, ci: str,
+             auc_method: str, alpha: float, hard: np.ndarray | None = None) -> dict[str, Any]:
+    if pred.k == 2:
+        return binary_metrics(pred.label, pred.prob[:, 1], threshold if threshold is not None
+                              else 0.5, ci=ci, auc_method=auc_method, alpha=alpha, pred=hard)
+    # K > 2: the prediction is always the argmax, so the probabilities carry it (and AUC)
+    return multiclass_metrics(pred.label, pred.prob, names, ci=ci, alpha=alpha,
+                              auc_method=auc_method)
+
+
+def _counts(pred: Predictions, names: list[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for split in ("train", "val", "test"):
+        lab = pred.label[pred.split == split]
+        if len(lab):
+            c = Counter(int(v) for v in lab)
+            out[split] = {names[i] if 0 <= i < len(names) else str(i): c.get(i, 0)
+                          for i in range(len(names))}
+    return out
+
+
+def _paired(y: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray, hard_a: np.ndarray,
+            hard_b: np.ndarray, alpha: float) -> dict[str, Any]:
+    ok_a, ok_b = hard_a == y, hard_b == y
+    out: dict[str, Any] = {"n": int(len(y)), "mcnemar": {"accuracy": mcnemar_exact(ok_a, ok_b)}}
+    if prob_a.shape[1] == 2:
+        pos, neg = y == 1, y == 0
+        out["mcnemar"]["sensitivity"] = mcnemar_exact(ok_a[pos], ok_b[pos])
+        out["mcnemar"]["specificity"] = mcnemar_exact(ok_a[neg], ok_b[neg])
+        out["delong"] = delong_paired(y, prob_a[:, 1], prob_b[:, 1], alpha)
+    return out
+
+
+def _p_summary(values: list[float | None], alpha: float) -> dict[str, Any]:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    return {"p_values": values, "n_below_alpha": sum(v < alpha for v in vals),
+            "n_repeats": len(vals), "median_p": float(np.median(vals)) if vals else None}
+
+
+def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
+                 ci: str = "wilson", auc_method: str = "delong", alpha: float = ALPHA,
+                 write: bool = True) -> dict[str, Any]:
+    """Evaluate every model/repeat under ``run_dir``; write ``threshold.json`` files and
+    ``metrics.json`` (unless ``write=False``). Returns the metrics dict.
+
+    ``threshold_rule``: see :mod:`breastlab.evaluation.threshold`; default from the run's
+    ``provenance.json`` config (``threshold_rule``) or Youden's J.
+    """
+    run_dir = Path(run_dir)
+    found = discover(run_dir)
+    if not found:
+        raise FileNotFoundError(f"no models/*/repeat*/predictions.csv under {run_dir}")
+    rule = threshold_rule or _rule_for(run_dir)
+    first = read_predictions(next(iter(next(iter(found.values())).values())))
+    names = class_names_for(run_dir, first.k)
+    task = "binary" if first.k == 2 else "multiclass"
+    warnings: list[str] = []
+
+    loaded: dict[str, dict[int, Predictions]] = {
+        m: {r: read_predictions(p, names) for r, p in reps.items()} for m, reps in found.items()}
+    hard: dict[tuple[str, int], np.ndarray] = {}
+    models_out: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+
+    for model, reps in loaded.items():
+        per_rep: dict[str, Any] = {}
+        pooled_parts: list[tuple[Predictions, np.ndarray]] = []
+        for r, pred in reps.items():
+            if pred.k != first.k:
+                raise ValueError(f"{model}/repeat{r}: {pred.k} classes, expected {first.k}")
+            val, test = pred.subset("val"), pred.subset("test")
+            if task == "binary":
+                thr = choose_threshold(val.label, val.prob[:, 1], rule)
+                if not len(val.label):
+                    warnings.append(f"{model}/repeat{r}: no validation rows; threshold 0.5")
+            else:
+                thr = {"threshold": None, "rule": "argmax",
+                       "rationale": f"{first.k} classes: predicted class = highest probability"}
+            if write:
+                atomic.write_json(found[model][r].parent / "threshold.json", thr)
+            entry: dict[str, Any] = {"threshold": thr, "n_test": len(test.label),
+                                     "n_val": len(val.label)}
+            if len(test.label):
+                entry["test"] = _metrics(test, names, thr["threshold"], ci, auc_method, alpha)
+                h = _predicted(test, thr["threshold"])
+                hard[(model, r)] = h
+                pooled_parts.append((test, h))
+            else:
+                warnings.append(f"{model}/repeat{r}: no test rows")
+            if len(val.label):
+                entry["val"] = _metrics(val, names, thr["threshold"], ci, auc_method, alpha)
+            per_rep[f"repeat{r}"] = entry
+            data.setdefault(f"repeat{r}", _counts(pred, names))
+        summary = summarise_repeats([e["test"] for e in per_rep.values() if "test" in e])
+        out: dict[str, Any] = {"repeats": per_rep, "summary": summary}
+        if pooled_parts:
+            y = np.concatenate([p.label for p, _ in pooled_parts])
+            prob = np.concatenate([p.prob for p, _ in pooled_parts])
+            hp = np.concatenate([h for _, h in pooled_parts])
+            out["pooled"] = _metrics(Predictions([], np.array([]), y, prob), names, None, ci,
+                                     auc_method, alpha, hard=hp)
+            out["pooled"]["confusion_matrix_sum"] = out["pooled"]["confusion_matrix"]
+        models_out[model] = out
+
+    paired = _paired_all(loaded, hard, alpha, warnings)
+    _sample_warnings(models_out, task, warnings)
+    result = {
+        "schema": SCHEMA,
+        "task": task,
+        "class_names": names,
+        "positive_class": names[1] if task == "binary" else None,
+        "settings": {"threshold_rule": rule if task == "binary" else "argmax",
+                     "proportion_ci": ci, "auc_ci": auc_method, "alpha": alpha,
+                     "sd": "sample standard deviation across repeats (ddof=1)"},
+        "data": data,
+        "models": models_out,
+        "paired": paired,
+        "warnings": warnings,
+    }
+    if write:
+        atomic.write_json(run_dir / "metrics.json", result)
+    return result
+
+
+def _paired_all(loaded: dict[str, dict[int, Predictions]],
+                hard: dict[tuple[str, int], np.ndarray], alpha: float,
+                warnings: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for a, b in itertools.combinations(loaded, 2):
+        per_rep: dict[str, Any] = {}
+        pool: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "pa", "pb", "ha", "hb")}
+        for r in sorted(set(loaded[a]) & set(loaded[b])):
+            if (a, r) not in hard or (b, r) not in hard:
+                continue
+            ta, tb = loaded[a][r].subset("test"), loaded[b][r].subset("test")
+            ia = {c: i for i, c in enumerate(ta.case_id)}
+            ib = {c: i for i, c in enumerate(tb.case_id)}
+            common = [c for c in ta.case_id if c in ib]
+            if not common:
+                continue
+            xa = np.array([ia[c] for c in common])
+            xb = np.array([ib[c] for c in common])
+            y = ta.label[xa]
+            if not np.array_equal(y, tb.label[xb]):
+                warnings.append(f"{a} vs {b} repeat{r}: labels differ on shared cases; "
+                                "pair skipped")
+                continue
+            if len(common) < max(len(ta.case_id), len(tb.case_id)):
+                warnings.append(f"{a} vs {b} repeat{r}: compared on the {len(common)} "
+                                "shared test cases only")
+            parts = (y, ta.prob[xa], tb.prob[xb], hard[(a, r)][xa], hard[(b, r)][xb])
+            per_rep[f"repeat{r}"] = _paired(*parts, alpha)
+            for key, arr in zip(pool, parts):
+                pool[key].append(arr)
+        if not per_rep:
+            continue
+        entry: dict[str, Any] = {"model_a": a, "model_b": b, "repeats": per_rep}
+        pooled = _paired(*(np.concatenate(pool[k]) for k in pool), alpha)
+        entry["pooled"] = pooled
+        summ: dict[str, Any] = {}
+        for test_name in pooled["mcnemar"]:
+            summ[f"mcnemar_{test_name}"] = _p_summary(
+                [v["mcnemar"][test_name]["p_value"] for v in per_rep.values()], alpha)
+        if "delong" in pooled:
+            summ["delong_auc"] = _p_summary(
+                [v["delong"]["p_value"] for v in per_rep.values()], alpha)
+        entry["across_repeats"] = summ
+        out.append(entry)
+    return out
+
+
+def _sample_warnings(models: dict[str, Any], task: str, warnings: list[str]) -> None:
+    seen: set[Any] = set()
+    for model, m in models.items():
+        for rep, e in m["repeats"].items():
+            t = e.get("test")
+            if not t:
+                continue
+            auc = t.get("auc") or t.get("macro_auc") or {}
+            if (auc.get("value") is not None and auc.get("ci_low") == auc.get("ci_high")
+                    and model not in seen):
+                seen.add(model)
+                warnings.append(f"{model} {rep}: AUC {auc['value']:.3f} with a zero-width "
+                                "CI (perfect separation); the interval understates the "
+                                "uncertainty")
+            key = (rep, t["n"])
+            if key in seen:
+                continue
+            seen.add(key)
+            if t["n"] < SMALL_TEST:
+                warnings.append(f"{rep}: only {t['n']} test cases; CIs are wide and "
+                                "differences between models are hard to establish")
+            if task == "binary" and min(t["n_pos"], t["n_neg"]) < SMALL_CLASS:
+                warnings.append(f"{rep}: {t['n_pos']} positive / {t['n_neg']} negative test "
+                                "cases; sensitivity or specificity rests on very few cases")
+        if len(m["repeats"]) < 2:
+            warnings.append(f"{model}: a single repeat; no spread across repeats")

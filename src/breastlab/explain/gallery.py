@@ -1,0 +1,183 @@
+"""Grad-CAM gallery of a run: a few test cases of each class, right and wrong.
+
+``generate_gallery(run_dir)`` picks the stacked model (``resnet18``; else the first model
+with a ``model.pt``), repeat 0, and up to ``n_cases`` test cases spread over the four
+outcomes (true/false positive/negative; for K > 2, right and wrong per class), most
+confident first. It writes one overlay PNG per case to ``RUN_DIR/explain/`` and an
+``explain/index.json`` describing each (case id, model, repeat, label, probability,
+per-view shares, the view that drove the decision). Only case ids from
+``predictions.csv`` are used; ``patient_id`` is never read.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from breastlab.core import atomic
+
+log = logging.getLogger(__name__)
+STACKED_PREFERENCE = ("resnet18", "viewwise")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    return _SAFE.sub("_", str(text))[:80] or "case"
+
+
+def dataset_from_meta(rows: Any, meta: Mapping[str, Any], *, progress: bool = False):
+    """A ``CaseDataset`` preprocessed exactly as the model was trained (model metadata)."""
+    from breastlab.multiview.dataset import CaseDataset
+
+    pre = dict(meta.get("preprocessing") or {})
+    kwargs: dict[str, Any] = {
+        "views": meta.get("views") or pre.get("views"),
+        "image_size": int(pre.get("image_size") or meta.get("image_size") or 256),
+        "train": False, "cache": True, "progress": progress,
+    }
+    for key in ("flip_right", "normalization", "slice_index"):
+        if pre.get(key) is not None:
+            kwargs[key] = pre[key]
+    if pre.get("clip_percentiles") is not None:
+        kwargs["clip_percentiles"] = tuple(pre["clip_percentiles"])
+    return CaseDataset(rows, **kwargs)
+
+
+def _pick_cases(label: np.ndarray, prob: np.ndarray, threshold: float | None,
+                n_cases: int) -> list[int]:
+    """Indices spread over outcome groups, most confident first within each."""
+    k = prob.shape[1]
+    if k == 2 and threshold is not None:
+        pred = (prob[:, 1] >= threshold).astype(int)
+    else:
+        pred = prob.argmax(1)
+    conf = prob[np.arange(len(prob)), pred]
+    groups: list[list[int]] = []
+    for c in range(k):                                   # right then wrong, per class
+        for right in (True, False):
+            idx = np.flatnonzero((label == c) & ((pred == label) == right))
+            groups.append(list(idx[np.argsort(-conf[idx], kind="stable")]))
+    chosen: list[int] = []
+    while len(chosen) < n_cases and any(groups):
+        for g in groups:
+            if g and len(chosen) < n_cases:
+                chosen.append(int(g.pop(0)))
+    return chosen
+
+
+def _choose_model(run_dir: Path, model: str | None, repeat: int | None
+                  ) -> tuple[str, int, Path] | None:
+    root = run_dir / "models"
+    if not root.is_dir():
+        return None
+    names = [model] if model else (
+        [m for m in STACKED_PREFERENCE if (root / m).is_dir()]
+        + sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in STACKED_PREFERENCE))
+    for name in names:
+        reps = [repeat] if repeat is not None else sorted(
+            int(p.name[6:]) for p in (root / name).glob("repeat*") if p.name[6:].isdigit())
+        for r in reps:
+            mp = root / name / f"repeat{r}" / "model.pt"
+            if mp.is_file() and (mp.parent / "predictions.csv").is_file():
+                return name, r, mp
+    return None
+
+
+def _probabilities(net: Any, x: Any) -> np.ndarray:
+    import torch
+
+    from .gradcam import _model_output, logits_to_prob
+
+    with torch.no_grad():
+        return logits_to_prob(_model_output(net.eval(), x)).numpy()
+
+
+def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None = None,
+                     repeat: int | None = None, attribution: str = "grad_x_input"
+                     ) -> list[dict[str, Any]]:
+    """Write overlays for a few test cases to ``RUN_DIR/explain``; returns the index
+    entries (empty when no model file or no case images are available)."""
+    run_dir = Path(run_dir)
+    pick = _choose_model(run_dir, model, repeat)
+    cases_csv = run_dir / "cases.csv"
+    if pick is None or not cases_csv.is_file():
+        return []
+    from breastlab.evaluation.run import read_predictions
+    from breastlab.models.files import load_model
+
+    from .gradcam import explain
+    from .overlays import save_overlay
+    name, r, model_path = pick
+    net, meta = load_model(model_path)
+    names = list(meta.get("class_names") or [])
+    preds = read_predictions(model_path.parent / "predictions.csv", names).subset("test")
+    if not len(preds.label):
+        return []
+    if not names or len(names) != preds.k:
+        names = (["benign", "malignant"] if preds.k == 2
+                 else [f"class_{i}" for i in range(preds.k)])
+    thr_doc = json.loads((model_path.parent / "threshold.json").read_text()) if (
+        model_path.parent / "threshold.json").is_file() else {}
+    threshold = thr_doc.get("threshold", meta.get("threshold"))
+    chosen = _pick_cases(preds.label, preds.prob, threshold, n_cases)
+    wanted = {preds.case_id[i] for i in chosen}
+    from breastlab.multiview.dataset import read_case_csv
+
+    rows = [row for row in read_case_csv(cases_csv) if str(row.get("case_id")) in wanted]
+    for row in rows:
+        row["_base_dir"] = str(cases_csv.resolve().parent)
+        row.pop("patient_id", None)
+    ds = dataset_from_meta(rows, meta)
+    if not len(ds):
+        log.warning("gallery: no case images could be read (%s)", ds.skipped[:3])
+        return []
+    order = {c: i for i, c in enumerate(ds.case_ids)}
+    index: list[dict[str, Any]] = []
+    out_dir = run_dir / "explain"
+    for i in chosen:
+        cid = preds.case_id[i]
+        if cid not in order:
+            continue
+        x = ds.image(order[cid])[None].float()
+        p_now = _probabilities(net, x)[0]
+        pred = (int(p_now[1] >= threshold) if preds.k == 2 and threshold is not None
+                else int(np.argmax(p_now)))
+        e = explain(net, x, list(ds.views), [cid], [int(preds.label[i])],
+                    attribution=attribution, class_idx=pred)[0]
+        title = (f"case {cid} | {name} repeat {r} | P({names[-1] if preds.k == 2 else names[pred]})"
+                 f" = {e.prob[1] if preds.k == 2 else e.prob[pred]:.2f} | predicted "
+                 f"{names[pred]}, truth {names[e.label]} "
+                 f"({'correct' if pred == e.label else 'wrong'}) | drove: {e.top_view}")
+        fname = f"{safe_name(name)}_repeat{r}_{safe_name(cid)}.png"
+        save_overlay(out_dir / fname, e, names, titles=[title])
+        index.append({
+            "file": fname, "case_id": cid, "model": name, "repeat": r,
+            "label": names[e.label], "predicted": names[pred], "correct": pred == e.label,
+            "prob": [float(p) for p in e.prob], "threshold": threshold,
+            "views": e.views, "shares": [float(s) for s in e.shares],
+            "top_view": e.top_view, "attribution": e.method, "cam": e.extra.get("cam"),
+        })
+    if index:
+        atomic.write_json(out_dir / "index.json", {"model": name, "repeat": r,
+                                                   "class_names": names, "cases": index})
+    return index
+
+
+def gallery_entries(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The gallery of ``RUN_DIR/explain``: index entries if present, else every PNG."""
+    d = Path(run_dir) / "explain"
+    if not d.is_dir():
+        return []
+    idx = d / "index.json"
+    if idx.is_file():
+        try:
+            cases = json.loads(idx.read_text(encoding="utf-8")).get("cases", [])
+            return [c for c in cases if (d / c.get("file", "")).is_file()]
+        except ValueError:
+            pass
+    return [{"file": p.name} for p in sorted(d.glob("*.png"))]

@@ -1,0 +1,470 @@
+"""One self-contained HTML report per run directory.
+
+``write_report(run_dir)`` writes ``RUN_DIR/report.html``: inline CSS, every figure a
+base64 PNG, no scripts, no external links (it opens offline and can be mailed as one
+file). Sections: notes and caveats (a banner when the provenance says demo/phantom data, or the
+case files come from a ``breastlab phantom`` folder), data, metrics (mean ± sd over repeats, per repeat
+with 95% CIs, pooled), thresholds, paired tests, ROC curves, confusion matrices,
+Grad-CAM gallery, configuration, provenance and versions.
+
+No patient names or IDs: cases appear only by the case id of ``predictions.csv``;
+``cases.csv`` (which holds the pseudonymous patient id) is never read here, and
+configuration keys mentioning patients are dropped.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from breastlab.core import atomic
+from breastlab.evaluation.metrics import format_figure, format_mean_sd, proportion_ci
+from breastlab.evaluation.run import discover, evaluate_run, read_json, read_predictions
+
+from . import figures
+
+log = logging.getLogger(__name__)
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1200px;color:#222;line-height:1.45;padding:0 1em}
+h1{border-bottom:3px solid #1f77b4;padding-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right;vertical-align:top}
+th{background:#f0f4f8}td.l,th.l{text-align:left}
+.note{background:#fff7e0;border-left:4px solid #e0a800;padding:.6em 1em;margin:1em 0}
+.warn{background:#fdecea;border-left:4px solid #d62728;padding:.6em 1em;margin:1em 0}
+.small{font-size:.85em;color:#555}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
+img{max-width:100%}pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.8em}
+.grid{display:flex;flex-wrap:wrap;gap:1em}.grid figure{flex:0 1 auto}
+"""
+
+BINARY_COLUMNS = [("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"),
+                  ("specificity", "Specificity"), ("ppv", "PPV"), ("npv", "NPV"),
+                  ("auc", "AUC")]
+PHANTOM_WORDS = ("phantom", "demo", "synthetic")
+
+
+def esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def img_tag(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1,
+          raw: bool = False) -> str:
+    """HTML table; the first ``left`` columns left-aligned; cells escaped unless ``raw``."""
+    def cell(tag: str, i: int, v: Any) -> str:
+        cls = ' class="l"' if i < left else ""
+        return f"<{tag}{cls}>{v if raw else esc(v)}</{tag}>"
+    head = "".join(cell("th", i, h) for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _scrub(obj: Any) -> Any:
+    """Drop keys that could carry patient identifiers from configuration blocks."""
+    if isinstance(obj, Mapping):
+        return {k: _scrub(v) for k, v in obj.items()
+                if not any(w in str(k).lower() for w in ("patient", "phi", "name_of"))}
+    if isinstance(obj, list):
+        return [_scrub(v) for v in obj]
+    return obj
+
+
+def _phantom_marker(run_dir: Path) -> bool:
+    """True when the first case's view files sit under a folder with ``phantom.json``
+    (written by ``breastlab phantom``). Only path columns of ``cases.csv`` are read."""
+    import csv
+
+    path = run_dir / "cases.csv"
+    if not path.is_file():
+        return False
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            row = next(csv.DictReader(fh), None)
+    except (OSError, csv.Error):
+        return False
+    for key, value in (row or {}).items():
+        if key in ("case_id", "patient_id", "label") or not value:
+            continue
+        p = Path(value) if Path(value).is_absolute() else run_dir / value
+        for parent in list(p.parents)[:4]:
+            if (parent / "phantom.json").is_file():
+                return True
+    return False
+
+
+def _is_phantom(prov: Mapping[str, Any], run_dir: Path | None = None) -> bool:
+    if run_dir is not None and _phantom_marker(run_dir):
+        return True
+    cfg = prov.get("config") or {}
+    if isinstance(cfg, Mapping):
+        for key in ("demo", "phantom", "synthetic"):
+            if cfg.get(key):
+                return True
+        src = " ".join(str(cfg.get(k, "")) for k in ("data", "source", "dataset", "cases"))
+        if any(w in src.lower() for w in PHANTOM_WORDS):
+            return True
+    return any(w in str(prov.get("command", "")).lower() for w in ("phantom", " demo"))
+
+
+def _load_metrics(run_dir: Path) -> dict[str, Any]:
+    """metrics.json, recomputed when absent or older than any predictions.csv."""
+    path = run_dir / "metrics.json"
+    preds = [p for reps in discover(run_dir).values() for p in reps.values()]
+    if path.is_file() and all(p.stat().st_mtime <= path.stat().st_mtime for p in preds):
+        data = read_json(path)
+        if data.get("schema") and data.get("models"):
+            return data
+    return evaluate_run(run_dir)
+
+
+# --------------------------------------------------------------------------- sections
+def _notes(metrics: Mapping[str, Any], prov: Mapping[str, Any], run_dir: Path) -> str:
+    parts = []
+    if _is_phantom(prov, run_dir):
+        parts.append('<div class="warn"><b>Phantom / demo data.</b> These cases are '
+                     "synthetic. The figures below show that the pipeline runs end to end; "
+                     "they are <b>not</b> evidence of diagnostic accuracy and must never be "
+                     "quoted as such.</div>")
+    items = [esc(w) for w in metrics.get("warnings", [])]
+    items += [
+        "95% CIs describe sampling uncertainty of the test cases of one repeat only; "
+        "they do not cover variation from training randomness or case selection, which the "
+        "spread across repeats (mean ± sd) partly shows.",
+        "The operating threshold was chosen on validation cases only; test cases never "
+        "influenced it.",
+        "Pooled figures concatenate the test predictions of all repeats; when repeats "
+        "share cases these are not independent, so pooled p-values and CIs are optimistic.",
+        "Paired tests are not corrected for multiple comparisons.",
+    ]
+    lis = "".join(f"<li>{i}</li>" for i in items)
+    return "<h2 id='notes'>Notes and caveats</h2>" + "".join(parts) + \
+        f'<div class="note"><ul>{lis}</ul></div>'
+
+
+def _data_section(metrics: Mapping[str, Any], prov: Mapping[str, Any]) -> str:
+    names = metrics["class_names"]
+    rows = []
+    for rep, splits in metrics.get("data", {}).items():
+        for split, counts in splits.items():
+            rows.append([rep, split, *[counts.get(n, 0) for n in names],
+                         sum(counts.values())])
+    fp = prov.get("data_fingerprint") or (prov.get("config") or {}).get("data_fingerprint")
+    out = "<h2 id='data'>Data</h2>"
+    out += table(["repeat", "split", *names, "total"], rows, left=2)
+    out += (f"<p class='small'>Data fingerprint (SHA-256 over the view files): "
+            f"<code>{esc(fp or 'not recorded')}</code></p>")
+    return out
+
+
+def _summary_table_binary(models: Mapping[str, Any]) -> str:
+    rows = []
+    for model, m in models.items():
+        s = m["summary"]
+        n_rep = max((v.get("n_repeats", 0) for v in s.values()), default=0)
+        rows.append([model, n_rep, *[format_mean_sd(s.get(k)) for k, _ in BINARY_COLUMNS]])
+    return table(["model", "repeats", *[h for _, h in BINARY_COLUMNS]], rows)
+
+
+def _per_repeat_binary(models: Mapping[str, Any]) -> str:
+    rows = []
+    for model, m in models.items():
+        for rep, e in m["repeats"].items():
+            t = e.get("test")
+            if not t:
+                continue
+            thr = e["threshold"].get("threshold")
+            rows.append([model, rep, t["n"], f"{t['n_pos']}/{t['n_neg']}",
+                         "n/a" if thr is None else f"{thr:.3f}",
+                         *[format_figure(t.get(k)) for k, _ in BINARY_COLUMNS]])
+        if "pooled" in m:
+            p = m["pooled"]
+            rows.append([model, "pooled", p["n"], f"{p['n_pos']}/{p['n_neg']}", "per repeat",
+                         *[format_figure(p.get(k)) for k, _ in BINARY_COLUMNS]])
+    return table(["model", "repeat", "n", "pos/neg", "threshold",
+                  *[h for _, h in BINARY_COLUMNS]], rows, left=2)
+
+
+def _summary_table_multi(models: Mapping[str, Any], names: Sequence[str]) -> str:
+    rows = []
+    for model, m in models.items():
+        s = m["summary"]
+        rows.append([model, format_mean_sd(s.get("accuracy")),
+                     *[format_mean_sd(s.get(f"per_class.{n}.accuracy")) for n in names],
+                     format_mean_sd(s.get("macro_auc"))])
+    return table(["model", "overall accuracy", *[f"accuracy {n}" for n in names],
+                  "macro AUC (OvR)"], rows)
+
+
+def _per_repeat_multi(models: Mapping[str, Any], names: Sequence[str]) -> str:
+    rows = []
+    for model, m in models.items():
+        items = [(rep, e.get("test")) for rep, e in m["repeats"].items()]
+        if "pooled" in m:
+            items.append(("pooled", m["pooled"]))
+        for rep, t in items:
+            if not t:
+                continue
+            rows.append([model, rep, t["n"], format_figure(t["accuracy"]),
+                         *[format_figure(t["per_class"][n]["accuracy"]) for n in names],
+                         format_figure(t.get("macro_auc"))])
+    return table(["model", "repeat", "n", "overall accuracy",
+                  *[f"accuracy {n}" for n in names], "macro AUC (OvR)"], rows, left=2)
+
+
+def _metrics_section(metrics: Mapping[str, Any]) -> str:
+    st = metrics["settings"]
+    models = metrics["models"]
+    names = metrics["class_names"]
+    out = "<h2 id='metrics'>Metrics (test set)</h2>"
+    ci_name = {"wilson": "Wilson score", "exact": "Clopper-Pearson exact"}.get(
+        st["proportion_ci"], st["proportion_ci"])
+    auc_name = {"delong": "DeLong", "bootstrap": "stratified bootstrap"}.get(
+        st["auc_ci"], st["auc_ci"])
+    out += (f"<p class='small'>Proportions: {esc(ci_name)} 95% CI; AUC: "
+            f"{esc(auc_name)} 95% CI. Mean ± sd: {esc(st['sd'])}. "
+            + ("Positive class: " + esc(metrics.get('positive_class')) + "."
+               if metrics["task"] == "binary" else
+               "Accuracy of a class = the fraction of its cases predicted as that class "
+               "(recall).") + "</p>")
+    if metrics["task"] == "binary":
+        out += "<h3>Mean ± sd across repeats</h3>" + _summary_table_binary(models)
+        out += "<h3>Each repeat, value (95% CI)</h3>" + _per_repeat_binary(models)
+    else:
+        out += "<h3>Mean ± sd across repeats</h3>" + _summary_table_multi(models, names)
+        out += "<h3>Each repeat, value (95% CI)</h3>" + _per_repeat_multi(models, names)
+    return out
+
+
+def _threshold_section(metrics: Mapping[str, Any]) -> str:
+    if metrics["task"] != "binary":
+        return ("<h2 id='threshold'>Decision rule</h2><p>Predicted class = the class with "
+                "the highest probability (no threshold).</p>")
+    rows = []
+    for model, m in metrics["models"].items():
+        for rep, e in m["repeats"].items():
+            t = e["threshold"]
+            f = (lambda v: "n/a" if v is None else f"{v:.3f}")
+            rows.append([model, rep, f(t.get("threshold")), t.get("rule", ""),
+                         f"{t.get('n_val', 0)} ({t.get('n_val_pos', 0)}/{t.get('n_val_neg', 0)})",
+                         f(t.get("val_sensitivity")), f(t.get("val_specificity")),
+                         t.get("rationale", "")])
+    return ("<h2 id='threshold'>Operating thresholds (chosen on validation)</h2>"
+            "<p class='small'>A case is called positive when P(positive) ≥ threshold.</p>"
+            + table(["model", "repeat", "threshold", "rule", "val n (pos/neg)",
+                     "val sensitivity", "val specificity", "rationale"], rows, left=2))
+
+
+def _p(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def _paired_section(metrics: Mapping[str, Any]) -> str:
+    pairs = metrics.get("paired") or []
+    out = "<h2 id='paired'>Paired comparisons (same test cases)</h2>"
+    if not pairs:
+        return out + "<p>Only one model: no paired comparisons.</p>"
+    binary = metrics["task"] == "binary"
+    alpha = metrics["settings"]["alpha"]
+    rows = []
+    for pr in pairs:
+        items = list(pr["repeats"].items()) + [("pooled", pr["pooled"])]
+        for rep, v in items:
+            mc = v["mcnemar"]
+            row = [f"{pr['model_a']} vs {pr['model_b']}", rep, v["n"],
+                   f"{mc['accuracy']['a_only']}/{mc['accuracy']['b_only']}",
+                   _p(mc["accuracy"]["p_value"])]
+            if binary:
+                d = v["delong"]
+                row += [_p(mc["sensitivity"]["p_value"]), _p(mc["specificity"]["p_value"]),
+                        "n/a" if d["difference"] is None else
+                        f"{d['difference']:+.3f} ({d['ci_low']:+.3f} to {d['ci_high']:+.3f})",
+                        _p(d["p_value"])]
+            rows.append(row)
+        acr = pr.get("across_repeats", {})
+        row = [f"{pr['model_a']} vs {pr['model_b']}", f"repeats with p<{alpha:g}", "", "",
+               _count(acr.get("mcnemar_accuracy"))]
+        if binary:
+            row += [_count(acr.get("mcnemar_sensitivity")), _count(acr.get("mcnemar_specificity")),
+                    "", _count(acr.get("delong_auc"))]
+        rows.append(row)
+    header = ["models (A vs B)", "repeat", "n", "discordant A-only/B-only", "McNemar p (accuracy)"]
+    if binary:
+        header += ["McNemar p (sensitivity)", "McNemar p (specificity)",
+                   "AUC difference A−B (95% CI)", "DeLong p"]
+    out += ("<p class='small'>Exact McNemar test on paired correctness (the exact form of "
+            "the paired χ² test"
+            + ("; sensitivity on positives, specificity on negatives) and DeLong's test for "
+               "correlated AUCs." if binary else ").")
+            + " 'pooled' concatenates all repeats.</p>")
+    return out + table(header, rows, left=2)
+
+
+def _count(s: Mapping[str, Any] | None) -> str:
+    if not s:
+        return ""
+    med = s.get("median_p")
+    return f"{s['n_below_alpha']}/{s['n_repeats']} (median p {_p(med)})"
+
+
+def _figures_section(run_dir: Path, metrics: Mapping[str, Any]) -> str:
+    names = metrics["class_names"]
+    curves: dict[str, list] = {}
+    for model, reps in discover(run_dir).items():
+        for path in reps.values():
+            t = read_predictions(path, names).subset("test")
+            if len(t.label):
+                curves.setdefault(model, []).append((t.label, t.prob))
+    out = "<h2 id='roc'>ROC curves</h2>"
+    if curves:
+        legends = {m: figures.auc_legend(metrics["models"][m]["summary"].get("auc"),
+                                         metrics["models"][m].get("pooled", {}).get("auc"))
+                   for m in curves if m in metrics["models"]}
+        png = figures.roc_figure(curves, legends, names)
+        out += f"<figure>{img_tag(png, 'ROC curves')}<figcaption>ROC curves of every model on " \
+               "the test cases.</figcaption></figure>"
+    keys = ([k for k, _ in BINARY_COLUMNS] if metrics["task"] == "binary"
+            else ["accuracy", *[f"per_class.{n}.accuracy" for n in names]])
+    vals = {k: {m: mm["summary"].get(k, {}).get("values", [])
+                for m, mm in metrics["models"].items()} for k in keys}
+    if any(len(v) > 1 for d in vals.values() for v in d.values()):
+        out += ("<h3>Spread across repeats</h3><figure>"
+                + img_tag(figures.repeat_metrics_figure(vals), "metrics per repeat")
+                + "<figcaption>Each dot one repeat; bar = mean.</figcaption></figure>")
+    out += "<h2 id='confusion'>Confusion matrices</h2><div class='grid'>"
+    for model, m in metrics["models"].items():
+        cm = m.get("pooled", {}).get("confusion_matrix")
+        if cm is None:
+            continue
+        n_rep = sum(1 for e in m["repeats"].values() if "test" in e)
+        png = figures.confusion_figure(cm, names, f"{model} (sum over {n_rep} repeat(s))")
+        out += f"<figure>{img_tag(png, f'confusion matrix {model}')}</figure>"
+    out += "</div>"
+    ci = metrics["settings"].get("proportion_ci", "wilson")
+    for model, m in metrics["models"].items():
+        cm = m.get("pooled", {}).get("confusion_matrix")
+        if cm is None:
+            continue
+        rows = []
+        for i, n in enumerate(names):
+            acc = proportion_ci(cm[i][i], sum(cm[i]), ci)
+            rows.append([n, *cm[i], sum(cm[i]), format_figure(acc)])
+        total = sum(map(sum, cm))
+        overall = proportion_ci(sum(cm[i][i] for i in range(len(cm))), total, ci)
+        rows.append(["overall", *[""] * len(names), total, format_figure(overall)])
+        out += (f"<h3>{esc(model)}: all repeats' test cases</h3>"
+                + table(["true \\ predicted", *names, "n", "accuracy of class (95% CI)"],
+                        rows))
+    rows = []
+    for model, m in metrics["models"].items():
+        for rep, e in m["repeats"].items():
+            if "test" in e:
+                rows.append([model, rep, json.dumps(e["test"]["confusion_matrix"])])
+    out += ("<p class='small'>Rows: true class; columns: predicted class (order: "
+            + esc(", ".join(names)) + ").</p>" + table(["model", "repeat", "matrix"], rows, 2))
+    return out
+
+
+def _gallery_section(run_dir: Path, make: bool, n_cases: int) -> str:
+    from breastlab.explain.gallery import gallery_entries, generate_gallery
+
+    entries = gallery_entries(run_dir)
+    note = ""
+    if not entries and make:
+        try:
+            generate_gallery(run_dir, n_cases=n_cases)
+        except Exception as exc:  # a report must not fail because of the gallery
+            log.warning("Grad-CAM gallery not generated: %s", exc)
+            note = f"<p class='small'>Gallery not generated: {esc(type(exc).__name__)}: " \
+                   f"{esc(str(exc)[:200])}</p>"
+        entries = gallery_entries(run_dir)
+    out = "<h2 id='gradcam'>Grad-CAM gallery</h2>"
+    if not entries:
+        return out + (note or "<p>No heat maps: no model file or case images available.</p>")
+    out += ("<p class='small'>Grad-CAM on the last convolutional block (layer4). The stacked "
+            "model has one spatial map shared by its views; the percentage under each view "
+            "is that view's share of the input attribution (gradient × input summed per "
+            "view; the view-wise model uses its per-view logits); ★ marks the view that "
+            "drove the decision.</p>")
+    for e in entries:
+        png = (run_dir / "explain" / e["file"]).read_bytes()
+        cap = ""
+        if "case_id" in e:
+            shares = ", ".join(f"{v} {100 * s:.0f}%" for v, s in zip(e["views"], e["shares"]))
+            cap = (f"case {e['case_id']} — {e['model']} repeat {e['repeat']}: truth "
+                   f"{e['label']}, predicted {e['predicted']} "
+                   f"({'correct' if e['correct'] else 'wrong'}); view shares: {shares}")
+        out += f"<figure>{img_tag(png, e['file'])}<figcaption>{esc(cap)}</figcaption></figure>"
+    return out
+
+
+def _provenance_section(prov: Mapping[str, Any]) -> str:
+    if not prov:
+        return "<h2 id='provenance'>Configuration and versions</h2><p>No provenance.json.</p>"
+    cfg = _scrub(prov.get("config") or {})
+    versions = prov.get("versions") or {}
+    out = "<h2 id='provenance'>Configuration and versions</h2>"
+    out += table(["item", "value"], [["created (UTC)", prov.get("created_utc", "")],
+                                     ["data fingerprint", prov.get("data_fingerprint", "")]])
+    out += "<h3>Versions</h3>" + table(["library", "version"], sorted(versions.items()))
+    out += "<h3>Configuration</h3><pre>" + esc(json.dumps(cfg, indent=2, default=str)) + "</pre>"
+    return out
+
+
+def render_report(run_dir: str | Path, *, gallery: bool = True, n_gallery: int = 6) -> str:
+    """The report HTML as a string (see ``write_report``)."""
+    run_dir = Path(run_dir)
+    metrics = _load_metrics(run_dir)
+    prov = read_json(run_dir / "provenance.json")
+    task = ("binary classification (" + " vs ".join(metrics["class_names"]) + ")"
+            if metrics["task"] == "binary"
+            else f"{len(metrics['class_names'])}-class classification")
+    models = ", ".join(metrics["models"])
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    toc = " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in (
+        ("notes", "notes"), ("data", "data"), ("metrics", "metrics"),
+        ("threshold", "thresholds"), ("paired", "paired tests"), ("roc", "ROC"),
+        ("confusion", "confusion matrices"), ("gradcam", "Grad-CAM"),
+        ("provenance", "configuration")))
+    body = "".join([
+        f"<h1>breastlab report: {esc(run_dir.name)}</h1>",
+        f"<p>{esc(task)}; models: {esc(models)}. Generated {esc(now)}.</p><p>{toc}</p>",
+        _notes(metrics, prov, run_dir),
+        _data_section(metrics, prov),
+        _metrics_section(metrics),
+        _threshold_section(metrics),
+        _paired_section(metrics),
+        _figures_section(run_dir, metrics),
+        _gallery_section(run_dir, gallery, n_gallery),
+        _provenance_section(prov),
+    ])
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>breastlab report: {esc(run_dir.name)}</title><style>{CSS}</style>"
+            f"</head><body>{body}</body></html>\n")
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, *,
+                 gallery: bool = True, n_gallery: int = 6) -> Path:
+    """Write the self-contained report (default ``RUN_DIR/report.html``) atomically.
+
+    Recomputes ``metrics.json`` when it is missing or stale; builds the Grad-CAM gallery
+    in ``RUN_DIR/explain`` when it is absent and model files exist (``gallery=False``
+    skips that).
+    """
+    run_dir = Path(run_dir)
+    target = Path(out) if out else run_dir / "report.html"
+    return atomic.write_text(target, render_report(run_dir, gallery=gallery,
+                                                   n_gallery=n_gallery))

@@ -1,0 +1,628 @@
+"""Header parsing: one DICOM file -> ``InstanceRecord``s, or a ``SkippedFile``.
+
+``read_records(path)`` returns one record per classic image file (Siemens mosaic
+included) and one record *per frame* of an enhanced multi-frame file (Shared and
+Per-Frame Functional Groups merged, per-frame winning). It never reads pixel
+data and never opens a file for writing.
+
+Files that cannot be used come back as ``SkippedFile(path, reason, detail)``:
+
+=============  ==============================================================
+reason         meaning
+=============  ==============================================================
+zero-byte      empty file
+unreadable     the operating system refused to open/read it
+not-dicom      no ``DICM`` magic and not a raw (preamble-less) DICOM dataset
+truncated      the header ends early, or Pixel Data is shorter than declared
+corrupt        the element stream makes no sense (and pydicom agrees)
+dicomdir       a DICOMDIR media directory
+non-image      SEG, RT, SR, KO, presentation state, encapsulated document,
+               raw data, spectroscopy, private SOP classes, or no image
+=============  ==============================================================
+
+The fast path is :mod:`breastlab.dicom._parse`; anything it cannot handle
+(Big Endian, Deflated, odd files) goes through pydicom and is re-encoded.
+"""
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+from breastlab.dicom._parse import (
+    STOPPED,
+    UNDEFINED,
+    Malformed,
+    NeedMore,
+    Node,
+    looks_like_vr,
+    walk,
+)
+from breastlab.dicom.bvalues import find_b_value, read_csa
+from breastlab.dicom.records import InstanceRecord, SkippedFile
+
+CHUNK = 32 * 1024  # first read; grown only when the header is longer
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+#: the top-level walk may stop at the first group after this one (and before
+#: the functional groups, 5200): nothing the records need lives there
+STOP_AFTER_GROUP = 0x2001
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+DEFLATED = "1.2.840.10008.1.2.1.99"
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+
+#: SOP classes (exact or prefix) that are never images for sorting purposes.
+NON_IMAGE_CLASSES: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "segmentation (SEG)",
+    "1.2.840.10008.5.1.4.1.1.66.5": "surface segmentation",
+    "1.2.840.10008.5.1.4.1.1.66.1": "spatial registration",
+    "1.2.840.10008.5.1.4.1.1.66.2": "spatial fiducials",
+    "1.2.840.10008.5.1.4.1.1.66.3": "deformable registration",
+    "1.2.840.10008.5.1.4.1.1.66": "raw data",
+    "1.2.840.10008.5.1.4.1.1.481.": "radiotherapy (RT) object",
+    "1.2.840.10008.5.1.4.1.1.88.": "structured report / key object selection",
+    "1.2.840.10008.5.1.4.1.1.11.": "presentation state",
+    "1.2.840.10008.5.1.4.1.1.104.": "encapsulated document (PDF/CDA/STL)",
+    "1.2.840.10008.5.1.4.1.1.4.2": "MR spectroscopy",
+    "1.2.840.10008.5.1.4.1.1.9.": "waveform",
+    "1.2.840.10008.5.1.4.1.1.67": "real world value mapping",
+    "1.2.840.10008.5.1.4.1.1.90.1": "content assessment results",
+}
+NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO", "DOC", "REG", "FID", "RWV"}
+
+# sequences the walker descends into (everything else is skipped by length)
+SHARED_FG = 0x52009229
+PER_FRAME_FG = 0x52009230
+MR_DIFFUSION = 0x00189117
+FRAME_CONTENT = 0x00209111
+PLANE_POSITION = 0x00209113
+PLANE_ORIENTATION = 0x00209116
+PIXEL_MEASURES = 0x00289110
+MR_FRAME_TYPE = 0x00189226
+MR_TIMING = 0x00189112
+MR_MODIFIER = 0x00189115
+MR_ECHO = 0x00189114
+FRAME_ANATOMY = 0x00209071
+VIEW_CODE = 0x00540220
+DESCEND = frozenset(
+    {SHARED_FG, PER_FRAME_FG, MR_DIFFUSION, FRAME_CONTENT, PLANE_POSITION, PLANE_ORIENTATION,
+     PIXEL_MEASURES, MR_FRAME_TYPE, MR_TIMING, MR_MODIFIER, MR_ECHO, FRAME_ANATOMY, VIEW_CODE}
+)
+
+_SIEMENS_TRACE_SEQ = re.compile(r"EP_B\d+T$")
+_META_HDR = struct.Struct("<HH2sH")
+
+
+# ----------------------------------------------------------------------------- values
+def parse_time(value: str | None) -> float | None:
+    """DICOM TM ``HHMMSS.ffffff`` (also ``HH:MM:SS``, ``HHMM``, ``HH``) -> seconds since midnight."""
+    if not value:
+        return None
+    text = value.strip().replace(":", "")
+    if not text:
+        return None
+    main, _, frac = text.partition(".")
+    if not main.isdigit() or len(main) not in (2, 4, 6) or (frac and not frac.isdigit()):
+        return None
+    hours = int(main[0:2])
+    minutes = int(main[2:4]) if len(main) >= 4 else 0
+    seconds = int(main[4:6]) if len(main) >= 6 else 0
+    if hours > 24 or minutes > 59 or seconds > 60:
+        return None
+    total = hours * 3600 + minutes * 60 + seconds
+    if frac:
+        total += float("0." + frac)
+    return float(total)
+
+
+def datetime_time(value: str | None) -> float | None:
+    """Seconds since midnight of a DICOM DT ``YYYYMMDDHHMMSS.ffffff[&ZZXX]``."""
+    if not value or len(value) < 10:
+        return None
+    body = re.split(r"[+-]", value[8:], maxsplit=1)[0]
+    return parse_time(body)
+
+
+def normalise_manufacturer(value: str | None) -> str | None:
+    """SIEMENS, GE, PHILIPS, CANON (Toshiba too), UIH, or the raw value upper-cased."""
+    if not value:
+        return None
+    upper = value.strip().upper()
+    if "SIEMENS" in upper:
+        return "SIEMENS"
+    if upper == "GE" or upper.startswith(("GE ", "GE_", "GEMS")) or "GENERAL ELECTRIC" in upper:
+        return "GE"
+    if "PHILIPS" in upper:
+        return "PHILIPS"
+    if "CANON" in upper or "TOSHIBA" in upper:
+        return "CANON"
+    if upper == "UIH" or "UNITED IMAGING" in upper or upper.startswith("UIH"):
+        return "UIH"
+    return upper or None
+
+
+def _floats(node: Node, tag: int, hint: str = "DS") -> tuple[float, ...] | None:
+    values = node.numbers(tag, hint)
+    return values or None
+
+
+# ----------------------------------------------------------------------------- reading
+class _Truncated(Exception):
+    pass
+
+
+class _NotDicom(Exception):
+    pass
+
+
+class _Fallback(Exception):
+    pass
+
+
+def _read_meta(buf: bytes, pos: int) -> tuple[dict[int, str], int]:
+    """File meta group (0002): always Explicit VR Little Endian."""
+    meta: dict[int, str] = {}
+    size = len(buf)
+    while pos + 8 <= size:
+        group, elem, vr, length = _META_HDR.unpack_from(buf, pos)
+        if group != 0x0002:
+            break
+        if not looks_like_vr(vr):
+            raise Malformed("file meta information is not Explicit VR")
+        if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT", b"UC", b"UR"):
+            length = struct.unpack_from("<I", buf, pos + 8)[0]
+            start = pos + 12
+        else:
+            start = pos + 8
+        if length == UNDEFINED or start + length > size:
+            raise NeedMore(start + (0 if length == UNDEFINED else length))
+        if vr in (b"UI", b"CS", b"SH", b"LO", b"AE"):
+            meta[elem] = buf[start : start + length].decode("latin-1").strip(" \x00")
+        pos = start + length
+    return meta, pos
+
+
+def _classify_start(buf: bytes) -> tuple[int, bool | None] | None:
+    """Where the data set starts and whether it is explicit VR (None: from meta).
+
+    ``None`` when the bytes are not DICOM at all.
+    """
+    if len(buf) >= 132 and buf[128:132] == b"DICM":
+        return 132, None
+    if len(buf) >= 8:  # a raw data set without preamble (ACR-NEMA style / stripped)
+        group, elem = struct.unpack_from("<HH", buf, 0)
+        if group in (0x0002, 0x0008) and elem < 0x0100:
+            if buf[:2] == b"\x02\x00" and looks_like_vr(buf[4:6]):
+                return 0, None
+            return 0, looks_like_vr(buf[4:6])
+    return None
+
+
+def _pixel_data_at_end(node: Node, fh, buf: bytes, size: int, explicit: bool, ts: str):  # noqa: ANN001
+    """Locate native Pixel Data as the last element of a single-frame file, cheaply.
+
+    Its length follows from Rows x Columns x Samples x BitsAllocated, so its
+    element header must sit at ``size - length - header``. If those bytes are the
+    Pixel Data tag with that length, the elements in between (e.g. Philips group
+    2005, overlays) need not be walked. ``None`` when this does not hold.
+    """
+    if 0x00280008 in node or ts not in ("", IMPLICIT_LE, EXPLICIT_LE):
+        return None
+    rows, cols = node.int(0x00280010, "US"), node.int(0x00280011, "US")
+    bits, samples = node.int(0x00280100, "US"), node.int(0x00280002, "US") or 1
+    if not rows or not cols or not bits or bits % 8:
+        return None
+    length = rows * cols * samples * (bits // 8)
+    length += length & 1
+    header = 12 if explicit else 8
+    offset = size - length - header
+    if offset < 0:
+        return None
+    if offset + header <= len(buf):
+        data = buf[offset : offset + header]
+    else:
+        fh.seek(offset)
+        data = fh.read(header)
+    if len(data) != header or data[:4] != b"\xe0\x7f\x10\x00":
+        return None
+    if explicit:
+        ok = data[4:8] in (b"OW\x00\x00", b"OB\x00\x00") and struct.unpack_from("<I", data, 8)[0] == length
+    else:
+        ok = struct.unpack_from("<I", data, 4)[0] == length
+    return (offset + header, length) if ok else None
+
+
+def _parse_file(path: str, size: int) -> tuple[Node, dict[int, str], tuple[int, int] | None, bytes]:
+    """Walk the header of ``path``. Raises _Truncated, Malformed, ValueError('not-dicom')."""
+    with open(path, "rb") as fh:
+        buf = fh.read(CHUNK)
+        while True:
+            try:
+                start = _classify_start(buf)
+                if start is None:
+                    if len(buf) < size:  # cannot happen with CHUNK >= 132, kept for safety
+                        buf += fh.read(CHUNK)
+                        continue
+                    raise _NotDicom("not-dicom")
+                pos, explicit = start
+                meta: dict[int, str] = {}
+                if explicit is None:
+                    meta, pos = _read_meta(buf, pos)
+                    ts = meta.get(0x0010, "")
+                    if ts in (EXPLICIT_BE, DEFLATED):
+                        raise _Fallback(f"transfer syntax {ts}")
+                    explicit = ts != IMPLICIT_LE
+                    if not ts and pos + 6 <= len(buf):  # no TS: sniff the VR
+                        explicit = looks_like_vr(buf[pos + 4 : pos + 6])
+                node, stop_pos, pixel = walk(
+                    buf, pos, size, explicit, DESCEND, top=True, stop_group=STOP_AFTER_GROUP
+                )
+                if pixel == STOPPED:
+                    pixel = _pixel_data_at_end(node, fh, buf, size, explicit, meta.get(0x0010, ""))
+                    if pixel is None:  # walk the rest after all
+                        rest, _, pixel = walk(buf, stop_pos, size, explicit, DESCEND, top=True)
+                        node.elems.update(rest.elems)
+                return node, meta, pixel, buf
+            except NeedMore as need:
+                if need.end > size or len(buf) >= size:
+                    raise _Truncated(
+                        f"header needs byte {need.end} but the file has {size} bytes"
+                    ) from None
+                more = fh.read(max(need.end - len(buf), len(buf)) + CHUNK)
+                if not more:
+                    raise _Truncated("file shorter than its size on disk") from None
+                buf += more
+
+
+def node_from_dataset(ds) -> Node:  # noqa: ANN001 - pydicom Dataset
+    """Re-encode a pydicom ``Dataset`` as Explicit VR Little Endian and walk it.
+
+    Used for transfer syntaxes the fast walker does not read, and by the tests to
+    run in-memory datasets through the same extraction code.
+    """
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    clean = ds.copy()
+    for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+        if tag in clean:
+            del clean[tag]
+    write_dataset(fp, clean)
+    data = fp.getvalue()
+    node, _, _ = walk(data, 0, len(data), True, DESCEND, top=True)
+    return node
+
+
+def _pydicom_node(path: str) -> tuple[Node, dict[int, str]]:
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    meta = {}
+    fm = getattr(ds, "file_meta", None)
+    if fm is not None:
+        for elem, keyword in ((0x0002, "MediaStorageSOPClassUID"), (0x0010, "TransferSyntaxUID")):
+            value = fm.get(keyword)
+            if value:
+                meta[elem] = str(value)
+    if len(ds) == 0:
+        raise ValueError("pydicom found no data elements")
+    return node_from_dataset(ds), meta
+
+
+# ----------------------------------------------------------------------------- public API
+def read_records(path: str | os.PathLike[str]) -> list[InstanceRecord] | SkippedFile:
+    """Header records of one file (one per frame for enhanced multi-frame), or why it was skipped."""
+    spath = os.fspath(path)
+    try:
+        size = os.stat(spath).st_size
+    except OSError as exc:
+        return SkippedFile(spath, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
+    if size == 0:
+        return SkippedFile(spath, "zero-byte", "empty file")
+    if os.path.basename(spath).upper() == "DICOMDIR":
+        return SkippedFile(spath, "dicomdir", "DICOMDIR media directory (file name)")
+
+    pixel: tuple[int, int] | None = None
+    buf = b""
+    try:
+        node, meta, pixel, buf = _parse_file(spath, size)
+        check_pixels = True
+    except OSError as exc:
+        return SkippedFile(spath, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
+    except _Truncated as exc:
+        return SkippedFile(spath, "truncated", str(exc))
+    except _NotDicom:
+        return SkippedFile(spath, "not-dicom", "no DICM magic at byte 128 and no DICOM data set at byte 0")
+    except (_Fallback, Malformed, ValueError, struct.error) as first:
+        try:
+            node, meta = _pydicom_node(spath)
+            check_pixels = False
+        except Exception as exc:  # noqa: BLE001 - any failure means unusable
+            said = (str(exc).splitlines() or [""])[0][:200]
+            if isinstance(exc, EOFError) or "end of file" in said.lower():
+                return SkippedFile(spath, "truncated", f"{first}; pydicom: {said}")
+            return SkippedFile(spath, "corrupt", f"{first}; pydicom: {type(exc).__name__}: {said}")
+
+    sop_class = node.str(0x00080016) or meta.get(0x0002)
+    if sop_class == DICOMDIR_CLASS or meta.get(0x0002) == DICOMDIR_CLASS or 0x00041220 in node:
+        return SkippedFile(spath, "dicomdir", "DICOMDIR media directory")
+    reason = _non_image_reason(node, sop_class)
+    if reason:
+        return SkippedFile(spath, "non-image", reason)
+    rows = node.int(0x00280010, "US")
+    if rows is None:
+        return SkippedFile(spath, "non-image", "no Rows (0028,0010): not an image")
+    if check_pixels:
+        if pixel is None:
+            return SkippedFile(spath, "truncated", "no Pixel Data: the file ends after the header")
+        start, length = pixel
+        if length != UNDEFINED:
+            if start + length > size:
+                return SkippedFile(
+                    spath, "truncated",
+                    f"Pixel Data declares {length} bytes at offset {start}, file has {size - start}",
+                )
+        elif not _encapsulated_complete(spath, size, buf, start):
+            return SkippedFile(spath, "truncated", "encapsulated Pixel Data has no sequence delimiter")
+    try:
+        return _build_records(spath, node, meta)
+    except Exception as exc:  # noqa: BLE001 - a bad value must not stop the batch
+        return SkippedFile(spath, "corrupt", f"header values could not be read: {type(exc).__name__}: {exc}")
+
+
+def _encapsulated_complete(path: str, size: int, buf: bytes, start: int) -> bool:
+    """Encapsulated pixel data ends with the (FFFE,E0DD) sequence delimiter near the end."""
+    tail_len = min(size - start, 1024)
+    if size <= len(buf):
+        tail = buf[size - tail_len : size]
+    else:
+        with open(path, "rb") as fh:
+            fh.seek(size - tail_len)
+            tail = fh.read(tail_len)
+    return b"\xfe\xff\xdd\xe0\x00\x00\x00\x00" in tail
+
+
+def _non_image_reason(node: Node, sop_class: str | None) -> str | None:
+    if sop_class:
+        for prefix, what in NON_IMAGE_CLASSES.items():
+            if sop_class == prefix or (prefix.endswith(".") and sop_class.startswith(prefix)):
+                return f"{what}, SOP class {sop_class}"
+        if not sop_class.startswith("1.2.840.10008."):
+            return f"private SOP class {sop_class}"
+    modality = (node.str(0x00080060) or "").upper()
+    if modality in NON_IMAGE_MODALITIES:
+        return f"modality {modality} is not an image"
+    return None
+
+
+# ----------------------------------------------------------------------------- extraction
+def _common(node: Node, path: str, meta: dict[int, str]) -> dict:
+    """Fields read from the top level of the data set."""
+    s, st, f, i = node.str, node.strs, node.float, node.int
+    manufacturer = normalise_manufacturer(s(0x00080070))
+    image_type = st(0x00080008)
+    sequence_name = s(0x00180024) or s(0x00189005)
+    acq_dt = s(0x0008002A)
+    view_code = None
+    for item in node.seq(VIEW_CODE):
+        view_code = item.str(0x00080104)
+        if view_code:
+            break
+    laterality = s(0x00200062) or s(0x00200060)
+    fields = {
+        "path": path,
+        "sop_class_uid": s(0x00080016) or meta.get(0x0002),
+        "sop_instance_uid": s(0x00080018),
+        "transfer_syntax_uid": meta.get(0x0010),
+        "modality": (s(0x00080060) or "").upper() or None,
+        "study_uid": s(0x0020000D),
+        "series_uid": s(0x0020000E),
+        "series_number": i(0x00200011),
+        "instance_number": i(0x00200013),
+        "acquisition_number": i(0x00200012),
+        "patient_id": s(0x00100020),
+        "patient_name": node.text(0x00100010),
+        "study_date": s(0x00080020),
+        "manufacturer": manufacturer,
+        "manufacturer_model": s(0x00081090),
+        "series_description": node.text(0x0008103E),
+        "protocol_name": node.text(0x00181030),
+        "sequence_name": sequence_name,
+        "image_type": image_type,
+        "body_part": (s(0x00180015) or "").upper() or None,
+        "scanning_sequence": st(0x00180020),
+        "sequence_variant": st(0x00180021),
+        "scan_options": st(0x00180022),
+        "repetition_time": f(0x00180080),
+        "echo_time": f(0x00180081),
+        "inversion_time": f(0x00180082),
+        "flip_angle": f(0x00181314),
+        "echo_train_length": i(0x00180091),
+        "spectrally_selected_suppression": (s(0x00189025) or "").upper() or None,
+        "magnetic_field_strength": f(0x00180087),
+        "series_time": parse_time(s(0x00080031)),
+        "acquisition_time": parse_time(s(0x00080032)) if 0x00080032 in node else datetime_time(acq_dt),
+        "content_time": parse_time(s(0x00080033)),
+        "acquisition_datetime": acq_dt,
+        "trigger_time": f(0x00181060),
+        "temporal_position_identifier": i(0x00200100),
+        "number_of_temporal_positions": i(0x00200105),
+        "contrast_agent": s(0x00180010),
+        "contrast_start_time": parse_time(s(0x00181042)),
+        "diffusion_directionality": (s(0x00189075) or "").upper() or None,
+        "rows": i(0x00280010, "US"),
+        "columns": i(0x00280011, "US"),
+        "number_of_frames": i(0x00280008),
+        "image_position": _floats(node, 0x00200032),
+        "image_orientation": _floats(node, 0x00200037),
+        "slice_location": f(0x00201041),
+        "pixel_spacing": _floats(node, 0x00280030),
+        "slice_thickness": f(0x00180050),
+        "is_mosaic": "MOSAIC" in image_type,
+        "laterality": laterality.upper() if laterality else None,
+        "view_position": (s(0x00185101) or "").upper() or None,
+        "view_code": view_code,
+    }
+    return fields
+
+
+def _group_fields(group: Node, out: dict, vendor: dict[str, str]) -> None:
+    """Fields of one functional-groups item (shared or per-frame), merged into ``out``."""
+    for item in group.seq(PIXEL_MEASURES):
+        if 0x00280030 in item:
+            out["pixel_spacing"] = _floats(item, 0x00280030)
+        if 0x00180050 in item:
+            out["slice_thickness"] = item.float(0x00180050)
+    for item in group.seq(PLANE_POSITION):
+        if 0x00200032 in item:
+            out["image_position"] = _floats(item, 0x00200032)
+    for item in group.seq(PLANE_ORIENTATION):
+        if 0x00200037 in item:
+            out["image_orientation"] = _floats(item, 0x00200037)
+    for item in group.seq(FRAME_CONTENT):
+        if 0x00209128 in item:
+            out["temporal_position_index"] = item.int(0x00209128, "UL")
+        dt = item.str(0x00189074)
+        if dt:
+            out["acquisition_datetime"] = dt
+            out["acquisition_time"] = datetime_time(dt)
+    for item in group.seq(MR_FRAME_TYPE):
+        frame_type = item.strs(0x00089007)
+        if frame_type:
+            out["image_type"] = frame_type
+        contrast = item.str(0x00089209)
+        if contrast:
+            vendor["AcquisitionContrast"] = contrast.upper()
+    for item in group.seq(MR_TIMING):
+        if 0x00180080 in item:
+            out["repetition_time"] = item.float(0x00180080)
+        if 0x00181314 in item:
+            out["flip_angle"] = item.float(0x00181314)
+        if 0x00180091 in item:
+            out["echo_train_length"] = item.int(0x00180091)
+    for item in group.seq(MR_ECHO):
+        if 0x00189082 in item:
+            out["echo_time"] = item.float(0x00189082, "FD")
+    for item in group.seq(MR_MODIFIER):
+        inversion = item.str(0x00189009)
+        if inversion:
+            vendor["InversionRecovery"] = inversion.upper()
+        times = item.numbers(0x00189079, "FD")
+        if times:
+            out["inversion_time"] = times[0]
+        excitation = item.str(0x00189026)
+        if excitation:
+            vendor["SpectrallySelectedExcitation"] = excitation.upper()
+    for item in group.seq(MR_DIFFUSION):
+        directionality = item.str(0x00189075)
+        if directionality:
+            out["diffusion_directionality"] = directionality.upper()
+    for item in group.seq(FRAME_ANATOMY):
+        lat = item.str(0x00209072)
+        if lat and not out.get("laterality"):
+            out["laterality"] = lat.upper()
+
+
+def _vendor_hints(node: Node, manufacturer: str | None) -> dict[str, str]:
+    """Cheap vendor-specific facts the rules may use (all values strings)."""
+    hints: dict[str, str] = {}
+
+    def put(key: str, group: int, creator: str, element: int, raw_tag: int, vendor: str,
+            hint: str | None = None) -> None:
+        tag = node.private_tag(group, creator, element)
+        if tag is None and manufacturer == vendor and raw_tag in node:
+            tag = raw_tag
+        if tag is None or tag not in node:
+            return
+        vr = node.vr(tag)
+        if hint is not None and vr in (None, "UN", "OB") or vr in ("SS", "US", "SL", "UL", "FL", "FD"):
+            numbers = node.numbers(tag, hint or "SS")
+            value = "\\".join(f"{v:g}" for v in numbers) if numbers else None
+        else:
+            value = node.text(tag)
+        if value is not None:
+            hints[key] = value
+
+    if manufacturer == "PHILIPS" or 0x20010010 in node:
+        put("(2001,1004)", 0x2001, "Philips Imaging DD 001", 0x04, 0x20011004, "PHILIPS")
+        put("(2001,1020)", 0x2001, "Philips Imaging DD 001", 0x20, 0x20011020, "PHILIPS")
+    if manufacturer == "GE" or 0x00430010 in node:
+        put("(0019,109C)", 0x0019, "GEMS_ACQU_01", 0x9C, 0x0019109C, "GE")
+        put("(0043,102F)", 0x0043, "GEMS_PARM_01", 0x2F, 0x0043102F, "GE", "SS")
+        put("(0043,1039)", 0x0043, "GEMS_PARM_01", 0x39, 0x00431039, "GE")
+    if manufacturer == "SIEMENS":
+        put("(0019,100A)", 0x0019, "SIEMENS MR HEADER", 0x0A, 0x0019100A, "SIEMENS", "US")
+        put("ImaCoilString", 0x0051, "SIEMENS MR HEADER", 0x0F, 0x0051100F, "SIEMENS")
+    if manufacturer == "UIH" and 0x00651009 in node:
+        numbers = node.numbers(0x00651009, "FD")
+        if numbers:
+            hints["(0065,1009)"] = f"{numbers[0]:g}"
+    return hints
+
+
+def _build_records(path: str, node: Node, meta: dict[int, str]) -> list[InstanceRecord]:
+    node.charset_utf8 = "ISO_IR 192" in (node.text(0x00080005) or "").upper()
+    common = _common(node, path, meta)
+    manufacturer = common["manufacturer"]
+    vendor = _vendor_hints(node, manufacturer)
+    shared = node.seq(SHARED_FG)
+    frames = node.seq(PER_FRAME_FG)
+    if not frames:
+        groups: list[tuple[int | None, list[Node]]] = [(None, shared[:1])]
+    else:
+        groups = [(index, [frame] + shared[:1]) for index, frame in enumerate(frames)]
+
+    records = []
+    for frame_index, group_nodes in groups:
+        fields = dict(common)
+        hints = dict(vendor)
+        for group in reversed(group_nodes):  # shared first, per-frame wins
+            _group_fields(group, fields, hints)
+        fields["frame_index"] = frame_index
+        b_value, b_source = find_b_value(node, group_nodes, manufacturer)
+        fields["b_value"] = b_value
+        fields["b_value_source"] = b_source
+        fields["is_derived_trace"] = _is_trace(fields, hints, b_value)
+        if manufacturer == "CANON" and b_value is None:
+            hints["canon_b_absent"] = "1"
+        fields["vendor"] = hints
+        records.append(InstanceRecord(**fields))
+    return records
+
+
+def _is_trace(fields: dict, hints: dict[str, str], b_value: float | None) -> bool:
+    """Isotropic / trace-weighted (derived) diffusion image."""
+    if fields.get("diffusion_directionality") == "ISOTROPIC":
+        return True
+    manufacturer = fields.get("manufacturer")
+    if manufacturer == "PHILIPS":
+        # 'I' marks the isotropic trace only on b>0 images (Philips also writes 'I' on b=0)
+        return hints.get("(2001,1004)", "").upper() == "I" and bool(b_value)
+    if manufacturer == "SIEMENS":
+        if "TRACEW" in fields.get("image_type", ()):
+            return True
+        name = (fields.get("sequence_name") or "").upper()
+        return bool(_SIEMENS_TRACE_SEQ.search(name))
+    return False
+
+
+def read_many(paths: Sequence[str | Path]) -> list[list[InstanceRecord] | SkippedFile]:
+    """``read_records`` over several paths (the unit of work of one scan worker)."""
+    return [read_records(p) for p in paths]
+
+
+__all__ = [
+    "read_records",
+    "read_many",
+    "parse_time",
+    "datetime_time",
+    "normalise_manufacturer",
+    "node_from_dataset",
+    "read_csa",
+]

@@ -1,0 +1,109 @@
+"""Safe model files: weights plus JSON metadata, loaded with ``weights_only=True``.
+
+A breastlab model file is a ``torch.save`` of a plain dict::
+
+    {"format": "breastlab-model", "format_version": 1,
+     "state_dict": {name: tensor}, "meta_json": "<JSON text>"}
+
+Metadata is stored as JSON text, so loading never needs pickle: ``load_model`` uses
+``torch.load(weights_only=True)`` only, and any file carrying Python objects
+(a pickle payload) is refused with ``ModelFileError``. The metadata always holds
+``name, in_channels, num_classes, image_size, model_kwargs`` (to rebuild the model),
+plus what the caller adds: ``views, class_names, preprocessing, threshold,
+training, demo`` and the breastlab version.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from breastlab import __version__
+from breastlab.core.atomic import save_torch
+
+FORMAT = "breastlab-model"
+FORMAT_VERSION = 1
+META_DEFAULTS: dict[str, Any] = {
+    "views": None,
+    "class_names": ["benign", "malignant"],
+    "preprocessing": None,
+    "threshold": 0.5,
+    "training": None,
+    "demo": False,
+}
+
+
+class ModelFileError(ValueError):
+    """The file is not a (safe) breastlab model file."""
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``model``'s weights and JSON-serialisable ``meta`` atomically to ``path``."""
+    full = dict(META_DEFAULTS)
+    full.update(getattr(model, "breastlab_build", {}))
+    full.update(meta or {})
+    for key in ("name", "in_channels", "num_classes"):
+        if full.get(key) is None:
+            raise ValueError(f"model metadata needs {key!r} (build the model with build_model)")
+    full["breastlab_version"] = __version__
+    try:
+        meta_json = json.dumps(full, allow_nan=True)
+    except TypeError as exc:
+        raise ValueError(f"model metadata must be JSON-serialisable: {exc}") from exc
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_dict": state,
+        "meta_json": meta_json,
+    }
+    return save_torch(path, payload)
+
+
+def _read(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"model file not found: {p}")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for pickled objects, zip errors...
+        raise ModelFileError(
+            f"{p} is not a breastlab model file, or it holds Python objects that are "
+            f"refused for safety (torch.load weights_only=True): {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ModelFileError(f"{p} is not a breastlab model file (no '{FORMAT}' marker)")
+    if int(obj.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFileError(f"{p} was written by a newer breastlab (format {obj['format_version']})")
+    return obj
+
+
+def read_model_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a model file (safe; does not build the model)."""
+    return json.loads(_read(path)["meta_json"])
+
+
+def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model from a breastlab model file; returns ``(model.eval(), meta)``."""
+    from .registry import build_model
+
+    obj = _read(path)
+    meta = json.loads(obj["meta_json"])
+    model = build_model(
+        meta["name"],
+        in_channels=int(meta["in_channels"]),
+        num_classes=int(meta["num_classes"]),
+        image_size=int(meta.get("image_size") or 256),
+        pretrained=False,
+        **(meta.get("model_kwargs") or {}),
+    )
+    try:
+        model.load_state_dict(obj["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"{path}: weights do not match model {meta['name']!r}: {exc}") from exc
+    return model.eval(), meta

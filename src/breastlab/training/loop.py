@@ -1,0 +1,494 @@
+"""Generic classifier training with resume: ``train_classifier`` and ``predict_proba``.
+
+Works for any ``nn.Module`` returning logits ``[B, K]`` and any map-style dataset
+returning ``(tensor, int label)`` with labels in ``0..K-1`` (four-view diagnosis,
+BreastMNIST, MRI sequence or phase classifiers).
+
+Output folder (``out_dir``):
+
+- ``checkpoint.pt``: written atomically after every epoch; holds model, optimizer,
+  scheduler, epoch, best score, early-stopping counter, history and all RNG states
+  (Python, NumPy, torch, the shuffling generator), as plain tensors / lists so that
+  it loads with ``torch.load(weights_only=True)``. On start, ``train_classifier``
+  resumes from it (``resume=True``): a killed run continues with the next epoch and
+  gives the same result as an uninterrupted one.
+- ``model.pt``: the weights of the best epoch **on the validation data**
+  (``select_metric``: ``auc``, ``accuracy`` or ``loss``; ties and undefined AUC fall
+  back to the lower validation loss), written by ``models.files.save_model``. With no
+  validation data the last epoch is kept.
+- ``history.csv``: one row per epoch: ``epoch, train_loss, train_acc, val_loss,
+  val_acc, val_auc, lr, seconds, best``.
+
+Defaults are the seed's hyperparameters: SGD, learning rate 1e-3, momentum 0.9,
+weight decay 5e-4, batch size 8, cross-entropy.
+
+CPU notes: inputs and weights use the channels-last memory layout
+(``channels_last=True``; ~35 % faster inference for ResNet-18 on CPU); data loading
+runs in the main process (``num_workers=0``), which suits in-memory data sets.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from breastlab.core.atomic import write_csv
+from breastlab.core.provenance import seed_everything
+
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = (
+    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_auc", "lr", "seconds", "best",
+)
+SELECT_METRICS = ("auc", "accuracy", "loss")
+# Config fields that may change between a killed run and its resumption.
+_RESUME_IGNORED = ("num_threads", "eval_batch_size")
+
+
+@dataclass
+class TrainConfig:
+    """Training hyperparameters (defaults: the seed's).
+
+    Attributes:
+        epochs: number of epochs (the seed does not say; 30 is a CPU-friendly default).
+        batch_size, lr, momentum, weight_decay: the seed's 8, 1e-3, 0.9, 5e-4.
+        optimizer: ``"sgd"`` (seed), ``"adam"`` or ``"adamw"`` (``momentum`` ignored).
+        scheduler: ``"none"`` (seed), ``"cosine"`` (to zero over ``epochs``) or ``"step"``
+            (×0.1 every ``epochs // 3``).
+        seed: seeds Python, NumPy, torch and the shuffling order.
+        select_metric: validation metric for model selection: ``auc``, ``accuracy``, ``loss``.
+        patience: stop after this many epochs without a better validation score (None: never).
+        channels_last: use the channels-last memory layout (faster convolutions on CPU).
+        num_threads: ``torch.set_num_threads`` for this run (None: leave as is).
+        pretrain_epochs: epochs of ``model.pretrain`` (autoencoder) before training.
+        pretrain_lr: learning rate of that pretraining (Adam).
+        class_weight: ``None`` (seed: plain cross-entropy) or ``"balanced"``.
+        label_smoothing: cross-entropy label smoothing (0 = seed).
+        eval_batch_size: batch size for validation / prediction.
+    """
+
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    scheduler: str = "none"
+    seed: int = 0
+    select_metric: str = "auc"
+    patience: int | None = None
+    channels_last: bool = True
+    num_threads: int | None = None
+    pretrain_epochs: int = 0
+    pretrain_lr: float = 1e-3
+    class_weight: str | None = None
+    label_smoothing: float = 0.0
+    eval_batch_size: int = 32
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What ``train_classifier`` did; ``model`` holds the best weights on return."""
+
+    out_dir: Path
+    model_path: Path
+    checkpoint_path: Path
+    best_epoch: int
+    best_metrics: dict[str, float]
+    epochs_run: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
+    stopped_early: bool = False
+
+
+# ------------------------------------------------------------------------- helpers
+def _to_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    x = x.float()
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _set_eval_mode(dataset: Dataset) -> bool | None:
+    """Switch off augmentation on datasets that have a ``train`` flag; returns old value."""
+    old = getattr(dataset, "train", None)
+    if isinstance(old, bool) and old:
+        dataset.train = False
+    return old
+
+
+def predict_logits(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 32,
+    *,
+    channels_last: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits [N, K], labels [N])`` in dataset order, without augmentation."""
+    old = _set_eval_mode(dataset)
+    was_training = model.training
+    model.eval()
+    logits, labels = [], []
+    try:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+        with torch.inference_mode():
+            for x, y in loader:
+                logits.append(model(_to_input(x, channels_last)).float().cpu())
+                labels.append(torch.as_tensor(y))
+    finally:
+        if isinstance(old, bool):
+            dataset.train = old
+        model.train(was_training)
+    if not logits:
+        return np.zeros((0, 0), np.float32), np.zeros((0,), np.int64)
+    return torch.cat(logits).numpy(), torch.cat(labels).numpy()
+
+
+def predict_proba(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 32,
+    *,
+    channels_last: bool = True,
+) -> np.ndarray:
+    """Softmax probabilities ``[N, K]`` for ``dataset`` (inference mode, no augmentation)."""
+    logits, _ = predict_logits(model, dataset, batch_size, channels_last=channels_last)
+    if logits.size == 0:
+        return logits
+    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+
+def binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC (Mann-Whitney, ties counted ½); NaN when one class is absent."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    order = np.argsort(score, kind="mergesort")
+    s = np.asarray(score)[order]
+    ranks = np.empty(len(s), dtype=np.float64)
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and s[j + 1] == s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Cross-entropy loss, accuracy and AUC (binary: of P(class 1); K>2: macro one-vs-rest)."""
+    if len(labels) == 0:
+        return {"loss": math.nan, "accuracy": math.nan, "auc": math.nan}
+    t = torch.from_numpy(logits).float()
+    y = torch.from_numpy(np.asarray(labels)).long()
+    loss = float(F.cross_entropy(t, y))
+    prob = torch.softmax(t, 1).numpy()
+    acc = float((prob.argmax(1) == labels).mean())
+    auc = math.nan
+    present = np.unique(labels)
+    if len(present) >= 2:
+        if prob.shape[1] == 2:
+            auc = binary_auc(labels == 1, prob[:, 1])
+        elif len(present) == prob.shape[1]:
+            auc = float(np.mean([binary_auc(labels == c, prob[:, c]) for c in range(prob.shape[1])]))
+    return {"loss": loss, "accuracy": acc, "auc": auc}
+
+
+def _score(metrics: dict[str, float], select: str, epoch: int, has_val: bool) -> list[float]:
+    """Sortable score (higher is better): [primary, -val_loss]."""
+    if not has_val:
+        return [float(epoch), 0.0]
+    loss = metrics["loss"]
+    primary = -loss if select == "loss" else metrics[select]
+    primary = -math.inf if primary is None or math.isnan(primary) else primary
+    return [float(primary), -loss if not math.isnan(loss) else -math.inf]
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":  # decoupled weight decay (Loshchilov & Hutter)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError("optimizer must be 'sgd', 'adam' or 'adamw'")
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, config: TrainConfig):
+    if config.scheduler in (None, "", "none"):
+        return None
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(config.epochs, 1))
+    if config.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(config.epochs // 3, 1), gamma=0.1)
+    raise ValueError("scheduler must be 'none', 'cosine' or 'step'")
+
+
+def _class_weights(dataset: Dataset, k: int, mode: str | None) -> torch.Tensor | None:
+    if mode is None:
+        return None
+    if mode != "balanced":
+        raise ValueError("class_weight must be None or 'balanced'")
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = [int(dataset[i][1]) for i in range(len(dataset))]
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=k).astype(np.float64)
+    w = counts.sum() / np.maximum(counts, 1) / k
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def _num_classes(model: nn.Module) -> int | None:
+    k = getattr(model, "num_classes", None)
+    if k is None:
+        k = getattr(model, "breastlab_build", {}).get("num_classes")
+    return int(k) if k else None
+
+
+class _Bars:
+    """Rich progress (own or shared) or nothing."""
+
+    def __init__(self, progress: Any, label: str) -> None:
+        self.own = False
+        self.progress = None
+        if progress is True:
+            from breastlab.core.progress import make_progress
+
+            self.progress = make_progress(transient=True)
+            self.progress.start()
+            self.own = True
+        elif progress not in (False, None):
+            self.progress = progress
+        self.label = label
+        self.tasks: list[Any] = []
+
+    def add(self, description: str, total: int) -> Any:
+        if self.progress is None:
+            return None
+        task = self.progress.add_task(f"{self.label}{description}", total=total)
+        self.tasks.append(task)
+        return task
+
+    def update(self, task: Any, **kwargs: Any) -> None:
+        if self.progress is not None and task is not None:
+            self.progress.update(task, **kwargs)
+
+    def close(self) -> None:
+        if self.progress is None:
+            return
+        if self.own:
+            self.progress.stop()
+        else:
+            for t in self.tasks:
+                self.progress.remove_task(t)
+
+
+# -------------------------------------------------------------------------- training
+def train_classifier(
+    model: nn.Module,
+    train_ds: Dataset,
+    val_ds: Dataset | None,
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    progress: Any = True,
+    resume: bool = True,
+    meta: dict[str, Any] | None = None,
+    label: str = "",
+) -> TrainResult:
+    """Train ``model`` on ``train_ds``, select on ``val_ds``, write to ``out_dir``.
+
+    Args:
+        model: returns logits ``[B, K]``; build it with ``models.build_model`` so
+            ``model.pt`` can be rebuilt by ``models.files.load_model``.
+        train_ds: map-style dataset of ``(tensor, int)``; augmentation is its business
+            (``CaseDataset(train=True)``). Shuffled with a seeded generator.
+        val_ds: validation dataset (no augmentation) for model selection, or None.
+        config: ``TrainConfig``.
+        out_dir: gets ``checkpoint.pt``, ``model.pt`` and ``history.csv``.
+        progress: True (own Rich bars on stderr), False, or a running
+            ``rich.progress.Progress`` to add bars to.
+        resume: continue from ``out_dir/checkpoint.pt`` if present (its config must
+            match); ``False`` starts over and overwrites.
+        meta: extra JSON metadata for ``model.pt`` (views, preprocessing, class_names...).
+        label: prefix for progress-bar descriptions.
+
+    Returns:
+        ``TrainResult``; ``model`` is left in eval mode holding the best weights.
+    """
+    from breastlab.models.files import save_model
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, model_path, hist_path = out / "checkpoint.pt", out / "model.pt", out / "history.csv"
+    if config.select_metric not in SELECT_METRICS:
+        raise ValueError(f"select_metric must be one of {SELECT_METRICS}")
+    if config.num_threads:
+        torch.set_num_threads(int(config.num_threads))
+    seed_everything(config.seed)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = _make_optimizer(model, config)
+    sched = _make_scheduler(opt, config)
+    k = _num_classes(model) or 2
+    weights = _class_weights(train_ds, k, config.class_weight)
+    has_val = val_ds is not None and len(val_ds) > 0
+
+    history: list[dict[str, Any]] = []
+    best_score: list[float] | None = None
+    best_epoch, bad_epochs, start_epoch = -1, 0, 0
+    best_metrics: dict[str, float] = {}
+    resumed_from = None
+    finished = False
+    pretrain_losses: list[float] = []
+
+    if resume and ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path)
+        old = {k_: v for k_, v in ckpt.get("config", {}).items() if k_ not in _RESUME_IGNORED}
+        new = {k_: v for k_, v in config.to_dict().items() if k_ not in _RESUME_IGNORED}
+        if old != new:
+            diff = sorted(k_ for k_ in set(old) | set(new) if old.get(k_) != new.get(k_))
+            raise ValueError(
+                f"{ckpt_path} was written with a different configuration ({', '.join(diff)}); "
+                f"use another output folder or resume=False to start over"
+            )
+        model.load_state_dict(ckpt["model"])
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None and ckpt.get("scheduler"):
+            sched.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"], generator)
+        history = list(ckpt["history"])
+        best_score = ckpt["best_score"]
+        best_epoch = int(ckpt["best_epoch"])
+        best_metrics = dict(ckpt.get("best_metrics", {}))
+        bad_epochs = int(ckpt["bad_epochs"])
+        pretrain_losses = list(ckpt.get("pretrain_losses", []))
+        start_epoch = int(ckpt["epoch"]) + 1
+        finished = bool(ckpt.get("finished"))
+        resumed_from = start_epoch
+        log.info("resuming %s from epoch %d", out, start_epoch)
+
+    n = len(train_ds)
+    drop_last = config.batch_size > 1 and n % config.batch_size == 1  # BatchNorm needs >1
+    loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
+                        generator=generator, num_workers=0, drop_last=drop_last)
+    bars = _Bars(progress, label)
+    try:
+        if start_epoch == 0 and not finished and config.pretrain_epochs > 0 and hasattr(model, "pretrain"):
+            task = bars.add("pretrain", config.pretrain_epochs)
+            pretrain_losses = model.pretrain(
+                loader, config.pretrain_epochs, lr=config.pretrain_lr,
+                channels_last=config.channels_last,
+                on_epoch=lambda e, l: bars.update(task, advance=1),
+            )
+        epoch_task = bars.add("epochs", config.epochs)
+        bars.update(epoch_task, completed=start_epoch)
+        epoch = start_epoch
+        for epoch in range(start_epoch, config.epochs):
+            if finished:
+                break
+            t0 = time.perf_counter()
+            model.train()
+            batch_task = bars.add(f"epoch {epoch + 1}", len(loader))
+            total_loss, correct, seen = 0.0, 0, 0
+            for x, y in loader:
+                x = _to_input(x, config.channels_last)
+                y = torch.as_tensor(y).long()
+                opt.zero_grad(set_to_none=True)
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, weight=weights,
+                                       label_smoothing=config.label_smoothing)
+                loss.backward()
+                opt.step()
+                total_loss += float(loss.detach()) * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                bars.update(batch_task, advance=1)
+            if bars.progress is not None and batch_task is not None:
+                bars.progress.remove_task(batch_task)
+                bars.tasks.remove(batch_task)
+            lr_now = opt.param_groups[0]["lr"]
+            if sched is not None:
+                sched.step()
+            if has_val:
+                vlogits, vlabels = predict_logits(model, val_ds, config.eval_batch_size,
+                                                  channels_last=config.channels_last)
+                vm = classification_metrics(vlogits, vlabels)
+            else:
+                vm = {"loss": math.nan, "accuracy": math.nan, "auc": math.nan}
+            score = _score(vm, config.select_metric, epoch, has_val)
+            improved = best_score is None or score > best_score
+            if improved:
+                best_score, best_epoch, bad_epochs = score, epoch, 0
+                best_metrics = {f"val_{k_}": float(v) for k_, v in vm.items()}
+                training = config.to_dict() | {"best_epoch": epoch, **best_metrics}
+                save_model(model_path, model, {**(meta or {}), "training": training})
+            else:
+                bad_epochs += 1
+            history.append({
+                "epoch": epoch,
+                "train_loss": total_loss / max(seen, 1),
+                "train_acc": correct / max(seen, 1),
+                "val_loss": vm["loss"], "val_acc": vm["accuracy"], "val_auc": vm["auc"],
+                "lr": lr_now,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "best": int(improved),
+            })
+            write_csv(hist_path, history, HISTORY_COLUMNS)
+            finished = (epoch + 1 >= config.epochs) or (
+                config.patience is not None and bad_epochs >= config.patience
+            )
+            save_checkpoint(ckpt_path, {
+                "format": "breastlab-checkpoint",
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "best_score": best_score,
+                "best_epoch": best_epoch,
+                "best_metrics": best_metrics,
+                "bad_epochs": bad_epochs,
+                "history": history,
+                "pretrain_losses": pretrain_losses,
+                "rng": rng_state(generator),
+                "config": config.to_dict(),
+                "finished": finished,
+            })
+            bars.update(epoch_task, advance=1)
+    finally:
+        bars.close()
+
+    if model_path.is_file():
+        state = torch.load(model_path, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+    model.eval()
+    stopped_early = len(history) < config.epochs
+    return TrainResult(
+        out_dir=out, model_path=model_path, checkpoint_path=ckpt_path,
+        best_epoch=best_epoch, best_metrics=best_metrics, epochs_run=len(history),
+        history=history, resumed_from_epoch=resumed_from, stopped_early=stopped_early,
+    )

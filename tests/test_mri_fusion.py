@@ -92,7 +92,7 @@ def test_model_fills_in_unknown_from_user_config(tmp_path, monkeypatch):
     from breastlab.phantom.mri import write_mri_phantom
 
     write_mri_phantom(tmp_path / "ph", vendors=["GE"], n_slices=4, matrix=32, seed=4, strip_headers=True)
-    model = constant_model(tmp_path / "phase.pt", ["DCE_pre", "DCE_early", "DCE_delayed"], "DCE_pre", task="phase")
+    model = constant_model(tmp_path / "seq.pt", ["T2WI", "T2WI_FS", "ADC"], "T2WI_FS")
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'[sort]\nmodel = "{model.name}"\n')
     monkeypatch.setenv("BREASTLAB_CONFIG", str(cfg))
@@ -101,7 +101,7 @@ def test_model_fills_in_unknown_from_user_config(tmp_path, monkeypatch):
     rows = read_rows(tmp_path / "c" / "series.csv")
     unknown_before = [r for r in rows if r["header_label"] == "UNKNOWN"]
     assert unknown_before, "stripped headers should leave the rules uncertain"
-    assert all(r["label"] == "DCE_pre" and r["evidence_source"] == "image" for r in unknown_before)
+    assert all(r["label"] == "T2WI_FS" and r["evidence_source"] == "image" for r in unknown_before)
     assert all(r["evidence"].startswith("image:") for r in unknown_before)
 
 
@@ -130,3 +130,90 @@ def test_sort_png_and_nifti_inputs_with_model_alone(tmp_path, monkeypatch):
     assert [Path(s["path"]).name for s in skipped] == ["notes.txt.bak"]
     inst = read_rows(tmp_path / "d" / "instances.csv")
     assert sum(r["path"].endswith(".png") for r in inst) == 3
+
+
+def test_stripped_multiphase_series_is_split_and_ordered(tmp_path):
+    """A stripped GE dynamic (5 phases in one series): split by geometry, ordered by enhancement."""
+    from dataclasses import replace
+
+    from breastlab.mri.classify import Classification
+    from breastlab.mri.imaging.fusion import order_dce_sets
+    from breastlab.mri.sorter import sort_exam
+    from breastlab.phantom.mri import write_mri_phantom
+
+    write_mri_phantom(tmp_path / "ph", vendors=["GE"], n_slices=6, matrix=48, seed=6, strip_headers=True)
+    truth = {r["path"]: r for r in read_rows(tmp_path / "ph" / "truth_instances.csv")}
+    result = sort_exam([tmp_path / "ph" / "GE"], progress=False, workers=1)
+    dce = [ls for ls in result.sets if ls.image_set.n_images == 30]
+    assert len(dce) == 1 and dce[0].label == "UNKNOWN"
+    # as if the image model had called it a DCE phase (the header rules could not)
+    sets = [replace(ls, classification=Classification("DCE_pre", 0.7, "image", "image:m", "image"))
+            if ls is dce[0] else ls for ls in result.sets]
+    extra = {dce[0].set_id: {"header_label": "UNKNOWN", "header_confidence": 0.0, "image_label": "DCE_pre"}}
+    out = order_dce_sets(sets, extra)
+    parts = [ls for ls in out if ls.set_id.startswith(dce[0].set_id + "_v")]
+    assert len(parts) == 5 and all(p.image_set.n_images == 6 for p in parts)
+    for p in parts:
+        rel = {str(Path(r.path).relative_to(tmp_path / "ph")) for r in p.image_set.records}
+        labels = {truth[x]["label"] for x in rel}
+        assert len(labels) == 1, "each split volume holds one phase"
+        assert p.label == labels.pop()
+        assert p.classification.source == "image" and "exam-level" in p.classification.evidence
+    assert len(out) == len(result.sets) + 4
+
+
+def test_real_sort_series_csv_is_training_data(phantom, tmp_path, monkeypatch):
+    """DATA form 3 from an actual sort run: series.csv (labels as corrected) + instances.csv."""
+    from breastlab.mri.imaging.data import TASK_CLASSES, read_data, slice_table
+
+    monkeypatch.setenv("BREASTLAB_CONFIG", str(tmp_path / "none.toml"))
+    sort_cli([str(phantom / "SIEMENS"), "--out", str(tmp_path / "s")])
+    rows = read_rows(tmp_path / "s" / "series.csv")
+    # the user corrects one label (here: calls the T1 set T2WI_FS) and trains on the file
+    with open(tmp_path / "s" / "series.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        for r in rows:
+            w.writerow(r | ({"label": "T2WI_FS"} if r["label"] == "T1" else {}))
+    data = read_data(tmp_path / "s" / "series.csv", TASK_CLASSES["sequence"])
+    assert data.source == "sort-series"
+    labels = sorted(i.label for i in data.items)
+    assert labels == ["ADC", "T2WI", "T2WI_FS", "T2WI_FS"]
+    assert all(len(i.files) == 4 and all(Path(f).is_file() for f in i.files) for i in data.items)
+    assert len({i.patient_id for i in data.items}) == 1  # one study
+    table = slice_table(data.items, TASK_CLASSES["sequence"], slices_per_series=2)
+    assert len(table.refs) == 8
+
+
+def test_sort_rejects_a_missing_model_before_scanning(phantom, tmp_path):
+    from typer.testing import CliRunner
+
+    from breastlab.cli.main import app
+
+    res = CliRunner().invoke(app, ["sort", "--no-progress", str(phantom / "SIEMENS"), "--out", str(tmp_path / "x"),
+                                   "--model", str(tmp_path / "missing.pt")])
+    assert res.exit_code != 0 and "image model not found" in res.output
+    assert not (tmp_path / "x" / "series.csv").exists()
+
+
+def test_unsure_phase_but_sure_dynamic_becomes_a_dce_candidate(phantom):
+    from dataclasses import replace
+
+    from breastlab.mri.classify import Classification
+    from breastlab.mri.imaging.fusion import fuse_sets
+    from breastlab.mri.sorter import sort_exam
+
+    class FakeModel:
+        class_names = ["T2WI", "DCE_pre", "DCE_early", "DCE_delayed"]
+        path = Path("fake.pt")
+        demo = False
+
+        def predict_items(self, items):
+            return {i.series_id: np.array([0.3, 0.25, 0.25, 0.2]) for i in items}
+
+    ls = sort_exam([phantom / "SIEMENS"], progress=False, workers=1).sets[0]
+    unknown = replace(ls, classification=Classification("UNKNOWN", 0.0, "no rule matched", "fallback"))
+    out, extra = fuse_sets([unknown], [FakeModel()])
+    c = out[0].classification
+    assert c.label in ("DCE_pre", "DCE_early") and abs(c.confidence - 0.7) < 1e-6 and c.source == "image"
+    assert "phase uncertain" in c.evidence and extra[ls.set_id]["image_confidence"] == 0.7

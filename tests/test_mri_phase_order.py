@@ -129,3 +129,7 @@ def test_stripped_nact_dce_exam_orders_correctly(shared_data, tmp_path):
         truth.append(LABELS[phases.pop()])
     res = order_phases([v.array for v in volumes])
     assert res.labels == truth
+    assert res.confidence > 0.5
+    # slice level, relative: the three co-located slices of each position ordered alone
+    per_position = order_by_position([v.array for v in volumes])
+    assert sum(r.labels == truth for r in per_position) >= 57  # of 60 positions

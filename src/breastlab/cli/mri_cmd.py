@@ -1,8 +1,197 @@
-"""CLI: (not yet built)."""
+"""CLI: ``breastlab mri train|evaluate|order-phases|demo-model``: image models for MRI sequence and DCE phase.
+
+Heavy libraries are imported inside the commands.
+"""
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+mri_app = typer.Typer(
+    name="mri",
+    help="Image models for breast MRI sequence and DCE phase (train, evaluate, header-free phase ordering).",
+    no_args_is_help=True,
+)
+
+
+def _classes(task: str, classes: str | None) -> list[str]:
+    from breastlab.mri.imaging.data import TASK_CLASSES
+
+    if classes:
+        return [c.strip() for c in classes.split(",") if c.strip()]
+    if task not in TASK_CLASSES:
+        raise typer.BadParameter(f"task must be one of {', '.join(TASK_CLASSES)} (or give --classes)", param_hint="--task")
+    return list(TASK_CLASSES[task])
+
+
+def _print_metrics(run: Path) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from breastlab.evaluation.metrics import format_figure
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    slice_level = json.loads((run / "slice_metrics.json").read_text()) if (run / "slice_metrics.json").is_file() else {}
+    names = metrics["class_names"]
+    console = Console()
+    for model, m in metrics["models"].items():
+        test = m.get("pooled") or {}
+        if not test:
+            continue
+        table = Table(title=f"{model}: series-level test results (pooled over repeats)")
+        table.add_column("true \\ predicted")
+        for n in names:
+            table.add_column(n, justify="right")
+        table.add_column("accuracy (95% CI)", justify="right")
+        for i, n in enumerate(names):
+            pc = test["per_class"][n]
+            table.add_row(n, *[str(v) for v in test["confusion_matrix"][i]], format_figure(pc["accuracy"], percent=True))
+        table.add_row("overall", *[""] * len(names), format_figure(test["accuracy"], percent=True))
+        console.print(table)
+        for key, sm in slice_level.items():
+            if key.startswith(model + "/"):
+                console.print(f"single-slice accuracy ({key}, before aggregation): "
+                              f"{format_figure(sm['accuracy'], percent=True)}")
+    for w in metrics.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+@mri_app.command("train")
+def train(
+    data: Path = typer.Argument(..., help="A folder per class (DICOM/PNG/NIfTI), a manifest CSV (path,label[,patient_id,series_id]) "
+                                          "or a corrected series.csv from breastlab sort."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (models, predictions, metrics.json, report.html)."),
+    task: str = typer.Option("sequence", "--task", help="sequence (T2WI, T2WI_FS, ADC) or phase (DCE_pre, DCE_early, DCE_delayed)."),
+    classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names (e.g. add DWI, T1, SUB, MIP)."),
+    test: Path | None = typer.Option(None, "--test", help="External test DATA (e.g. another site or vendor); DATA is then train/val only."),
+    label_column: str = typer.Option("label", "--label-column", help="Label column of a manifest or series.csv."),
+    model: str = typer.Option("resnet18", "--model", help="Model from the registry."),
+    pretrained: str = typer.Option("auto", "--pretrained", help="auto (ImageNet if cached), yes, no, or a weights file."),
+    image_size: int = typer.Option(128, "--image-size", min=16),
+    slices: int = typer.Option(8, "--slices", min=1, help="Slices sampled per series."),
+    aggregation: str = typer.Option("logmean", "--aggregation", help="logmean, mean or vote."),
+    epochs: int = typer.Option(15, "--epochs", min=1),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    lr: float = typer.Option(1e-3, "--lr"),
+    repeats: int = typer.Option(1, "--repeats", min=1),
+    split: str = typer.Option("holdout", "--split", help="holdout (8:2 by patient) or kfold."),
+    folds: int = typer.Option(5, "--folds", min=2),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+    synthetic: bool = typer.Option(False, "--synthetic", help="Mark the data as phantom/synthetic (the report warns)."),
+    report: bool = typer.Option(True, "--report/--no-report"),
+    resume: bool = typer.Option(True, "--resume/--no-resume"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train a slice CNN whose slice probabilities aggregate to one label per series (patient-level splits)."""
+    from breastlab.mri.imaging.data import read_data
+    from breastlab.mri.imaging.model import MRITrainConfig, train_run
+
+    names = _classes(task, classes)
+    try:
+        dataset = read_data(data, names, label_column=label_column)
+        test_data = read_data(test, names, label_column=label_column) if test else None
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="DATA") from exc
+    typer.echo(f"{len(dataset.items)} labelled series from {dataset.source}"
+               + (f"; left out: {dataset.dropped}" if dataset.dropped else ""), err=True)
+    cfg = MRITrainConfig(task=task, classes=names, model=model, pretrained=pretrained, image_size=image_size,
+                         slices_per_series=slices, aggregation=aggregation, epochs=epochs, batch_size=batch_size,
+                         lr=lr, repeats=repeats, split=split, folds=folds, seed=seed, num_threads=threads,
+                         synthetic=synthetic)
+    run = train_run(dataset, out, cfg, test_data=test_data, progress=progress, resume=resume, report=report)
+    _print_metrics(run)
+    typer.echo(f"run folder: {run}; model for `breastlab sort --model`: {run / 'model.pt'}")
+
+
+@mri_app.command("evaluate")
+def evaluate(
+    target: Path = typer.Argument(..., help="A run folder from `mri train`, or (with --model) labelled DATA."),
+    model: Path | None = typer.Option(None, "--model", help="Validate this model file on DATA (external validation)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run folder for the external validation."),
+    task: str = typer.Option("", "--task", help="Ignored with --model (the model knows its classes)."),
+    label_column: str = typer.Option("label", "--label-column"),
+    report: bool = typer.Option(True, "--report/--no-report"),
+) -> None:
+    """Confusion matrix, overall and per-class accuracy with 95% CIs, and the HTML report."""
+    from breastlab.mri.imaging.model import SeriesModel, evaluate_model_on, finish_run
+
+    if model is None:
+        if not (target / "models").is_dir():
+            raise typer.BadParameter(f"{target} is not a run folder (no models/)", param_hint="TARGET")
+        finish_run(target, report=report)
+        _print_metrics(target)
+        return
+    if out is None:
+        raise typer.BadParameter("--out is required with --model", param_hint="--out")
+    from breastlab.mri.imaging.data import read_data
+
+    sm = SeriesModel(model)
+    if sm.demo:
+        from breastlab.mri.imaging.model import DEMO_NOTICE
+
+        typer.echo(f"note: {DEMO_NOTICE}", err=True)
+    dataset = read_data(target, sm.class_names, label_column=label_column)
+    run = evaluate_model_on(model, dataset, out, report=report)
+    _print_metrics(run)
+
+
+@mri_app.command("order-phases")
+def order_phases_cmd(
+    inputs: list[Path] = typer.Argument(..., help="DICOM files/folders of ONE dynamic exam (headers may be stripped), "
+                                                 "or one NIfTI file per phase."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write phases.csv (file → volume → label) here."),
+) -> None:
+    """Label DCE phases from the images alone: group slices by geometry, order volumes by enhancement."""
+    import numpy as np
+
+    from breastlab.core import atomic
+    from breastlab.mri.imaging.phase_order import order_phases
+    from breastlab.mri.imaging.volumes import read_volumes
+
+    files: list[Path] = []
+    for p in inputs:
+        files.extend(sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith("."))
+                     if p.is_dir() else [p])
+    nifti = [f for f in files if f.name.lower().endswith((".nii", ".nii.gz"))]
+    if nifti:
+        import nibabel as nib
+
+        arrays = [np.asanyarray(nib.load(str(f)).dataobj).astype(np.float32) for f in nifti]
+        names = [[str(f)] for f in nifti]
+    else:
+        volumes = read_volumes(files)
+        arrays = [v.array for v in volumes]
+        names = [v.paths for v in volumes]
+    res = order_phases(arrays)
+    for i, (label, rank) in enumerate(zip(res.labels, res.rank)):
+        typer.echo(f"volume {i}: {label} (rank {rank}, {len(names[i])} images, first {names[i][0]})")
+    typer.echo(f"confidence {res.confidence:.2f}; lesion-peak cue {'agrees' if res.details['lesion_agrees'] else 'differs'}")
+    if out is not None:
+        rows = [{"path": p, "volume": i, "label": res.labels[i], "rank": res.rank[i], "confidence": round(res.confidence, 3)}
+                for i in range(len(names)) for p in names[i]]
+        atomic.write_csv(out / "phases.csv", rows, ["path", "volume", "label", "rank", "confidence"])
+        atomic.write_json(out / "phases.json", {"labels": res.labels, "order": res.order, "confidence": res.confidence,
+                                                "details": res.details})
+
+
+@mri_app.command("demo-model")
+def demo_model(
+    out: Path = typer.Option(Path("demo-mri-model.pt"), "--out", "-o", help="Model file to write."),
+    task: str = typer.Option("sequence", "--task"),
+    epochs: int = typer.Option(6, "--epochs", min=1),
+) -> None:
+    """Train a small DEMO model on synthetic phantom exams (no clinical validity)."""
+    from breastlab.mri.imaging.demo import make_demo_model
+    from breastlab.mri.imaging.model import DEMO_NOTICE
+
+    path = make_demo_model(out, task=task, epochs=epochs, progress=True)
+    typer.echo(f"{path}: {DEMO_NOTICE}")
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app (filled in by the feature that owns it)."""
+    """Add the ``mri`` command group to app."""
+    app.add_typer(mri_app, name="mri")

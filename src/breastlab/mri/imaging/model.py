@@ -1,0 +1,375 @@
+"""Train, save, apply and evaluate the MRI series classifiers (sequence or DCE phase).
+
+Slices are sampled per series (``data.sample_slices``), scored one by one by a 2D CNN
+(ResNet-18 by default; ImageNet weights when they are present in the torch hub cache)
+and aggregated to one label per series (``aggregate``). Training and evaluation reuse
+the project machinery unchanged:
+
+* splits: ``training.splits`` (patient-level, stratified);
+* training: ``training.loop.train_classifier`` on slices;
+* evaluation: ``evaluation.run.evaluate_run`` on **series-level** predictions written in
+  the four-view run layout (``case_id`` = series id), so ``metrics.json`` holds the
+  seed's format: confusion matrix, overall and per-class accuracy, each with a 95% CI;
+* report: ``reporting.html.write_report``.
+
+Run directory (the layout of ``docs/architecture.md``)::
+
+    RUN_DIR/provenance.json          config (task, class_names, sampling, aggregation, ...)
+    RUN_DIR/cases.csv                one row per series: case_id, patient_id (pseudonym), label, ...
+    RUN_DIR/splits/repeat{r}.json
+    RUN_DIR/models/{model}/repeat{r}/{checkpoint.pt, model.pt, history.csv,
+                                      predictions.csv, slice_predictions.csv}
+    RUN_DIR/model.pt                 repeat 0's model, for ``breastlab sort --model``
+    RUN_DIR/metrics.json, report.html
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from breastlab.core import atomic
+
+from .aggregate import aggregate_by_series
+from .data import Dataset, SeriesItem, SliceDataset, SliceTable, TASK_CLASSES, slice_table
+
+DEMO_NOTICE = "DEMO MODEL — trained on synthetic phantom data, no clinical validity"
+MODEL_KIND = "breastlab-mri-series"
+
+
+@dataclass
+class MRITrainConfig:
+    """Everything that defines an MRI image-model run (saved in provenance and model.pt)."""
+
+    task: str = "sequence"
+    classes: list[str] = field(default_factory=list)
+    model: str = "resnet18"
+    pretrained: str = "auto"  # auto (ImageNet if cached), yes, no, or a weights file
+    image_size: int = 128
+    normalization: str = "zscore"
+    slices_per_series: int = 8
+    central_fraction: float = 0.6
+    aggregation: str = "logmean"
+    epochs: int = 15
+    batch_size: int = 16
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    repeats: int = 1
+    split: str = "holdout"
+    folds: int = 5
+    seed: int = 0
+    num_threads: int | None = None
+    demo: bool = False
+    synthetic: bool = False  # phantom data: the report then carries the phantom/demo warning
+
+    def __post_init__(self) -> None:
+        if not self.classes:
+            if self.task not in TASK_CLASSES:
+                raise ValueError(f"task must be one of {sorted(TASK_CLASSES)} or give classes")
+            self.classes = list(TASK_CLASSES[self.task])
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def _pretrained_arg(value: str) -> bool | str:
+    v = str(value).lower()
+    if v in ("no", "false", "0", "none"):
+        return False
+    if v in ("yes", "true", "1", "imagenet"):
+        return True
+    if v == "auto":
+        from breastlab.models.weights import hub_cache_path
+
+        return True if hub_cache_path().is_file() else False
+    return str(value)
+
+
+def _preprocessing(cfg: MRITrainConfig) -> dict[str, Any]:
+    return {"image_size": cfg.image_size, "normalization": cfg.normalization,
+            "slices_per_series": cfg.slices_per_series, "central_fraction": cfg.central_fraction,
+            "aggregation": cfg.aggregation}
+
+
+def _series_rows(items: Sequence[SeriesItem]) -> list[dict[str, Any]]:
+    return [{"case_id": i.series_id, "patient_id": i.patient_id, "label": i.label, "kind": i.kind,
+             "n_files": len(i.files), "first_file": i.files[0] if i.files else ""} for i in items]
+
+
+def write_series_predictions(path: Path, series_ids: Sequence[str], splits: dict[str, str],
+                             labels: dict[str, int], probs: np.ndarray) -> None:
+    k = probs.shape[1] if len(probs) else 0
+    cols = ["case_id", "split", "label"] + [f"prob_{j}" for j in range(k)]
+    rows = [{"case_id": s, "split": splits[s], "label": labels[s],
+             **{f"prob_{j}": round(float(p[j]), 6) for j in range(k)}} for s, p in zip(series_ids, probs)]
+    atomic.write_csv(path, rows, cols)
+
+
+def _slice_rows(ds: SliceDataset, probs: np.ndarray, split: str) -> list[dict[str, Any]]:
+    return [{"series_id": ds.series_ids[i], "split": split, "path": ds.table.refs[i].path,
+             "slice_index": "" if ds.table.refs[i].index is None else ds.table.refs[i].index,
+             "label": ds.labels[i], "pred": int(probs[i].argmax()),
+             **{f"prob_{j}": round(float(probs[i, j]), 6) for j in range(probs.shape[1])}}
+            for i in range(len(ds))]
+
+
+def train_run(
+    data: Dataset,
+    out_dir: str | os.PathLike,
+    cfg: MRITrainConfig,
+    *,
+    test_data: Dataset | None = None,
+    progress: bool = True,
+    resume: bool = True,
+    evaluate: bool = True,
+    report: bool = True,
+) -> Path:
+    """Train ``cfg.repeats`` models on ``data`` and write a run directory.
+
+    Splits are patient-level and stratified on series labels. With ``test_data`` (e.g. a
+    held-out site or vendor) every series of ``data`` goes to train/val and ``test_data`` is
+    the test part.
+    """
+    import torch
+
+    from breastlab.core.provenance import fingerprint_files, run_manifest
+    from breastlab.models.registry import build_model
+    from breastlab.training.loop import TrainConfig, predict_proba, train_classifier
+    from breastlab.training.splits import check_split, holdout_split, repeat_split, save_split
+
+    run = Path(out_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    classes = list(cfg.classes)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    items = [i for i in data.items if i.label in classes]
+    test_items = [i for i in (test_data.items if test_data else []) if i.label in classes]
+    if len(items) < 2:
+        raise ValueError(f"need at least 2 labelled series, found {len(items)}")
+    all_items = items + test_items
+    ids = [i.series_id for i in all_items]
+    if len(set(ids)) != len(ids):
+        raise ValueError("series ids must be unique across DATA and the test data")
+
+    files = [f for i in all_items for f in i.files]
+    config = cfg.to_dict() | {"class_names": classes, "data_source": data.source, "data": data.path,
+                              "test_data": test_data.path if test_data else None,
+                              "test_source": test_data.source if test_data else None,
+                              "dropped": data.dropped, "n_series": len(items), "n_test_series": len(test_items)}
+    if cfg.demo:
+        config["notice"] = DEMO_NOTICE
+    atomic.write_json(run / "provenance.json", run_manifest(config, data_fingerprint=fingerprint_files(files, content=False)))
+    rows = _series_rows(items) + [r | {"external_test": 1} for r in _series_rows(test_items)]
+    atomic.write_csv(run / "cases.csv", rows, ["case_id", "patient_id", "label", "kind", "n_files", "first_file",
+                                               "external_test"])
+
+    # slices (read once, cached in memory)
+    table = slice_table(all_items, classes, slices_per_series=cfg.slices_per_series,
+                        central_fraction=cfg.central_fraction)
+    full = SliceDataset(table, image_size=cfg.image_size, normalization=cfg.normalization, seed=cfg.seed)
+    label_of = {i.series_id: classes.index(i.label) for i in all_items}
+    patient_of = {i.series_id: i.patient_id for i in all_items}
+    train_ids = [i.series_id for i in items]
+
+    meta = {"kind": MODEL_KIND, "task": cfg.task, "class_names": classes, "preprocessing": _preprocessing(cfg),
+            "demo": bool(cfg.demo), "notice": DEMO_NOTICE if cfg.demo else
+            "trained by breastlab mri train; validate on your own site's data before use"}
+    pretrained = _pretrained_arg(cfg.pretrained)
+    for r in range(cfg.repeats):
+        if test_items:
+            split = holdout_split(train_ids, [label_of[s] for s in train_ids], [patient_of[s] for s in train_ids],
+                                  test_fraction=0.0, seed=cfg.seed + r)
+            split["test"] = [i.series_id for i in test_items]
+            split["repeat"], split["external_test"] = r, True
+        else:
+            split = repeat_split(train_ids, [label_of[s] for s in train_ids], [patient_of[s] for s in train_ids],
+                                 repeat=r, method=cfg.split, folds=cfg.folds, seed=cfg.seed)
+        check_split(split, patient_of)
+        save_split(run / "splits" / f"repeat{r}.json", split)
+        part_of = {s: part for part in ("train", "val", "test") for s in split[part]}
+        idx = {part: [j for j, s in enumerate(full.series_ids) if part_of.get(s) == part]
+               for part in ("train", "val", "test")}
+        train_ds = full.subset(idx["train"], augment=True)
+        val_ds = full.subset(idx["val"], augment=False)
+        mdir = run / "models" / cfg.model / f"repeat{r}"
+        model = build_model(cfg.model, in_channels=1, num_classes=len(classes), image_size=cfg.image_size,
+                            pretrained=pretrained)
+        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+                           seed=cfg.seed + r, select_metric="accuracy", num_threads=cfg.num_threads)
+        train_classifier(model, train_ds, val_ds if len(val_ds) else None, tcfg, mdir,
+                         progress=progress, resume=resume, meta=meta, label=f"repeat {r} ")
+        series_ids, series_probs, slice_rows = [], [], []
+        for part in ("train", "val", "test"):
+            ds = full.subset(idx[part], augment=False)
+            if not len(ds):
+                continue
+            probs = predict_proba(model, ds)
+            sids, agg = aggregate_by_series(probs, ds.series_ids, cfg.aggregation)
+            series_ids += sids
+            series_probs.append(agg)
+            slice_rows += _slice_rows(ds, probs, part)
+        write_series_predictions(mdir / "predictions.csv", series_ids, part_of, label_of, np.concatenate(series_probs))
+        if slice_rows:
+            atomic.write_csv(mdir / "slice_predictions.csv", slice_rows, list(slice_rows[0]))
+        if r == 0:
+            shutil.copyfile(mdir / "model.pt", run / "model.pt")
+    if evaluate:
+        finish_run(run, report=report)
+    return run
+
+
+def finish_run(run_dir: str | os.PathLike, *, report: bool = True) -> dict[str, Any]:
+    """Evaluate (``evaluate_run``) and, if available, write the HTML report."""
+    from breastlab.evaluation.run import evaluate_run
+
+    metrics = evaluate_run(run_dir)
+    slice_level = slice_metrics(run_dir)
+    if slice_level:
+        atomic.write_json(Path(run_dir) / "slice_metrics.json", slice_level)
+    if report:
+        try:
+            from breastlab.reporting.html import write_report
+        except ImportError:  # reporting not installed in this tree yet
+            return metrics
+        write_report(run_dir, gallery=False)  # the Grad-CAM gallery reads four-view case tables
+    return metrics
+
+
+def slice_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Single-slice test metrics (before aggregation), for the side-by-side with series level."""
+    import csv
+    import json
+
+    from breastlab.evaluation.metrics import multiclass_metrics
+
+    run = Path(run_dir)
+    prov = json.loads((run / "provenance.json").read_text()) if (run / "provenance.json").is_file() else {}
+    names = (prov.get("config") or {}).get("class_names")
+    out: dict[str, Any] = {}
+    for path in sorted(run.glob("models/*/repeat*/slice_predictions.csv")):
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+        if not rows or not names:
+            continue
+        k = len(names)
+        y = [int(r["label"]) for r in rows]
+        prob = np.array([[float(r[f"prob_{j}"]) for j in range(k)] for r in rows])
+        out[f"{path.parent.parent.name}/{path.parent.name}"] = multiclass_metrics(y, prob, names)
+    return out
+
+
+# --------------------------------------------------------------------------- applying a model
+class SeriesModel:
+    """A trained series classifier loaded from a model file (``weights_only`` loading)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        from breastlab.models.files import load_model
+
+        self.path = Path(path)
+        self.model, self.meta = load_model(path)
+        if self.meta.get("kind") != MODEL_KIND:
+            raise ValueError(f"{path} is not an MRI series model (kind={self.meta.get('kind')!r})")
+        self.class_names: list[str] = list(self.meta["class_names"])
+        self.task: str = self.meta.get("task", "")
+        self.demo: bool = bool(self.meta.get("demo"))
+        self.pre: dict[str, Any] = dict(self.meta.get("preprocessing") or {})
+
+    @property
+    def description(self) -> str:
+        tag = f" [{DEMO_NOTICE}]" if self.demo else ""
+        return f"{self.path.name} ({self.task}: {', '.join(self.class_names)}){tag}"
+
+    def _dataset(self, items: Sequence[SeriesItem]) -> SliceDataset:
+        table = slice_table(items, self.class_names, slices_per_series=int(self.pre.get("slices_per_series", 8)),
+                            central_fraction=float(self.pre.get("central_fraction", 0.6)))
+        return SliceDataset(table, image_size=int(self.pre.get("image_size", 128)),
+                            normalization=self.pre.get("normalization", "zscore"))
+
+    def predict_items(self, items: Sequence[SeriesItem]) -> dict[str, np.ndarray]:
+        """Series id → class probabilities (aggregated over sampled slices).
+
+        A series whose images cannot be read gets no prediction; the reason is kept in
+        ``self.errors[series_id]`` and the other series go on.
+        """
+        from .data import load_slice
+        from breastlab.training.loop import predict_proba
+
+        size = int(self.pre.get("image_size", 128))
+        norm = self.pre.get("normalization", "zscore")
+        arrays, sids = [], []
+        self.errors: dict[str, str] = {}
+        for item in items:
+            try:
+                table = slice_table([item], self.class_names,
+                                    slices_per_series=int(self.pre.get("slices_per_series", 8)),
+                                    central_fraction=float(self.pre.get("central_fraction", 0.6)))
+                if not table.refs:
+                    raise ValueError("no slices")
+                stack = np.stack([load_slice(r, image_size=size, normalization=norm) for r in table.refs])
+            except Exception as exc:  # noqa: BLE001 - one unreadable series must not stop the batch
+                self.errors[item.series_id] = f"{type(exc).__name__}: {exc}"
+                continue
+            arrays.append(stack)
+            sids += [item.series_id] * len(stack)
+        if not arrays:
+            return {}
+        table = SliceTable([], [0] * len(sids), sids, [""] * len(sids))
+        ds = SliceDataset(table, image_size=size, arrays=np.concatenate(arrays))
+        probs = predict_proba(self.model, ds)
+        order, agg = aggregate_by_series(probs, sids, self.pre.get("aggregation", "logmean"))
+        return dict(zip(order, agg))
+
+    def predict_slices(self, slices: Sequence[np.ndarray]) -> np.ndarray:
+        """Aggregated probabilities for raw 2D arrays of one series (preprocessed here)."""
+        from breastlab.multiview.preprocess import preprocess_view
+        from breastlab.training.loop import predict_proba
+
+        size = int(self.pre.get("image_size", 128))
+        arrays = np.stack([preprocess_view(s, image_size=size, normalization=self.pre.get("normalization", "zscore"))
+                           for s in slices])
+        table = SliceTable([], [0] * len(arrays), ["s"] * len(arrays), [""] * len(arrays))
+        ds = SliceDataset(table, image_size=size, arrays=arrays)
+        return aggregate_by_series(predict_proba(self.model, ds), ds.series_ids,
+                                   self.pre.get("aggregation", "logmean"))[1][0]
+
+
+def evaluate_model_on(model_path: str | os.PathLike, data: Dataset, out_dir: str | os.PathLike, *,
+                      report: bool = True) -> Path:
+    """External validation: apply a saved model to labelled DATA and write an evaluated run dir."""
+    from breastlab.core.provenance import fingerprint_files, run_manifest
+
+    sm = SeriesModel(model_path)
+    run = Path(out_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    items = [i for i in data.items if i.label in sm.class_names]
+    if not items:
+        raise ValueError("no series with a label among the model's classes")
+    files = [f for i in items for f in i.files]
+    config = {"task": sm.task, "class_names": sm.class_names, "model_file": str(model_path),
+              "external_validation": True, "demo": sm.demo, "data_source": data.source, "data": data.path,
+              "dropped": data.dropped}
+    if sm.demo:
+        config["notice"] = DEMO_NOTICE
+    atomic.write_json(run / "provenance.json", run_manifest(config, data_fingerprint=fingerprint_files(files, content=False)))
+    atomic.write_csv(run / "cases.csv", _series_rows(items), ["case_id", "patient_id", "label", "kind", "n_files",
+                                                             "first_file"])
+    atomic.write_json(run / "splits" / "repeat0.json", {"train": [], "val": [], "test": [i.series_id for i in items]})
+    from breastlab.training.loop import predict_proba
+
+    ds = sm._dataset(items)
+    probs = predict_proba(sm.model, ds)
+    sids, agg = aggregate_by_series(probs, ds.series_ids, sm.pre.get("aggregation", "logmean"))
+    mdir = run / "models" / str(sm.meta.get("name", "model")) / "repeat0"
+    label_of = {i.series_id: sm.class_names.index(i.label) for i in items}
+    write_series_predictions(mdir / "predictions.csv", sids, {s: "test" for s in sids}, label_of, agg)
+    rows = _slice_rows(ds, probs, "test")
+    atomic.write_csv(mdir / "slice_predictions.csv", rows, list(rows[0]))
+    finish_run(run, report=report)
+    return run

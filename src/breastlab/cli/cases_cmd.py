@@ -127,3 +127,6 @@ def register(app: typer.Typer) -> None:
             summary.add_row(f"[yellow]problem: {reason}[/]", str(n))
         Console().print(summary)
         typer.echo(f"wrote {out_csv} and {prob}" + ("" if keep_phi else " (pseudonymised ids)"))
+        if not len(table):
+            console.print("[yellow]warning:[/] no cases found (the table is empty); "
+                          f"see {prob} for skipped files")

@@ -46,4 +46,8 @@ def register(app: typer.Typer) -> None:
                if len(res["class_names"]) == 2 else "")
         console.print(f"{res['n_cases']} case(s) predicted ({counts}){thr}; "
                       f"{res['n_skipped']} skipped")
+        if res.get("n_problems"):
+            console.print(f"[yellow]{res['n_problems']} problem(s) while assembling cases "
+                          f"(unreadable files, incomplete cases left out): see "
+                          f"{out / 'problems.csv'}[/yellow]")
         typer.echo(str(res["predictions"]))

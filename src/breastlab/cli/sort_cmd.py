@@ -69,14 +69,15 @@ def register(app: typer.Typer) -> None:
             export_dir=export,
             export_mode="link" if link else "copy",
             progress=progress,
+            image_models=image_models or None,
         )
         console = Console()
         if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns
             console = Console(width=160)
-        if image_models:  # image-model fusion (breastlab.mri.imaging.fusion); without a model nothing runs
-            from breastlab.mri.imaging.fusion import apply_models, report_fusion
+        if image_models:  # image-model fusion ran inside sort_exam; show what it did
+            from breastlab.mri.imaging.fusion import report_fusion
 
-            report_fusion(console, result, apply_models(result, image_models, out, keep_phi=keep_phi))
+            report_fusion(console, result, result.fusion)
         console.print(summary_table(result.sets, title=f"breastlab sort: {len(result.sets)} image sets"))
         msg = (
             f"{result.n_records} images in {len(result.sets)} image sets; "

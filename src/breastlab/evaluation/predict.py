@@ -46,9 +46,10 @@ def resolve_threshold(model_file: Path, meta: dict[str, Any], threshold: float |
     return 0.5, "default 0.5"
 
 
-def _rows_from_input(inp: Path, views: list[str] | None, out_dir: Path) -> Any:
+def _rows_from_input(inp: Path, views: list[str] | None, out_dir: Path) -> tuple[Any, int]:
+    """The case rows (or the CSV path) and the number of problems written to problems.csv."""
     if inp.is_file():
-        return inp                                   # CaseDataset reads the CSV itself
+        return inp, 0                                # CaseDataset reads the CSV itself
     from breastlab.multiview.cases import assemble_cases
 
     table = assemble_cases([inp], view_set=views, missing="drop", duplicates="drop",
@@ -56,7 +57,7 @@ def _rows_from_input(inp: Path, views: list[str] | None, out_dir: Path) -> Any:
     if table.problems:
         atomic.write_csv(out_dir / "problems.csv", [p.row() for p in table.problems],
                          ["case_id", "view", "reason", "detail", "path"])
-    return table.rows()
+    return table.rows(), len(table.problems)
 
 
 def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str | Path, *,
@@ -79,7 +80,7 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
     names = list(meta.get("class_names") or [])
     if len(names) != k:
         names = ["benign", "malignant"] if k == 2 else [f"class_{i}" for i in range(k)]
-    rows = _rows_from_input(Path(input_path), meta.get("views"), out_dir)
+    rows, n_problems = _rows_from_input(Path(input_path), meta.get("views"), out_dir)
     ds = dataset_from_meta(rows, meta, progress=progress)
     if ds.skipped:
         atomic.write_csv(out_dir / "skipped.csv",
@@ -137,7 +138,8 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
     if heatmaps:
         cols += ["top_view", *[f"share_{v}" for v in views], "heatmap"]
     atomic.write_csv(out_dir / "predictions.csv", out_rows, cols)
-    return {"n_cases": len(out_rows), "n_skipped": len(ds.skipped), "threshold": thr,
+    return {"n_cases": len(out_rows), "n_skipped": len(ds.skipped), "n_problems": n_problems,
+            "threshold": thr,
             "threshold_source": thr_source, "class_names": names, "views": views,
             "predictions": out_dir / "predictions.csv",
             "counts": {n: sum(r["predicted"] == n for r in out_rows) for n in names}}

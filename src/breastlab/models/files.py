@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,25 @@ def save_model(path: str | os.PathLike, model: nn.Module, meta: dict[str, Any] |
     return save_torch(path, payload)
 
 
+def _load_error_detail(exc: Exception) -> str:
+    """The informative part of a ``torch.load`` error, without torch's advice to retry
+    with ``weights_only=False`` (which would run the file's pickle code) or ANSI codes."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in str(exc).splitlines()]
+    lines = [ln for ln in lines if ln]
+    useful = [ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln]
+    if useful:
+        detail = useful[0].split(". Please use")[0]
+    elif lines and "weights_only" not in lines[0]:
+        detail = lines[0]
+    elif isinstance(exc, EOFError):
+        detail = "the file is empty or truncated"
+    else:
+        detail = "it is not a plain tensor/dict file"
+    if len(detail) > 200:
+        detail = detail[:200] + "..."
+    return f"{type(exc).__name__}: {detail}"
+
+
 def _read(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
@@ -73,8 +93,7 @@ def _read(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as exc:  # UnpicklingError for pickled objects, zip errors...
         raise ModelFileError(
             f"{p} is not a breastlab model file, or it holds Python objects that are "
-            f"refused for safety (torch.load weights_only=True): {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+            f"refused for safety (torch.load weights_only=True): {_load_error_detail(exc)}"
         ) from exc
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ModelFileError(f"{p} is not a breastlab model file (no '{FORMAT}' marker)")

@@ -26,6 +26,11 @@ class SortResult:
     export_dir: Path | None = None
     outputs: dict[str, Path] = field(default_factory=dict)
     export_counts: dict[str, int] = field(default_factory=dict)
+    # filled by image-model fusion (breastlab.mri.imaging.fusion.fuse_result)
+    fusion: dict[str, Any] = field(default_factory=dict)
+    image_rows: list[dict[str, Any]] = field(default_factory=list)
+    image_instances: list[dict[str, Any]] = field(default_factory=list)
+    image_columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def labels(self) -> list[str]:
         return [s.label for s in self.sets]
@@ -58,18 +63,29 @@ def sort_exam(
     export_dir: str | os.PathLike | None = None,
     export_mode: str = "link",
     progress: bool = True,
+    image_models: Sequence[Any] | None = None,
 ) -> SortResult:
     """Sort the DICOM files under ``inputs`` (files, folders or list files) into labelled image sets.
 
     Writes ``series.csv``, ``series.json``, ``instances.csv``, ``skipped.csv`` and
     ``provenance.json`` into ``out_dir`` (when given) and links or copies files into
     ``export_dir/<study>/<label>[_b<value>]/`` (when given). Inputs are never modified.
+
+    ``image_models`` (from ``breastlab.mri.imaging.fusion.load_models``) add the image
+    path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
+    and cross-check the header rules; export and outputs then follow the fused labels.
+    Without them the header rules alone decide.
     """
     from breastlab.dicom.scan import scan_paths
 
     scan = scan_paths(list(inputs), workers=workers, progress=progress)
     sets = sort_records(scan.records, b_threshold=b_threshold)
     result = SortResult(sets=sets, skipped=list(scan.skipped), n_records=len(scan.records))
+    if image_models:
+        from breastlab.mri.imaging.fusion import fuse_result
+
+        fuse_result(result, image_models)
+        sets = result.sets
 
     export_paths = None
     if export_dir is not None:
@@ -101,7 +117,11 @@ def sort_exam(
             "labels": label_counts(sets),
             "export": result.export_counts or None,
         }
-        result.outputs = write_outputs(out_dir, sets, scan.skipped, keep_phi=keep_phi, manifest=manifest,
+        result.outputs = write_outputs(out_dir, sets, result.skipped, keep_phi=keep_phi, manifest=manifest,
                                        export_paths=export_paths)
+        if image_models:
+            from breastlab.mri.imaging.fusion import write_fused_outputs
+
+            write_fused_outputs(out_dir, result, keep_phi=keep_phi, export_paths=export_paths)
         result.out_dir = Path(out_dir)
     return result

@@ -329,16 +329,16 @@ def load_models(paths: Sequence[str | os.PathLike]) -> list[SeriesModel]:
     return [SeriesModel(p) for p in paths]
 
 
-def apply_models(result: Any, models: Sequence[SeriesModel], out_dir: str | os.PathLike | None, *,
-                 keep_phi: bool = False, low_confidence: float = LOW_CONFIDENCE,
-                 min_image_confidence: float = MIN_IMAGE_CONFIDENCE) -> dict[str, Any]:
-    """Fuse ``result`` (a ``SortResult``) with ``models`` in place and rewrite the outputs in ``out_dir``.
+def fuse_result(result: Any, models: Sequence[SeriesModel], *, low_confidence: float = LOW_CONFIDENCE,
+                min_image_confidence: float = MIN_IMAGE_CONFIDENCE) -> dict[str, Any]:
+    """Fuse ``result`` (a ``SortResult``) with ``models`` in place; writes nothing.
 
-    Returns a summary: counts of sets by evidence source, disagreements, header-less sets,
-    and the demo notice when a demo model was used.
+    Sets ``result.sets`` (fused labels), ``result.image_rows`` (header-less PNG/JPEG/NIfTI
+    sets labelled by the model alone), ``result.image_columns`` (per-set image columns) and
+    removes the header-less files it labelled from ``result.skipped``. Returns a summary:
+    counts of sets by evidence source, disagreements, header-less sets, and the demo notice
+    when a demo model was used.
     """
-    from breastlab.mri import outputs
-
     sets, extra = fuse_sets(result.sets, models, low_confidence=low_confidence,
                             min_image_confidence=min_image_confidence)
     if any(c in DCE_LABELS for m in models for c in m.class_names):
@@ -346,12 +346,13 @@ def apply_models(result: Any, models: Sequence[SeriesModel], out_dir: str | os.P
     result.sets = sets
     handled = [s.path for s in result.skipped if s.reason == "not-dicom" and file_kind(s.path) in ("nifti", "raster")]
     items = headerless_items(handled)
-    columns = tuple(outputs.series_columns(keep_phi)) + IMAGE_COLUMNS
-    extra_rows, extra_inst = headerless_rows(items, models, columns, min_image_confidence=min_image_confidence) \
+    extra_rows, extra_inst = headerless_rows(items, models, _fused_columns(False), min_image_confidence=min_image_confidence) \
         if items else ([], [])
     used = {f for i in items for f in i.files}
     result.skipped = [s for s in result.skipped if s.path not in used]
     result.image_rows = extra_rows  # header-less image sets (not LabelledSets)
+    result.image_instances = extra_inst
+    result.image_columns = extra
 
     demo = any(m.demo for m in models)
     summary = {
@@ -369,24 +370,58 @@ def apply_models(result: Any, models: Sequence[SeriesModel], out_dir: str | os.P
         summary["evidence_source"]["image"] = summary["evidence_source"].get("image", 0) + len(extra_rows)
     if demo:
         summary["notice"] = DEMO_NOTICE
+    result.fusion = summary
+    return summary
 
+
+def _fused_columns(keep_phi: bool) -> tuple[str, ...]:
+    from breastlab.mri import outputs
+
+    return tuple(outputs.series_columns(keep_phi)) + IMAGE_COLUMNS
+
+
+def write_fused_outputs(out_dir: str | os.PathLike, result: Any, *, keep_phi: bool = False,
+                        export_paths: dict[tuple[str, str], str] | None = None) -> None:
+    """Rewrite series.csv/json and instances.csv of a fused ``result`` with the image columns."""
+    from breastlab.mri import outputs
+
+    out = Path(out_dir)
+    summary = getattr(result, "fusion", {}) or {}
+    extra = getattr(result, "image_columns", {}) or {}
+    extra_rows = getattr(result, "image_rows", []) or []
+    extra_inst = getattr(result, "image_instances", []) or []
+    columns = _fused_columns(keep_phi)
+    rows = [outputs.series_row(ls, keep_phi=keep_phi) | {c: extra.get(ls.set_id, {}).get(c) for c in IMAGE_COLUMNS}
+            for ls in result.sets] + [{c: r.get(c) for c in columns} for r in extra_rows]
+    atomic.write_csv(out / "series.csv", rows, columns)
+    atomic.write_json(out / "series.json", rows)
+    if extra_inst:
+        inst = list(outputs.instance_rows(result.sets, export_paths)) + extra_inst
+        atomic.write_csv(out / "instances.csv", inst, outputs.INSTANCE_COLUMNS)
+    prov = out / "provenance.json"
+    if prov.is_file() and summary:
+        manifest = json.loads(prov.read_text(encoding="utf-8"))
+        demo = "notice" in summary
+        manifest.setdefault("config", {})["classifier"] = "header rules + image model" + (" (DEMO)" if demo else "")
+        manifest["config"]["image_models"] = summary.get("models")
+        manifest["image_model_summary"] = summary
+        atomic.write_json(prov, manifest)
+
+
+def apply_models(result: Any, models: Sequence[SeriesModel], out_dir: str | os.PathLike | None, *,
+                 keep_phi: bool = False, low_confidence: float = LOW_CONFIDENCE,
+                 min_image_confidence: float = MIN_IMAGE_CONFIDENCE) -> dict[str, Any]:
+    """Fuse an already-written ``SortResult`` with ``models`` and rewrite its outputs in ``out_dir``.
+
+    ``sort_exam(..., image_models=...)`` does the same in one pass (and exports the fused
+    labels); this is for results sorted earlier.
+    """
+    summary = fuse_result(result, models, low_confidence=low_confidence, min_image_confidence=min_image_confidence)
     if out_dir is not None:
-        out = Path(out_dir)
-        manifest = None
-        prov = out / "provenance.json"
-        if prov.is_file():
-            manifest = json.loads(prov.read_text(encoding="utf-8"))
-            manifest.setdefault("config", {})["classifier"] = "header rules + image model" + (" (DEMO)" if demo else "")
-            manifest["config"]["image_models"] = summary["models"]
-            manifest["image_model_summary"] = summary
-        result.outputs = outputs.write_outputs(out, sets, result.skipped, keep_phi=keep_phi, manifest=manifest)
-        rows = [outputs.series_row(ls, keep_phi=keep_phi) | {c: extra.get(ls.set_id, {}).get(c) for c in IMAGE_COLUMNS}
-                for ls in sets] + extra_rows
-        atomic.write_csv(out / "series.csv", rows, columns)
-        atomic.write_json(out / "series.json", rows)
-        if extra_inst:
-            inst = list(outputs.instance_rows(sets)) + extra_inst
-            atomic.write_csv(out / "instances.csv", inst, outputs.INSTANCE_COLUMNS)
+        from breastlab.mri import outputs
+
+        outputs.write_outputs(Path(out_dir), result.sets, result.skipped, keep_phi=keep_phi, manifest=None)
+        write_fused_outputs(out_dir, result, keep_phi=keep_phi)
     return summary
 
 

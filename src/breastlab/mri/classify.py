@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from breastlab.mri import dce, diffusion, rules
 from breastlab.mri.features import SetSummary, summarize
@@ -67,21 +67,9 @@ def classify_summary(s: SetSummary, *, b_threshold: float = diffusion.DEFAULT_B_
             confidence = min(confidence, 0.75)
     if rule.name.startswith("dce_") and s.dce_seconds is None:
         confidence = min(confidence, 0.6)
-    return Classification(label, confidence, "; ".join(evidence), rule.name)
-
-
-def fuse(header: Classification, image: Classification | None) -> Classification:
-    """Combine header rules with an image model (placeholder for the image-model feature).
-
-    Agreement keeps the label with the higher confidence and ``source="both"``;
-    otherwise the more confident opinion wins. ``image=None`` returns ``header``.
-    """
-    if image is None:
-        return header
-    if image.label == header.label:
-        return replace(header, confidence=max(header.confidence, image.confidence), source="both",
-                       evidence=f"{header.evidence}; image model {image.rule} agrees")
-    return header if header.confidence >= image.confidence else image
+    # The evidence text names its source first ("header: ..."); image-model fusion
+    # (breastlab.mri.imaging.fusion) rewrites it as "image: ..." or "both: ...".
+    return Classification(label, confidence, "header: " + "; ".join(evidence), rule.name)
 
 
 def _is_candidate(s: SetSummary, c: Classification) -> bool:

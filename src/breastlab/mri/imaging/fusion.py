@@ -85,7 +85,15 @@ def _set_item(ls: Any) -> SeriesItem:
                       frames=[r.frame_index for r in recs], kind="dicom")
 
 
+_SOURCES = ("header: ", "image: ", "both: ")
+
+
 def _prefixed(source: str, text: str) -> str:
+    """``text`` with its leading evidence source replaced by ``source``."""
+    for prefix in _SOURCES:
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
     return f"{source}: {text}" if text else source
 
 

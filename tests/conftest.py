@@ -26,3 +26,13 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real data not found: {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run faster on one thread than on a contended OpenMP pool (restored after)."""
+    torch = pytest.importorskip("torch")
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

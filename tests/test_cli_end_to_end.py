@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 torch = pytest.importorskip("torch")
 pydicom = pytest.importorskip("pydicom")
@@ -32,13 +32,6 @@ LABELS = {"T2WI", "T2WI_FS", "DWI_low", "DWI_high", "ADC", "T1", "DCE_pre", "DCE
           "DCE_delayed", "SUB", "MIP", "LOCALIZER", "DERIVED", "OTHER", "UNKNOWN"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread avoids OpenMP contention on a shared CPU (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _invoke(args: list[str], ok: bool = True):

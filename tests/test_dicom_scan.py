@@ -11,7 +11,6 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
 from breastlab.dicom.headers import read_records
-from breastlab.dicom.records import SkippedFile
 from breastlab.dicom.scan import expand_inputs, scan_paths
 from conftest import require
 

@@ -44,17 +44,11 @@ def make_data(n: int, rng: np.random.Generator):
     return torch.from_numpy(x), torch.from_numpy(y).long()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread than on a contended pool."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def trained(one_thread):
+def trained(one_torch_thread):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     x, y = make_data(32, rng)

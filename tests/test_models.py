@@ -13,13 +13,7 @@ from breastlab.models.resnet import ResNet18
 from breastlab.models.weights import WeightsUnavailableError, adapt_conv1, load_imagenet_state_dict
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread avoids OpenMP contention on a shared CPU (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -69,7 +69,6 @@ def test_sort_model_evidence_header_image_both(phantom, tmp_path, monkeypatch):
     model = constant_model(tmp_path / "m.pt", ["T2WI", "T2WI_FS", "ADC"], "T2WI", demo=True)
     res = sort_cli([str(phantom / "SIEMENS"), "--out", str(tmp_path / "b"), "--model", str(model)])
     assert "DEMO MODEL" in res.output
-    rows = {r["label"] + ("" if r["image_agrees"] != "no" else "!"): r for r in read_rows(tmp_path / "b" / "series.csv")}
     by_label = {}
     for r in read_rows(tmp_path / "b" / "series.csv"):
         by_label.setdefault(r["header_label"], []).append(r)

@@ -17,7 +17,6 @@ SEQ = TASK_CLASSES["sequence"]
 
 def write_dicom_series(folder: Path, *, patient: str, n: int = 5, size: int = 16, value: float = 10.0,
                        series_uid: str | None = None) -> list[Path]:
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 

@@ -7,7 +7,6 @@ multi-phase series, Siemens as one series per phase.
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 

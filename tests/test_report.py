@@ -144,17 +144,7 @@ def test_multiclass_run_and_report(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """A small ResNet runs faster on one thread than on a contended pool."""
-    torch = pytest.importorskip("torch")
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def model_run(tmp_path_factory, one_thread):
+def model_run(tmp_path_factory, one_torch_thread):
     """A binary run with view images (.npy) and a small saved ResNet-18."""
     torch = pytest.importorskip("torch")
     from breastlab.models.files import save_model

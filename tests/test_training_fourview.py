@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from breastlab.cli.main import app
@@ -14,13 +13,7 @@ from breastlab.training.fourview import RunConfigError, run_fourview
 from breastlab.training.loop import TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread avoids OpenMP contention on a shared CPU (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 VIEWS = ("LCC", "RCC", "LMLO", "RMLO")

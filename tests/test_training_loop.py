@@ -20,13 +20,7 @@ from breastlab.training.checkpoint import load_checkpoint
 from breastlab.training.loop import TrainConfig, predict_proba, train_classifier
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread avoids OpenMP contention on a shared CPU (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _blobs(n, seed, channels=2, size=8, k=2):

@@ -25,7 +25,6 @@ and a good model should land well below AUC 1.0.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path

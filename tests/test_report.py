@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -208,6 +209,11 @@ def test_predict_cli(model_run, tmp_path):
         assert r["predicted"] == expected
         assert (out / r["heatmap"]).read_bytes()[:4] == b"\x89PNG"
         assert r["top_view"] in VIEWS
+    prov = json.loads((out / "provenance.json").read_text())
+    model_bytes = (run / "models/resnet18/repeat0/model.pt").read_bytes()
+    assert prov["config"]["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+    assert prov["data_fingerprint"] and "torch" in prov["versions"]
+    assert SECRET_PATIENT not in (out / "provenance.json").read_text()
     res = CliRunner().invoke(app, ["predict", str(run / "models/resnet18/repeat0/model.pt"),
                                    str(run / "cases.csv"), "--out", str(tmp_path / "p2"),
                                    "--no-heatmaps", "--threshold", "0", "--no-progress"])

@@ -60,6 +60,28 @@ def _rows_from_input(inp: Path, views: list[str] | None, out_dir: Path) -> tuple
     return table.rows(), len(table.problems)
 
 
+def _write_provenance(out_dir: Path, model_file: Path, meta: dict[str, Any], input_path: str | Path,
+                      ds: Any, thr: float, thr_source: str, heatmaps: bool) -> None:
+    """``OUT/provenance.json``: which model (by SHA-256), which inputs, which versions."""
+    import hashlib
+
+    from breastlab.core.provenance import fingerprint_files, run_manifest
+
+    files = sorted({str(row[v]) for row in ds.rows for v in ds.views if row.get(v)})
+    config = {
+        "model_file": str(model_file),
+        "model_sha256": hashlib.sha256(Path(model_file).read_bytes()).hexdigest(),
+        "model_name": meta.get("name"),
+        "demo_model": bool(meta.get("demo")),
+        "input": str(input_path),
+        "threshold": thr,
+        "threshold_source": thr_source,
+        "heatmaps": heatmaps,
+    }
+    fingerprint = fingerprint_files(files, content=False) if files else None
+    atomic.write_json(out_dir / "provenance.json", run_manifest(config, data_fingerprint=fingerprint))
+
+
 def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str | Path, *,
                   heatmaps: bool = True, threshold: float | None = None,
                   batch_size: int = 16, progress: bool = True,
@@ -138,6 +160,7 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
     if heatmaps:
         cols += ["top_view", *[f"share_{v}" for v in views], "heatmap"]
     atomic.write_csv(out_dir / "predictions.csv", out_rows, cols)
+    _write_provenance(out_dir, model_file, meta, input_path, ds, thr, thr_source, heatmaps)
     return {"n_cases": len(out_rows), "n_skipped": len(ds.skipped), "n_problems": n_problems,
             "threshold": thr,
             "threshold_source": thr_source, "class_names": names, "views": views,

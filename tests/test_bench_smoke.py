@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import require
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "breastmnist.py"

@@ -30,8 +30,8 @@ def register(app: typer.Typer) -> None:
     def demo(
         out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Folder for every demo output."),
         cases: int = typer.Option(80, "--cases", min=20, help="Synthetic BSGI cases."),
-        repeats: int = typer.Option(3, "--repeats", min=1, help="Repeated runs per model (the seed used 5)."),
-        epochs: int = typer.Option(8, "--epochs", min=1, help="Training epochs per run."),
+        repeats: int = typer.Option(5, "--repeats", min=1, help="Repeated runs per model (5, as in the seed)."),
+        epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs per run."),
         image_size: int = typer.Option(128, "--image-size", min=32, help="Input size (the seed: 256; smaller keeps the CPU demo short)."),
         models: str = typer.Option("resnet18,mlp,autoencoder", "--models", help="Comma-separated model names."),
         skip_hybrid: bool = typer.Option(False, "--skip-hybrid", help="Skip the image-model sorting step."),

@@ -284,3 +284,12 @@ def test_predict_refuses_foreign_and_pickle_model_files(bsgi_run: dict, tmp_path
         assert "weights_only` set to `False`" not in res.output and "\x1b[" not in res.output
     assert not marker.exists()
     assert not (tmp_path / "o" / "predictions.csv").exists()
+
+
+def test_version_and_bare_command_print_and_exit_zero():
+    from breastlab import __version__
+
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == __version__
+    res = CliRunner().invoke(app, [])
+    assert res.exit_code == 0 and "sort" in res.output and "cases" in res.output

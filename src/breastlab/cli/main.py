@@ -14,7 +14,6 @@ import typer
 app = typer.Typer(
     name="breastlab",
     help="Breast-imaging AI toolkit: MRI series sorting and four-view diagnosis.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
@@ -35,8 +34,9 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"{__package__}.{_name}").register(app)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
     """breastlab: breast MRI series sorting and four-view (BSGI/mammography) diagnosis."""
@@ -44,6 +44,9 @@ def _root(
         from breastlab import __version__
 
         typer.echo(__version__)
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit()
 
 

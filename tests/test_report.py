@@ -121,6 +121,21 @@ def test_binary_report_contents(tmp_path):
     assert_self_contained(text)
 
 
+def test_calibration_section_reports_brier_scores_of_the_test_predictions(tmp_path):
+    from sklearn.metrics import brier_score_loss
+
+    from breastlab.evaluation.run import discover, read_predictions
+
+    run = make_run(tmp_path)
+    text = write_report(run).read_text()
+    assert "Calibration" in text and "Reliability diagram" in text
+    for model, reps in discover(run).items():
+        tests = [read_predictions(p, ["benign", "malignant"]).subset("test") for p in reps.values()]
+        y = np.concatenate([t.label for t in tests])
+        prob = np.concatenate([t.prob[:, 1] for t in tests])
+        assert f"{model} {brier_score_loss(y, prob):.3f}" in text
+
+
 def test_multiclass_run_and_report(tmp_path):
     names = ["T2WI", "T2WI_FS", "ADC"]
     run = make_run(tmp_path, k=3, models=("resnet18",), repeats=2, class_names=names)

@@ -100,6 +100,40 @@ def roc_figure(curves: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]]],
     return to_png(fig)
 
 
+def calibration_figure(curves: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]]],
+                       n_bins: int = 5) -> tuple[bytes, dict[str, float]]:
+    """Reliability diagram of P(class 1) on the pooled test cases, and each model's Brier score.
+
+    ``curves`` as for :func:`roc_figure` (binary). Bins hold equal numbers of cases
+    (``strategy="quantile"``), so small test sets still give readable points.
+    """
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss
+
+    fig = _figure(5.4, 5.0)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], ls="--", color="#999999", lw=1, label="perfectly calibrated")
+    brier: dict[str, float] = {}
+    for i, (model, reps) in enumerate(curves.items()):
+        y = np.concatenate([y for y, _ in reps]).astype(int)
+        p = np.concatenate([p[:, 1] for _, p in reps])
+        if len(np.unique(y)) < 2:
+            continue
+        brier[model] = float(brier_score_loss(y, p))
+        frac_pos, mean_pred = calibration_curve(y, p, n_bins=n_bins, strategy="quantile")
+        ax.plot(mean_pred, frac_pos, marker="o", color=PALETTE[i % len(PALETTE)], lw=2,
+                label=f"{model}: Brier {brier[model]:.3f}")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_xlabel("mean predicted P(positive)")
+    ax.set_ylabel("observed fraction positive")
+    ax.set_title(f"Calibration, pooled test set ({n_bins} equal-count bins)", fontsize=10)
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7.5)
+    return to_png(fig), brier
+
+
 def _roc_axes(ax, title: str) -> None:
     ax.plot([0, 1], [0, 1], ls="--", color="#999999", lw=1)
     ax.set_xlim(-0.01, 1.01)

@@ -336,6 +336,15 @@ def _figures_section(run_dir: Path, metrics: Mapping[str, Any]) -> str:
         png = figures.roc_figure(curves, legends, names)
         out += f"<figure>{img_tag(png, 'ROC curves')}<figcaption>ROC curves of every model on " \
                "the test cases.</figcaption></figure>"
+        if metrics["task"] == "binary":
+            png, brier = figures.calibration_figure(curves)
+            out += ("<h2 id='calibration'>Calibration</h2><figure>" + img_tag(png, "calibration")
+                    + "<figcaption>Reliability diagram: does a predicted probability of 0.7 mean "
+                    "malignant 7 times in 10? Brier score (mean squared error of the probability; "
+                    "lower is better): "
+                    + ", ".join(f"{esc(m)} {b:.3f}" for m, b in brier.items())
+                    + ". The operating threshold is chosen on validation data; the probabilities "
+                    "themselves are not recalibrated.</figcaption></figure>")
     keys = ([k for k, _ in BINARY_COLUMNS] if metrics["task"] == "binary"
             else ["accuracy", *[f"per_class.{n}.accuracy" for n in names]])
     vals = {k: {m: mm["summary"].get(k, {}).get("values", [])
@@ -437,6 +446,7 @@ def render_report(run_dir: str | Path, *, gallery: bool = True, n_gallery: int =
     toc = " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in (
         ("notes", "notes"), ("data", "data"), ("metrics", "metrics"),
         ("threshold", "thresholds"), ("paired", "paired tests"), ("roc", "ROC"),
+        ("calibration", "calibration"),
         ("confusion", "confusion matrices"), ("gradcam", "Grad-CAM"),
         ("provenance", "configuration")))
     body = "".join([

@@ -13,10 +13,10 @@ model can produce its own :class:`Classification` (``source="image"``) and
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from breastlab.core.privacy import hashed_id
 from breastlab.mri import dce, diffusion, rules
 from breastlab.mri.features import SetSummary, summarize
 from breastlab.mri.grouping import ImageSet
@@ -50,7 +50,7 @@ def study_pseudonym(study_uid: str | None) -> str:
     """A stable folder/column name for a study that reveals no patient identity."""
     if not study_uid:
         return "study-unknown"
-    return "study-" + hashlib.sha256(study_uid.encode()).hexdigest()[:10]
+    return hashed_id(study_uid, "study-")
 
 
 def classify_summary(s: SetSummary, *, b_threshold: float = diffusion.DEFAULT_B_THRESHOLD) -> Classification:

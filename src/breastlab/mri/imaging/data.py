@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from breastlab.core.privacy import hashed_id
 from breastlab.multiview.preprocess import IMAGE_SUFFIXES, NIFTI_SUFFIXES, _is_dicom
 
 TASK_CLASSES: dict[str, list[str]] = {
@@ -69,7 +69,7 @@ def pseudonym(patient: str | None) -> str:
     """A short stable pseudonym for a patient identifier (never the identifier itself)."""
     if not patient:
         return ""
-    return "p-" + hashlib.sha256(str(patient).encode()).hexdigest()[:10]
+    return hashed_id(str(patient), "p-")
 
 
 def file_kind(path: str | os.PathLike) -> str | None:

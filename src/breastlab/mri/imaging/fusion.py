@@ -1,8 +1,8 @@
 """Fuse the image models with the header rules of ``breastlab sort`` (the hybrid path).
 
-``apply_models(result, models, out_dir)`` takes the ``SortResult`` of the header rules
-and one or more image models (``--model FILE``, repeatable, or a model in the user
-configuration) and:
+``sort_exam(..., image_models=load_models(files))`` calls ``fuse_result`` on the
+``SortResult`` of the header rules, before export and output writing, with one or more
+image models (``--model FILE``, repeatable, or a model in the user configuration):
 
 1. **fills in** image sets whose header label is ``UNKNOWN`` or whose rule confidence is
    below ``low_confidence``: the image model's label is used when its probability is at
@@ -23,7 +23,6 @@ provenance. Without a model none of this runs and sort's outputs are unchanged.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -34,9 +33,10 @@ from typing import Any
 import numpy as np
 
 from breastlab.core import atomic
+from breastlab.core.privacy import hashed_id
 
-from .data import SeriesItem, file_kind
 from .config import configured_models  # noqa: F401  (re-exported)
+from .data import SeriesItem, file_kind
 from .model import DEMO_NOTICE, SeriesModel
 
 IMAGE_COLUMNS = ("header_label", "header_confidence", "image_label", "image_confidence", "image_agrees",
@@ -286,7 +286,7 @@ def headerless_items(paths: Sequence[str]) -> list[SeriesItem]:
 
 
 def _image_set_id(path: str) -> str:
-    return "image-" + hashlib.sha256(str(path).encode()).hexdigest()[:10]
+    return hashed_id(str(path), "image-")
 
 
 def headerless_rows(items: Sequence[SeriesItem], models: Sequence[SeriesModel], columns: Sequence[str], *,
@@ -414,23 +414,6 @@ def write_fused_outputs(out_dir: str | os.PathLike, result: Any, *, keep_phi: bo
         manifest["config"]["image_models"] = summary.get("models")
         manifest["image_model_summary"] = summary
         atomic.write_json(prov, manifest)
-
-
-def apply_models(result: Any, models: Sequence[SeriesModel], out_dir: str | os.PathLike | None, *,
-                 keep_phi: bool = False, low_confidence: float = LOW_CONFIDENCE,
-                 min_image_confidence: float = MIN_IMAGE_CONFIDENCE) -> dict[str, Any]:
-    """Fuse an already-written ``SortResult`` with ``models`` and rewrite its outputs in ``out_dir``.
-
-    ``sort_exam(..., image_models=...)`` does the same in one pass (and exports the fused
-    labels); this is for results sorted earlier.
-    """
-    summary = fuse_result(result, models, low_confidence=low_confidence, min_image_confidence=min_image_confidence)
-    if out_dir is not None:
-        from breastlab.mri import outputs
-
-        outputs.write_outputs(Path(out_dir), result.sets, result.skipped, keep_phi=keep_phi, manifest=None)
-        write_fused_outputs(out_dir, result, keep_phi=keep_phi)
-    return summary
 
 
 def report_fusion(console: Any, result: Any, summary: dict[str, Any]) -> None:

@@ -1,0 +1,126 @@
+"""Convert planned units with dcm2niix, check their geometry, enrich their sidecars.
+
+Each unit is staged in its own temporary folder (:mod:`breastlab.convert.staging`),
+converted, checked (:mod:`breastlab.convert.geometry`) and its sidecar enriched
+(:mod:`breastlab.convert.sidecar`). A unit that fails is reported with dcm2niix's own
+message; the others go on.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from breastlab.convert.dcm2niix import run_dcm2niix
+from breastlab.convert.geometry import GeometryCheck, check_geometry
+from breastlab.convert.sidecar import enrich
+from breastlab.convert.staging import stage_records
+from breastlab.convert.units import Unit, is_trace
+
+
+@dataclass
+class ConvertedImage:
+    """One NIfTI written for a unit (in the work folder until a layout places it)."""
+
+    unit: Unit
+    index: int  # 0 for the main image; dcm2niix may write more (e.g. the Philips trace, varying matrices)
+    nifti: Path
+    sidecar: dict[str, Any]
+    bval: Path | None
+    bvec: Path | None
+    geometry: GeometryCheck
+    role: str = "image"  # "image" | "extra:<dcm2niix suffix>"
+
+
+@dataclass
+class UnitResult:
+    unit: Unit
+    images: list[ConvertedImage] = field(default_factory=list)
+    error: str | None = None
+    message: str = ""  # dcm2niix warnings
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.images)
+
+    @property
+    def main(self) -> ConvertedImage | None:
+        return self.images[0] if self.images else None
+
+
+def _geometry_records(unit: Unit):
+    if unit.kind == "dwi_acquisition":  # dcm2niix drops a scanner trace from the 4D volume
+        return [r for ls in unit.sets if not is_trace(ls) for r in ls.image_set.records]
+    return unit.records
+
+
+def convert_unit(unit: Unit, work: Path, *, keep_phi: bool = False, timeout: float | None = None) -> UnitResult:
+    """Stage, convert and check one unit inside ``work/<unit_id>/``."""
+    base = work / unit.unit_id
+    src, out = base / "dicom", base / "nifti"
+    try:
+        stage_records(unit.records, src)
+    except (OSError, ValueError) as exc:
+        return UnitResult(unit, error=f"could not stage the files: {exc}"[:500])
+    kwargs = {} if timeout is None else {"timeout": timeout}
+    res = run_dcm2niix(src, out, keep_phi=keep_phi, **kwargs)
+    shutil.rmtree(src, ignore_errors=True)
+    if not res.ok:
+        return UnitResult(unit, error=res.message or "dcm2niix wrote nothing", message=res.log[-500:])
+    result = UnitResult(unit, message=res.message)
+    geo_records = _geometry_records(unit)
+    outputs = sorted(res.outputs, key=lambda o: (o.nifti.name != "img.nii.gz", o.nifti.name))
+    for i, o in enumerate(outputs):
+        raw = json.loads(o.json.read_text(encoding="utf-8")) if o.json else {}
+        stem = o.nifti.name.split(".nii")[0]
+        role = "image" if stem == "img" else "extra:" + stem.removeprefix("img").lstrip("_")
+        if role == "image" or len(outputs) == 1:
+            expect = None if unit.kind == "dwi_acquisition" else _expected_volumes(unit)
+            geo = check_geometry(o.nifti, geo_records, expect_volumes=expect)
+        elif unit.kind == "dwi_acquisition" and "ADC" in role.upper():
+            traces = [r for ls in unit.sets if is_trace(ls) for r in ls.image_set.records]
+            geo = check_geometry(o.nifti, traces) if traces else GeometryCheck("not checked", "no trace set")
+        else:
+            geo = GeometryCheck("not checked", f"dcm2niix wrote an extra image ({o.nifti.name}) for this set")
+        sidecar = enrich(raw, unit, keep_phi=keep_phi, geometry=geo.as_dict(), dcm2niix_output=o.nifti.name,
+                         dcm2niix_messages=res.message or None)
+        result.images.append(ConvertedImage(unit, i, o.nifti, sidecar, o.bval, o.bvec, geo, role))
+    return result
+
+
+def _expected_volumes(unit: Unit) -> int | None:
+    """A DCE phase, T2, T1, ... is one 3D volume; a DWI set may hold several directions."""
+    if unit.first.label.startswith("DCE") or unit.first.label in ("T2WI", "T2WI_FS", "T1"):
+        return 1
+    return None
+
+
+def convert_units(
+    units: Sequence[Unit],
+    work: Path,
+    *,
+    keep_phi: bool = False,
+    workers: int = 1,
+    timeout: float | None = None,
+    on_done: Callable[[UnitResult], None] | None = None,
+) -> list[UnitResult]:
+    """Convert every unit (``workers`` dcm2niix processes at a time); order of ``units`` kept."""
+    work.mkdir(parents=True, exist_ok=True)
+
+    def one(u: Unit) -> UnitResult:
+        try:
+            r = convert_unit(u, work, keep_phi=keep_phi, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - one bad set must not stop the others
+            r = UnitResult(u, error=f"{type(exc).__name__}: {exc}"[:500])
+        if on_done:
+            on_done(r)
+        return r
+
+    if workers <= 1 or len(units) <= 1:
+        return [one(u) for u in units]
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # dcm2niix runs as a subprocess: threads suffice
+        return list(pool.map(one, units))

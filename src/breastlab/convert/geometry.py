@@ -185,6 +185,10 @@ def check_geometry(nifti_path, records: Sequence[InstanceRecord], *, sample: int
         except Exception as exc:  # noqa: BLE001 - any decoder failure: report, do not crash
             return GeometryCheck("not checked", f"pixel data unreadable with pydicom: {exc}"[:200], n_slices,
                                  n_vol_nii, compared)
+        if pixels.ndim != 2:
+            check.message = (f"{n_slices} slices x {n_vol_nii} volume(s) at the DICOM positions; colour image: "
+                             "pixel values not compared")
+            return check
         vals = data[idx[..., 0], idx[..., 1], idx[..., 2], :]  # (rows, cols, volumes)
         if pixels.shape != vals.shape[:2]:
             return GeometryCheck("mismatch", "slice matrix differs", n_slices, n_vol_nii, compared)

@@ -74,21 +74,24 @@ def convert_unit(unit: Unit, work: Path, *, keep_phi: bool = False, timeout: flo
     result = UnitResult(unit, message=res.message)
     geo_records = _geometry_records(unit)
     outputs = sorted(res.outputs, key=lambda o: (o.nifti.name != "img.nii.gz", o.nifti.name))
-    for i, o in enumerate(outputs):
+    for o in outputs:
         raw = json.loads(o.json.read_text(encoding="utf-8")) if o.json else {}
         stem = o.nifti.name.split(".nii")[0]
         role = "image" if stem == "img" else "extra:" + stem.removeprefix("img").lstrip("_")
+        if unit.kind == "dwi_acquisition" and role != "image" and "ADC" in role.upper():
+            # dcm2niix moves a scanner trace/ADC volume out of the 4D (as in its reference output);
+            # that set is converted on its own as well, so this copy is not kept
+            result.message = "; ".join(x for x in (result.message, f"dcm2niix split off {o.nifti.name} "
+                                                   "(scanner trace/ADC volume): not kept") if x)
+            continue
         if role == "image" or len(outputs) == 1:
             expect = None if unit.kind == "dwi_acquisition" else _expected_volumes(unit)
             geo = check_geometry(o.nifti, geo_records, expect_volumes=expect)
-        elif unit.kind == "dwi_acquisition" and "ADC" in role.upper():
-            traces = [r for ls in unit.sets if is_trace(ls) for r in ls.image_set.records]
-            geo = check_geometry(o.nifti, traces) if traces else GeometryCheck("not checked", "no trace set")
         else:
             geo = GeometryCheck("not checked", f"dcm2niix wrote an extra image ({o.nifti.name}) for this set")
         sidecar = enrich(raw, unit, keep_phi=keep_phi, geometry=geo.as_dict(), dcm2niix_output=o.nifti.name,
                          dcm2niix_messages=res.message or None)
-        result.images.append(ConvertedImage(unit, i, o.nifti, sidecar, o.bval, o.bvec, geo, role))
+        result.images.append(ConvertedImage(unit, len(result.images), o.nifti, sidecar, o.bval, o.bvec, geo, role))
     return result
 
 

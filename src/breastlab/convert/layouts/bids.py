@@ -157,13 +157,8 @@ def write(results: Sequence[UnitResult], writer: TreeWriter, **_: Any) -> None:
         prefix = f"sub-{sub}/ses-{ses}/{dtype}" if tree == "raw" else \
             f"derivatives/breastlab/sub-{sub}/ses-{ses}/{dtype}"
         derivatives |= tree == "derivatives"
-        for img in res.images:
-            e = dict(ent)
-            if img.index > 0:  # an extra image dcm2niix wrote (e.g. the Philips trace): derivatives
-                if unit.kind == "dwi_acquisition" and "ADC" in img.role.upper():
-                    continue  # the scanner trace is converted on its own as its own set
-                e["desc"] = _label(img.role.split(":", 1)[-1]) or "extra"
-            stem = _free_stem(writer, prefix, sub, ses, e, suffix)
+        for img in res.images:  # index > 0: another image dcm2niix wrote for the set: numbered by run-
+            stem = _free_stem(writer, prefix, sub, ses, dict(ent), suffix)
             writer.put_image(img, stem)
             if tree == "raw" and suffix == "dwi":
                 _ensure_diffusion_files(writer, img, stem)

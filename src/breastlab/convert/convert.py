@@ -49,9 +49,11 @@ def _report_rows(results: Sequence[UnitResult], writer: TreeWriter, left_out: di
             status = "converted, not used"
         elif any(i.geometry.status == "mismatch" for i in r.images):
             status = "geometry mismatch"
+        elif any(i.bval_note for i in r.images):
+            status = "b-value mismatch"
         else:
             status = "converted"
-        notes = [r.error or "", r.message if r.ok else "", layout_notes.get(u.unit_id, ""),
+        notes = [r.error or "", *(i.bval_note for i in r.images), r.message if r.ok else "", layout_notes.get(u.unit_id, ""),
                  *writer.notes.get(u.unit_id, [])]
         rows.append({
             "unit_id": u.unit_id, "kind": u.kind, "set_ids": ";".join(ls.set_id for ls in u.sets),

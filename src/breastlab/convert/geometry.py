@@ -119,15 +119,19 @@ def _sample(records: Sequence[InstanceRecord], n: int) -> list[InstanceRecord]:
 
 
 def check_geometry(nifti_path, records: Sequence[InstanceRecord], *, sample: int = 6,
-                   expect_volumes: int | None = None) -> GeometryCheck:
+                   expect_volumes: int | None = None,
+                   content_records: Sequence[InstanceRecord] | None = None) -> GeometryCheck:
     """Compare the NIfTI at ``nifti_path`` with ``records`` (see module doc).
 
     ``expect_volumes``: the number of volumes the NIfTI must hold (None: any number up to
     the records' own count, for DWI acquisitions where dcm2niix drops a scanner trace).
+    ``content_records``: the records whose pixels are compared (default: ``records``).
     """
     import nibabel as nib
 
     recs = list(records)
+    if not recs:
+        return GeometryCheck("not checked", "no images")
     if any(r.is_mosaic for r in recs):
         return GeometryCheck("not checked", "Siemens mosaic: slice positions are not in the per-file headers")
     try:
@@ -172,7 +176,7 @@ def check_geometry(nifti_path, records: Sequence[InstanceRecord], *, sample: int
     rescaled = False
     cache: dict = {}
     compared = 0
-    for r in _sample(recs, sample):
+    for r in _sample(list(content_records) if content_records else recs, sample):
         p = LPS_TO_RAS @ np.asarray(r.image_position, float)
         world = p[None, None, :] + ii[..., None] * grid.col_step + jj[..., None] * grid.row_step
         vox = world @ inv[:3, :3].T + inv[:3, 3]

@@ -34,6 +34,7 @@ class ConvertedImage:
     bvec: Path | None
     geometry: GeometryCheck
     role: str = "image"  # "image" | "extra:<dcm2niix suffix>"
+    bval_note: str = ""  # set when dcm2niix's b-values differ from the header b-values breastlab read
 
 
 @dataclass
@@ -52,9 +53,11 @@ class UnitResult:
         return self.images[0] if self.images else None
 
 
-def _geometry_records(unit: Unit):
-    if unit.kind == "dwi_acquisition":  # dcm2niix drops a scanner trace from the 4D volume
-        return [r for ls in unit.sets if not is_trace(ls) for r in ls.image_set.records]
+def _content_records(unit: Unit):
+    """Records whose pixels must be in the main NIfTI (dcm2niix drops a scanner trace from a 4D DWI)."""
+    if unit.kind == "dwi_acquisition":
+        kept = [r for ls in unit.sets if not is_trace(ls) for r in ls.image_set.records]
+        return kept or unit.records
     return unit.records
 
 
@@ -72,7 +75,7 @@ def convert_unit(unit: Unit, work: Path, *, keep_phi: bool = False, timeout: flo
     if not res.ok:
         return UnitResult(unit, error=res.message or "dcm2niix wrote nothing", message=res.log[-500:])
     result = UnitResult(unit, message=res.message)
-    geo_records = _geometry_records(unit)
+    content = _content_records(unit)
     outputs = sorted(res.outputs, key=lambda o: (o.nifti.name != "img.nii.gz", o.nifti.name))
     for o in outputs:
         raw = json.loads(o.json.read_text(encoding="utf-8")) if o.json else {}
@@ -86,13 +89,35 @@ def convert_unit(unit: Unit, work: Path, *, keep_phi: bool = False, timeout: flo
             continue
         if role == "image" or len(outputs) == 1:
             expect = None if unit.kind == "dwi_acquisition" else _expected_volumes(unit)
-            geo = check_geometry(o.nifti, geo_records, expect_volumes=expect)
+            geo = check_geometry(o.nifti, unit.records, expect_volumes=expect, content_records=content)
         else:
             geo = GeometryCheck("not checked", f"dcm2niix wrote an extra image ({o.nifti.name}) for this set")
+        note = check_bvals([x.bval for x in outputs if "ADC" not in x.nifti.name.upper()], unit) \
+            if role == "image" else ""
         sidecar = enrich(raw, unit, keep_phi=keep_phi, geometry=geo.as_dict(), dcm2niix_output=o.nifti.name,
-                         dcm2niix_messages=res.message or None)
-        result.images.append(ConvertedImage(unit, len(result.images), o.nifti, sidecar, o.bval, o.bvec, geo, role))
+                         dcm2niix_messages=res.message or None, bval_check=note or None)
+        result.images.append(ConvertedImage(unit, len(result.images), o.nifti, sidecar, o.bval, o.bvec, geo, role,
+                                            note))
     return result
+
+
+def read_bvals(path: Path) -> list[float]:
+    """The b-values of a ``.bval`` file, in volume order."""
+    return [float(v) for v in path.read_text(encoding="utf-8").split()]
+
+
+def check_bvals(bvals: Sequence[Path | None], unit: Unit) -> str:
+    """'' when dcm2niix's distinct b-values (over its images) are the header b-values breastlab read."""
+    bvals = [b for b in bvals if b is not None]
+    if not bvals or unit.kind != "dwi_acquisition":
+        return ""
+    every = {round(ls.b_value) for ls in unit.sets if ls.b_value is not None}
+    needed = {round(ls.b_value) for ls in unit.sets if ls.b_value is not None and not is_trace(ls)}
+    theirs = {round(b) for path in bvals for b in read_bvals(path)}
+    if not every or needed <= theirs <= every:  # a scanner trace may be dropped from the 4D
+        return ""
+    return (f"b-value mismatch: dcm2niix wrote {sorted(theirs)}, the headers give {sorted(every)} "
+            "(check the .bval before use)")
 
 
 def _expected_volumes(unit: Unit) -> int | None:

@@ -300,3 +300,57 @@ def test_republishing_replaces_the_tree_and_a_foreign_folder_is_refused(sorted_p
     with pytest.raises(OutputError):
         convert_sorted(sorted_phantom, foreign, layout="bids")
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+# --------------------------------------------------------------------------- command line
+
+def _invoke(args: list) -> object:
+    from typer.testing import CliRunner
+
+    from breastlab.cli.main import app
+
+    res = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, [str(a) for a in args])
+    assert "Traceback" not in res.output, res.output
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise AssertionError(f"{args} raised {res.exception!r}\n{res.output}")
+    return res
+
+
+def test_cli_sort_convert_end_to_end_and_keep_phi(phantom: Path, tmp_path: Path) -> None:
+    exam = phantom / "GE"
+    res = _invoke(["sort", exam, "--out", tmp_path / "sorted", "--convert", tmp_path / "od", "--layout", "odelia",
+                   "--no-progress", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert "converted" in res.output and (tmp_path / "od" / "conversion.tsv").is_file()
+    case = next((tmp_path / "od" / "data").iterdir())
+    assert (case / "Pre.nii.gz").is_file() and "PatientName" not in sidecar(case / "Pre.nii.gz")
+    res = _invoke(["sort", exam, "--out", tmp_path / "sorted2", "--convert", tmp_path / "phi", "--layout", "odelia",
+                   "--keep-phi", "--no-progress", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    kept = sidecar(next((tmp_path / "phi" / "data").iterdir()) / "Pre.nii.gz")
+    assert kept.get("PatientID") == PATIENT_ID  # dcm2niix's own field, kept only on request
+    assert PATIENT_ID not in str(next((tmp_path / "phi" / "data").iterdir()))  # names stay pseudonyms
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--layout", "nnunet"], "need --convert"),
+    (["--convert", "{tmp}/c", "--layout", "nifti"], "choose one of"),
+    (["--convert", "{tmp}/c", "--channels", "t2"], "nnunet only"),
+    (["--convert", "{tmp}/c", "--layout", "nnunet", "--channels", "dce:x"], "only dce takes a count"),
+    (["--convert", "{exam}/inside"], "inside an input"),
+])
+def test_cli_convert_option_errors(phantom: Path, tmp_path: Path, extra: list[str], message: str) -> None:
+    exam = phantom / "GE"
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{exam}", str(exam)) for a in extra]
+    res = _invoke(["sort", exam, "--out", tmp_path / "sorted", *args, "--no-progress"])
+    assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
+    assert not (tmp_path / "sorted").exists()  # refused before the scan
+
+
+def test_cli_convert_with_nothing_to_convert_exits_nonzero(tmp_path: Path) -> None:
+    empty = tmp_path / "in"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not dicom")
+    res = _invoke(["sort", empty, "--out", tmp_path / "sorted", "--convert", tmp_path / "c", "--no-progress"])
+    assert res.exit_code == 1 and "nothing to convert" in res.output
+    assert not (tmp_path / "c").exists()

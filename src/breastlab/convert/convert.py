@@ -125,7 +125,10 @@ def convert_sorted(
         writer.write_tsv("conversion.tsv", rows, list(REPORT_COLUMNS))
         config = {"layout": layout, "keep_phi": keep_phi, "channels": channels, "workers": workers,
                   "dcm2niix": version(), "n_sets": len(sets), "n_units": len(plan.units)}
-        manifest = run_manifest(config)
+        from breastlab.core.provenance import fingerprint_files
+
+        files = sorted({r.path for u in plan.units for r in u.records})
+        manifest = run_manifest(config, data_fingerprint=fingerprint_files(files, content=False))
         manifest["summary"] = {
             "converted": sum(r.ok for r in results), "failed": sum(not r.ok for r in results),
             "left_out": len(plan.left_out),

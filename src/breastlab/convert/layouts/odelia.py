@@ -63,13 +63,13 @@ def write(results: Sequence[UnitResult], writer: TreeWriter, **_: Any) -> dict:
             sidecar = dict(img.sidecar)
             sidecar["Breastlab"] = {**sidecar["Breastlab"], "odelia_name": name}
             nii = writer.put_image(img, f"data/{case}/{name}", sidecar=sidecar, diffusion=False)
-            rows.append({"UID": case, "name": name, "set_id": ls.set_id, "label": ls.label,
+            rows.append({"UID": case, "StudyInstanceUID": ls.image_set.study_uid, "name": name, "set_id": ls.set_id, "label": ls.label,
                          "dce_phase": ls.summary.dce_phase, "dce_seconds": ls.summary.dce_seconds, "file": nii})
     import csv
     import io
 
     buf = io.StringIO()
-    cols = ["UID", "name", "set_id", "label", "dce_phase", "dce_seconds", "file"]
+    cols = ["UID", "StudyInstanceUID", "name", "set_id", "label", "dce_phase", "dce_seconds", "file"]
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)

@@ -229,6 +229,13 @@ def test_nnunet_layout_channels_share_one_grid(sorted_phantom, tmp_path: Path) -
         for i in range(len(names)):  # imagesTs holds the same files, flat, for nnUNetv2_predict
             assert os.path.samefile(root / "imagesTs" / f"{case.name}_{i:04d}.nii.gz",
                                     case / f"{case.name}_{i:04d}.nii.gz")
+    # T2 first: the DCE channels are resampled onto the T2 grid
+    t2_first = convert_sorted(sorted_phantom, tmp_path / "nn2", layout="nnunet", channels="t2,dce:2").dest
+    assert list(json.loads((t2_first / "dataset.json").read_text())["channel_names"].values()) == \
+        ["T2", "DCE_pre", "DCE_post1"]
+    for case in (p for p in t2_first.iterdir() if p.name.startswith("study-")):
+        imgs = [nib.load(case / f"{case.name}_{i:04d}.nii.gz") for i in range(3)]
+        assert {im.shape for im in imgs} == {imgs[0].shape}
     with pytest.raises(ValueError, match="unknown channel"):
         convert_sorted(sorted_phantom, tmp_path / "bad", layout="nnunet", channels="dce,flair")
     assert not (tmp_path / "bad").exists()

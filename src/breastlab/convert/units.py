@@ -80,7 +80,7 @@ def dwi_acquisitions(sets: Sequence[LabelledSet]) -> list[list[LabelledSet]]:
 
 
 def subject_pseudonym(ls: LabelledSet) -> str:
-    """BIDS-safe subject label: hex digits of SHA-256 of the PatientID (else of the study)."""
+    """BIDS-safe subject label: hex digits of SHA-256 of ``patient:`` + PatientID (else the study's)."""
     pid = next((r.patient_id for r in ls.image_set.records if r.patient_id), None)
     if pid:
         return hashed_id("patient:" + pid, "", 10)

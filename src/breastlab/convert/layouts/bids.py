@@ -9,7 +9,7 @@ DIR/sub-<subject>/ses-<session>/anat/sub-<s>_ses-<t>_acq-fs_T2w.nii.gz          
 DIR/derivatives/breastlab/sub-<s>/ses-<t>/dwi/..._desc-ADC_dwi.nii.gz               ADC, traces, maps, SUB
 ```
 
-* ``<subject>``: 10 hex digits of SHA-256 of the PatientID; ``<session>``: the study
+* ``<subject>``: 10 hex digits of SHA-256 of ``patient:`` + PatientID; ``<session>``: the study
   pseudonym's hex digits. No name or ID appears anywhere.
 * ``acq-``: ``fs`` for fat suppression, ``dyn`` for a dynamic (DCE) acquisition;
   ``ce-post`` marks post-contrast phases; ``run-<phase + 1>`` numbers the DCE phases in
@@ -175,7 +175,7 @@ def write(results: Sequence[UnitResult], writer: TreeWriter, **_: Any) -> None:
     writer.write_tsv("participants.tsv", [{"participant_id": f"sub-{s}"} for s in sorted(subjects)],
                      ["participant_id"])
     writer.write_json("participants.json", {"participant_id": {
-        "Description": "pseudonym: 10 hex digits of SHA-256 of the DICOM PatientID"}})
+        "Description": "pseudonym: 10 hex digits of SHA-256 of 'patient:' + the DICOM PatientID"}})
     writer.write_text("README", "Breast MRI converted by breastlab (sort --convert --layout bids) with dcm2niix.\n"
                       "Subjects and sessions are pseudonyms. Each sidecar's \"Breastlab\" block gives the label, "
                       "confidence, evidence, b-value, DCE phase and seconds after pre-contrast, and the source "

@@ -90,16 +90,21 @@ def plan(sets: Sequence[LabelledSet], *, channels: str | None = None, **_: Any) 
     return Plan(plan_units(sets, want=lambda ls: ls.set_id in wanted, acquisitions=False), left)
 
 
-def _as_3d(img, trace: bool):
+def _as_3d(img):
     """A 4D multi-direction DWI → its trace-weighted image (geometric mean); 3D unchanged."""
     import nibabel as nib
 
     if len(img.shape) < 4 or img.shape[3] == 1:
-        data = np.asanyarray(img.dataobj)
-        return img if data.ndim == 3 else nib.Nifti1Image(data.reshape(img.shape[:3]), img.affine, img.header), ""
+        if len(img.shape) == 3:
+            return img, ""
+        return nib.Nifti1Image(np.asanyarray(img.dataobj).reshape(img.shape[:3]), img.affine, img.header), ""
     data = img.get_fdata(dtype=np.float32)
     geo = np.exp(np.log(np.clip(data, 1e-3, None)).mean(axis=3)).astype(np.float32)
     return nib.Nifti1Image(geo, img.affine), f"trace-weighted: geometric mean of {img.shape[3]} volumes"
+
+
+def _same_grid(a, b) -> bool:
+    return tuple(a.shape[:3]) == tuple(b.shape[:3]) and np.allclose(a.affine, b.affine, atol=1e-4)
 
 
 def write(results: Sequence[UnitResult], writer: TreeWriter, *, channels: str | None = None, **_: Any) -> dict:
@@ -130,21 +135,18 @@ def write(results: Sequence[UnitResult], writer: TreeWriter, *, channels: str | 
             stem = f"{case}/{case}_{i:04d}"
             sidecar = dict(img.sidecar)
             sidecar["Breastlab"] = {**sidecar["Breastlab"], "channel": i, "channel_name": cname}
-            if cname.startswith("DCE"):
-                if ref is None:
-                    ref = nib.load(str(img.nifti))
+            src3, how = _as_3d(nib.load(str(img.nifti)))
+            if ref is None:
+                ref = src3
+            if _same_grid(src3, ref) and not how:  # dcm2niix's file as it is (hard link)
                 nii = writer.put_image(img, stem, sidecar=sidecar, diffusion=False)
             else:
-                src = nib.load(str(img.nifti))
-                src3, how = _as_3d(src, trace=False)
-                if ref is None:
-                    ref = src3
-                    out, resampled = src3, ""
-                else:
+                out = src3
+                if not _same_grid(src3, ref):
                     out = resample_from_to(src3, (ref.shape[:3], ref.affine), order=1)
                     out = nib.Nifti1Image(np.asarray(out.dataobj, dtype=np.float32), out.affine)
-                    resampled = "resampled (linear) onto the grid of channel 0"
-                sidecar["Breastlab"]["derived"] = "; ".join(x for x in (how, resampled) if x) or None
+                    how = "; ".join(x for x in (how, "resampled (linear) onto the grid of channel 0") if x)
+                sidecar["Breastlab"]["derived"] = how
                 nii = writer.put_nifti(ls.set_id, out, stem, sidecar)
             writer.hard_link(ls.set_id, nii, f"imagesTs/{case}_{i:04d}.nii.gz")
             rows.append({"case": case, "channel": i, "channel_name": cname, "set_id": ls.set_id,

@@ -150,5 +150,11 @@ def convert_units(
 
     if workers <= 1 or len(units) <= 1:
         return [one(u) for u in units]
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # dcm2niix runs as a subprocess: threads suffice
-        return list(pool.map(one, units))
+    pool = ThreadPoolExecutor(max_workers=workers)  # dcm2niix runs as a subprocess: threads suffice
+    try:
+        results = list(pool.map(one, units))
+    except BaseException:  # Ctrl-C: do not start the queued sets; the running ones finish in seconds
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results

@@ -190,6 +190,8 @@ def test_bids_layout_names_sidecars_and_report(bids, sorted_phantom, truth) -> N
     left = {r["label"] for r in rows if r["status"] == "left out" and "not part of a BIDS" in r["message"]}
     assert {"LOCALIZER", "MIP"} <= left
     assert {r["label"] for r in rows if r["status"] == "converted"} >= {"DCE_pre", "T2WI", "DWI", "ADC", "SUB"}
+    in_4d = [r for r in rows if "within the 4D DWI" in r["message"]]
+    assert in_4d and all(r["outputs"].endswith("_dwi.nii.gz") and (root / r["outputs"]).is_file() for r in in_4d)
 
 
 def test_bids_layout_has_no_patient_identity(bids) -> None:
@@ -361,3 +363,40 @@ def test_cli_convert_with_nothing_to_convert_exits_nonzero(tmp_path: Path) -> No
     res = _invoke(["sort", empty, "--out", tmp_path / "sorted", "--convert", tmp_path / "c", "--no-progress"])
     assert res.exit_code == 1 and "nothing to convert" in res.output
     assert not (tmp_path / "c").exists()
+
+
+def test_a_killed_conversion_leaves_the_target_untouched_and_the_next_run_cleans_up(phantom: Path,
+                                                                                     tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    dest = tmp_path / "conv"
+    exe = Path(sys.executable).parent / "breastlab"
+    if not exe.exists():
+        pytest.skip("breastlab entry point not installed")
+    exam = phantom / "GE"
+    cmd = [str(exe), "sort", str(exam), "--out", str(tmp_path / "s"), "--convert", str(dest), "--no-progress",
+           "-j", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            work = list(tmp_path.glob(".conv.staging-*/.work/*"))
+            if len(work) >= 3:  # a few sets converted: kill it mid-run
+                break
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            pytest.skip("the conversion finished before it could be killed")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not dest.exists()  # nothing half-published
+    assert list(tmp_path.glob(".conv.staging-*"))  # the killed run's stage is still there ...
+    res = _invoke(["sort", exam, "--out", tmp_path / "s", "--convert", dest, "--no-progress", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert not list(tmp_path.glob(".conv.staging-*"))  # ... and the next run removed it
+    assert verify_outputs(dest) == []

@@ -62,10 +62,13 @@ def _report_rows(results: Sequence[UnitResult], writer: TreeWriter, left_out: di
             "message": " | ".join(n for n in notes if n)[:2000],
         })
     by_id = {ls.set_id: ls for ls in sets}
+    inside = {ls.set_id: r.unit.unit_id for r in results if r.unit.kind == "dwi_acquisition" for ls in r.unit.sets}
     for set_id, why in left_out.items():
         ls = by_id[set_id]
+        holder = writer.placed.get(inside.get(set_id, ""), [])  # the 4D DWI that holds this set, if any
         rows.append({"unit_id": set_id, "kind": "set", "set_ids": set_id, "label": ls.label, "status": "left out",
-                     "outputs": "", "geometry": "", "message": why})
+                     "outputs": ";".join(p for p in holder if p.endswith(".nii.gz")), "geometry": "",
+                     "message": why})
     return rows
 
 

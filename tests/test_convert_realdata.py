@@ -31,8 +31,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def nact(shared_data: Path):
-    return sort_exam([require(shared_data / "nact-dce")], progress=False, workers=2)
+def nact(shared_data: Path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("nact-sorted")
+    return sort_exam([require(shared_data / "nact-dce")], out_dir=out, progress=False, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,12 @@ def test_nact_three_dce_phases_of_60_slices_in_time_order(nact_converted, nact, 
     assert [b["dce_phase"] for b in blocks] == [0, 1, 2]
     assert [b["label"] for b in blocks] == ["DCE_pre", "DCE_early", "DCE_delayed"]
     dce = [s for s in nact.sets if s.label.startswith("DCE")]
+    with open(nact.out_dir / "instances.csv", newline="") as fh:
+        assigned: dict[str, set[str]] = {}
+        for row in csv.DictReader(fh):
+            assigned.setdefault(row["set_id"], set()).add(row["sop_instance_uid"])
     for p, b, ls in zip(files, blocks, dce):
+        assert set(b["source_sop_instance_uids"]) == assigned[b["set_id"]]  # exactly what instances.csv assigns
         img = nib.load(p)
         assert img.shape == (256, 256, 60)
         # exactly its phase's slices: the 60 SOP instances of that time point, checked voxel for voxel

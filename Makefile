@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export BREASTLAB_DATA ?= $(abspath ../shared/data)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test quick bench clean
+.PHONY: install demo test quick bench clean bids-validator
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,25 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The BIDS validator (npm, legacy node-based 1.x line: 2.x needs Deno) in a project-local,
+# git-ignored folder; tests that need it skip with a reason when node/npm or the package is absent.
+BIDS_VALIDATOR_VERSION := 1.15.0
+BIDS_VALIDATOR := .tools/bids-validator/node_modules/.bin/bids-validator
+export BREASTLAB_BIDS_VALIDATOR ?= $(abspath $(BIDS_VALIDATOR))
+
+$(BIDS_VALIDATOR):
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix .tools/bids-validator --no-audit --no-fund --omit=optional --ignore-scripts \
+	    --loglevel=error bids-validator@$(BIDS_VALIDATOR_VERSION) \
+	  || echo "bids-validator not installed (npm failed): the BIDS validator test will skip"; \
+	else echo "npm not found: the BIDS validator test will skip"; fi
+
+bids-validator: $(BIDS_VALIDATOR)
+
 demo: $(STAMP)
 	$(BIN)/breastlab demo --out demo-output
 
-test: $(STAMP)
+test: $(STAMP) bids-validator
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 quick: $(STAMP)
@@ -33,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/sort_speed.py
 
 clean:
-	rm -rf $(VENV) demo-output build src/*.egg-info
+	rm -rf $(VENV) demo-output build src/*.egg-info .tools

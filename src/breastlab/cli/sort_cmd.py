@@ -34,6 +34,13 @@ def register(app: typer.Typer) -> None:
             None, "--model", help="Image model file(s) from `breastlab mri train` (repeatable; default: the user "
             "config). Labels UNKNOWN/low-confidence sets and PNG/JPEG/NIfTI inputs, and cross-checks the header rules.",
         ),
+        convert: Path | None = typer.Option(
+            None, "--convert", help="Also convert every image set to NIfTI + JSON sidecar (dcm2niix) into CONVERT."
+        ),
+        layout: str | None = typer.Option(None, "--layout", help="Layout of CONVERT: bids (default), nnunet, odelia."),
+        channels: str | None = typer.Option(
+            None, "--channels", help="nnunet channels: dce (default), dce:N, t2, dwi_low, dwi_high, adc (comma list)."
+        ),
     ) -> None:
         """Sort breast MRI DICOM into labelled image sets (T2WI, DWI_low/high, ADC, DCE phases, ...)."""
         from rich.console import Console
@@ -49,6 +56,9 @@ def register(app: typer.Typer) -> None:
             ex = export.resolve()
             if any(ex == r or r in ex.parents for r in resolved if r.is_dir()):
                 raise typer.BadParameter("the export folder must not be inside an input folder", param_hint="--export")
+        from breastlab.convert.cli import check_options as check_convert_options
+
+        check_convert_options(inputs, convert, layout, channels)
         from breastlab.mri.imaging.config import configured_models
 
         model_files = list(model or []) or configured_models()
@@ -87,6 +97,13 @@ def register(app: typer.Typer) -> None:
             c = result.export_counts
             msg += f"; exported to {export} ({c.get('link', 0)} linked, {c.get('copy', 0)} copied)"
         console.print(msg)
+        if convert is not None:
+            from breastlab.convert.cli import run as run_convert
+
+            code = run_convert(result, convert, layout=layout, channels=channels, keep_phi=keep_phi,
+                               workers=workers, progress=progress, console=console)
+            if code:
+                raise typer.Exit(code)
         if not result.n_records:
             Console(stderr=True).print(
                 "[yellow]warning:[/] no readable DICOM images found in "

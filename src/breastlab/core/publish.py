@@ -1,0 +1,262 @@
+"""Consistent output sets: stage every output of a run, then publish them together.
+
+>>> with staged_outputs("sorted") as stage:          # doctest: +SKIP
+...     atomic.write_csv(stage / "series.csv", rows, columns)
+...     atomic.write_json(stage / "provenance.json", manifest)
+>>> # "sorted/" now holds exactly this run's files, or (after a crash) the previous run's
+
+Contract of :func:`staged_outputs` (stable API; other commands publish their trees the same way):
+
+* **Stage.** The body writes into a fresh folder beside the target,
+  ``<parent>/.<name>.staging-<pid>-<random>`` (same file system, so publishing is a
+  rename). It gets the user's umask (``0o777 & ~umask``), like every file
+  :mod:`breastlab.core.atomic` writes.
+* **Manifest.** On success a manifest, ``MANIFEST_NAME`` (``manifest.json``), is written
+  last into the stage: every file of the set with its size and SHA-256
+  (``manifest=False`` skips hashing, for very large trees). :func:`verify_outputs` checks
+  a published folder against it.
+* **Publish.** The stage then *replaces* the target in one step: Linux
+  ``renameat2(RENAME_EXCHANGE)`` swaps the two folders atomically, and the previous set
+  (now under a temporary name) is deleted. Where the exchange is not supported the
+  target is renamed aside first (``.<name>.old-...``) and restored by the next run if a
+  crash falls between the two renames. A reader therefore sees the previous complete
+  set or the new complete set, never a mix.
+* **Lock.** While staging and publishing, an exclusive ``flock`` is held on
+  ``<parent>/.<name>.lock`` (a small file that stays, holding the owner's pid). A second
+  run on the same target fails at once with :class:`OutputLocked`. The kernel drops the
+  lock when its process dies, SIGKILL included: a killed run never blocks the next one.
+* **Stale temporaries.** Under the lock, staging and old folders of earlier runs that
+  were killed are removed before the new stage is made.
+* **Failure.** If the body raises (or the process is interrupted), the stage is removed
+  and the target is left exactly as it was.
+* **Ownership.** The whole target folder is the output set. A target that exists, is
+  not empty and has no manifest (a folder breastlab did not write) is refused with
+  :class:`OutputError` rather than replaced, so user files are never deleted.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from breastlab.core.atomic import current_umask, write_json
+
+MANIFEST_NAME = "manifest.json"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+class OutputError(RuntimeError):
+    """The output folder cannot be used (one-line message for the user)."""
+
+
+class OutputLocked(OutputError):
+    """Another run holds the lock on this output folder."""
+
+
+def _names(target: Path) -> tuple[str, str, str]:
+    base = target.name[:100]  # temporaries stay well inside NAME_MAX
+    return f".{base}.lock", f".{base}.staging-", f".{base}.old-"
+
+
+@contextlib.contextmanager
+def output_lock(target: str | os.PathLike) -> Iterator[Path]:
+    """Hold the exclusive lock on ``target`` (raises :class:`OutputLocked` at once if taken)."""
+    target = Path(target)
+    lock_name, _, _ = _names(target)
+    lock_path = target.parent / lock_name
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise OutputError(f"cannot create {lock_path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise OutputError(f"cannot lock {lock_path}: {exc.strerror or exc}") from None
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise OutputLocked(f"another run{who} is writing to {target}; wait for it to finish") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield lock_path
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        path.unlink()
+
+
+def clean_stale(target: str | os.PathLike) -> list[Path]:
+    """Remove staging/old folders of earlier (killed) runs; restore an old set if the target is gone.
+
+    Call only while holding :func:`output_lock`. Returns what was removed.
+    """
+    target = Path(target)
+    _, staging, old = _names(target)
+    removed = []
+    olds = sorted(target.parent.glob(old + "*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if olds and not target.exists():  # killed between the two renames of the fallback
+        os.rename(olds.pop(0), target)
+    for path in [*target.parent.glob(staging + "*"), *olds]:
+        _rmtree(path)
+        removed.append(path)
+    return removed
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False when unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), os.fspath(b))
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _listing(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if (p.is_file() or p.is_symlink()) and p.name != MANIFEST_NAME)
+
+
+def write_manifest(root: str | os.PathLike, *, hashes: bool = True) -> Path:
+    """Write ``root/manifest.json``: every file (relative POSIX path) with size and SHA-256."""
+    root = Path(root)
+    files = {}
+    for path in _listing(root):
+        rel = path.relative_to(root).as_posix()
+        entry: dict = {"bytes": path.lstat().st_size}
+        if hashes and path.is_file() and not path.is_symlink():
+            entry["sha256"] = file_digest(path)
+        files[rel] = entry
+    return write_json(root / MANIFEST_NAME, {"format": "breastlab-output-set/1", "files": files})
+
+
+def verify_outputs(out_dir: str | os.PathLike) -> list[str]:
+    """Problems of a published set against its manifest (empty list: complete and intact)."""
+    root = Path(out_dir)
+    try:
+        listed = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"no readable {MANIFEST_NAME}: {exc}"]
+    problems = []
+    present = {p.relative_to(root).as_posix(): p for p in _listing(root)}
+    for rel, entry in listed.items():
+        path = present.get(rel)
+        if path is None:
+            problems.append(f"missing: {rel}")
+        elif path.lstat().st_size != entry.get("bytes"):
+            problems.append(f"size differs: {rel}")
+        elif "sha256" in entry and file_digest(path) != entry["sha256"]:
+            problems.append(f"content differs: {rel}")
+    problems += [f"not in manifest: {rel}" for rel in sorted(set(present) - set(listed))]
+    return problems
+
+
+def check_target(target: str | os.PathLike) -> Path:
+    """Raise :class:`OutputError` unless ``target`` can be (re)published; returns it absolute.
+
+    Checks, without writing anything: the parent is a writable folder; the target is
+    absent, an empty folder, or a folder holding a manifest (an earlier output set).
+    """
+    target = Path(os.path.abspath(os.fspath(target)))
+    parent = target.parent
+    if target.exists() or target.is_symlink():
+        if not target.is_dir() or target.is_symlink():
+            raise OutputError(f"{target} exists and is not a folder")
+        if any(target.iterdir()) and not (target / MANIFEST_NAME).is_file():
+            raise OutputError(
+                f"{target} is not empty and was not written by breastlab (no {MANIFEST_NAME}); "
+                "choose a new or empty folder"
+            )
+    probe = parent
+    while not probe.exists():  # the nearest existing ancestor must let us create folders
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{probe} is not writable")
+    return target
+
+
+@contextlib.contextmanager
+def staged_outputs(out_dir: str | os.PathLike, *, manifest: bool = True) -> Iterator[Path]:
+    """Yield a staging folder; on success publish it as ``out_dir`` in one step (see module doc).
+
+    Args:
+        out_dir: the folder the set is published as (created with its parents).
+        manifest: hash every file into ``manifest.json`` (sizes only when False).
+
+    Raises:
+        OutputLocked: another run is writing to ``out_dir``.
+        OutputError: ``out_dir`` is not a folder breastlab may replace.
+    """
+    target = check_target(out_dir)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {target.parent}: {exc.strerror or exc}") from None
+    with output_lock(target):
+        check_target(target)  # again, now that nobody else can change it
+        clean_stale(target)
+        _, staging, old = _names(target)
+        stage = Path(tempfile.mkdtemp(prefix=staging, dir=target.parent))
+        try:
+            os.chmod(stage, 0o777 & ~current_umask())
+            yield stage
+            write_manifest(stage, hashes=manifest)
+            _fsync_dir(stage)
+            if not target.exists():
+                os.rename(stage, target)
+            elif _exchange(stage, target):
+                _rmtree(stage)  # the previous set, now under the staging name
+            else:
+                aside = target.parent / f"{old}{os.getpid()}-{os.urandom(4).hex()}"
+                os.rename(target, aside)
+                os.rename(stage, target)  # a crash just before this: the next run restores ``aside``
+                _rmtree(aside)
+            _fsync_dir(target.parent)
+        except BaseException:
+            _rmtree(stage)
+            raise
+
+
+__all__ = [
+    "MANIFEST_NAME", "OutputError", "OutputLocked", "staged_outputs", "output_lock", "clean_stale",
+    "check_target", "write_manifest", "verify_outputs", "file_digest",
+]

@@ -129,6 +129,15 @@ _WRITER = textwrap.dedent(
 )
 
 
+def _wait_for_no_temporaries(out: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(not n.startswith((".out.staging-", ".out.old-")) for n in _siblings(out)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"temporaries left beside {out}: {_siblings(out)}")
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.3])
 def test_sigkill_at_any_moment_leaves_old_or_new_set(tmp_path, delay):
     out = tmp_path / "out"
@@ -139,6 +148,7 @@ def test_sigkill_at_any_moment_leaves_old_or_new_set(tmp_path, delay):
     time.sleep(0.3 + delay)  # interpreter start-up is ~0.2-0.3 s: kill before, during and after staging
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    _wait_for_no_temporaries(out)  # the watchdog removes the killed run's stage at once
     assert verify_outputs(out) == []
     tags = {p.read_text()[:1] for p in out.glob("f*.txt")}
     assert tags in ({"A"}, {"B"}) and len(list(out.glob("f*.txt"))) == 40

@@ -25,8 +25,11 @@ Contract of :func:`staged_outputs` (stable API; other commands publish their tre
   ``<parent>/.<name>.lock`` (a small file that stays, holding the owner's pid). A second
   run on the same target fails at once with :class:`OutputLocked`. The kernel drops the
   lock when its process dies, SIGKILL included: a killed run never blocks the next one.
-* **Stale temporaries.** Under the lock, staging and old folders of earlier runs that
-  were killed are removed before the new stage is made.
+* **Stale temporaries.** A small watchdog process (``python -I -S``, holding only a pipe
+  from the run) removes the stage the moment the run dies, SIGKILL included, and puts
+  a set renamed aside back; it exits right after. Under the lock, staging and old
+  folders an earlier run left anyway (e.g. the machine lost power) are removed before
+  the new stage is made.
 * **Failure.** If the body raises (or the process is interrupted), the stage is removed
   and the target is left exactly as it was.
 * **Ownership.** The whole target folder is the output set. A target that exists, is
@@ -214,6 +217,42 @@ def check_target(target: str | os.PathLike) -> Path:
     return target
 
 
+_WATCHDOG = r"""
+import os, shutil, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+stage, target, aside = (os.fsencode(a) for a in sys.argv[1:4])
+if b"done" not in sys.stdin.buffer.read():  # EOF without "done": the run died
+    if not os.path.lexists(target) and os.path.isdir(aside):
+        os.rename(aside, target)
+    shutil.rmtree(stage, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
+"""
+
+
+def _start_watchdog(stage: Path, target: Path, aside: Path):  # noqa: ANN202 - Popen or None
+    """A process that cleans up after this one if it dies before publishing (see module doc)."""
+    import subprocess
+    import sys
+
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _WATCHDOG, os.fsencode(stage), os.fsencode(target), os.fsencode(aside)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
+        )
+    except OSError:  # no interpreter to start: the next run's clean_stale() still cleans up
+        return None
+
+
+def _stop_watchdog(proc) -> None:  # noqa: ANN001
+    if proc is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        proc.stdin.write(b"done")
+        proc.stdin.close()
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
+
+
 @contextlib.contextmanager
 def staged_outputs(out_dir: str | os.PathLike, *, manifest: bool = True) -> Iterator[Path]:
     """Yield a staging folder; on success publish it as ``out_dir`` in one step (see module doc).
@@ -236,6 +275,8 @@ def staged_outputs(out_dir: str | os.PathLike, *, manifest: bool = True) -> Iter
         clean_stale(target)
         _, staging, old = _names(target)
         stage = Path(tempfile.mkdtemp(prefix=staging, dir=target.parent))
+        aside = target.parent / f"{old}{os.getpid()}-{os.urandom(4).hex()}"
+        watchdog = _start_watchdog(stage, target, aside)
         try:
             os.chmod(stage, 0o777 & ~current_umask())
             yield stage
@@ -246,14 +287,15 @@ def staged_outputs(out_dir: str | os.PathLike, *, manifest: bool = True) -> Iter
             elif _exchange(stage, target):
                 _rmtree(stage)  # the previous set, now under the staging name
             else:
-                aside = target.parent / f"{old}{os.getpid()}-{os.urandom(4).hex()}"
                 os.rename(target, aside)
-                os.rename(stage, target)  # a crash just before this: the next run restores ``aside``
+                os.rename(stage, target)  # killed just before this: the watchdog restores ``aside``
                 _rmtree(aside)
             _fsync_dir(target.parent)
         except BaseException:
             _rmtree(stage)
             raise
+        finally:
+            _stop_watchdog(watchdog)
 
 
 __all__ = [

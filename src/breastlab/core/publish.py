@@ -218,10 +218,19 @@ def check_target(target: str | os.PathLike) -> Path:
 
 
 _WATCHDOG = r"""
-import os, shutil, signal, sys
+import os, select, shutil, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 stage, target, aside = (os.fsencode(a) for a in sys.argv[1:4])
-if b"done" not in sys.stdin.buffer.read():  # EOF without "done": the run died
+parent, fd, said = os.getppid(), sys.stdin.fileno(), b""
+while True:  # until EOF, or the parent is gone (its forked children may hold the pipe open)
+    if select.select([fd], [], [], 0.5)[0]:
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break
+        said += chunk
+    elif os.getppid() != parent:
+        break
+if b"done" not in said:  # the run died before it published or cleaned up
     if not os.path.lexists(target) and os.path.isdir(aside):
         os.rename(aside, target)
     shutil.rmtree(stage, ignore_errors=True)

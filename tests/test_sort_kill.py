@@ -102,22 +102,22 @@ def test_sigkill_at_any_moment_leaves_a_complete_set(exam: dict[str, Path], tmp_
     assert "old" in seen  # at least one kill hit the run before it published
 
 
-@pytest.mark.slow
 def test_a_second_run_on_the_same_out_fails_at_once(exam: dict[str, Path], tmp_path: Path) -> None:
+    """While another run holds --out (here: this test, through the same lock), sort fails at
+    once with exit 2 and one line naming the holder, and touches neither output folder."""
+    from breastlab.core.publish import output_lock, staged_outputs
+
     out, export = tmp_path / "sorted", tmp_path / "exported"
-    lock = out.parent / f".{out.name}.lock"
-    first = subprocess.Popen(_cli([exam["ge"], exam["dce"]], out, export),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not (lock.is_file() and lock.read_text().strip() == str(first.pid)) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert first.poll() is None, "the first run finished before the second could start; make the input larger"
-    t0 = time.monotonic()
-    second = subprocess.run(_cli([exam["ge"]], out, tmp_path / "other-export"), capture_output=True, text=True,
-                            timeout=60)
+    with staged_outputs(out) as stage:
+        (stage / "series.csv").write_text("previous\n")
+    with output_lock(out):
+        second = subprocess.run(_cli([exam["ge"]], out, export), capture_output=True, text=True, timeout=120)
     assert second.returncode == 2, second.stderr
-    assert "another run" in second.stderr and str(first.pid) in second.stderr
+    assert "another run" in second.stderr and f"pid {os.getpid()}" in second.stderr
     assert "Traceback" not in second.stderr and len(second.stderr.strip().splitlines()) == 1
-    assert time.monotonic() - t0 < 20  # at once: no scan was started (start-up only)
-    assert first.wait(timeout=300) == 0, first.stderr.read()
-    assert _consistent(out) and not (tmp_path / "other-export").exists()
+    assert (out / "series.csv").read_text() == "previous\n" and not export.exists()
+    assert _temporaries(out, export) == []
+    # once the lock is free, the same command works
+    again = subprocess.run(_cli([exam["ge"]], out, export), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert _consistent(out)

@@ -135,6 +135,8 @@ class Node:
         if not data:
             return None
         try:
+            if b"\x1b" in data:  # ISO 2022 escape sequences are ASCII bytes too
+                raise UnicodeDecodeError("ascii", data, 0, 1, "escape sequence")
             value = data.decode("ascii")
         except UnicodeDecodeError:
             value = decode_text(data, self.charset, self.vr(tag))

@@ -365,20 +365,44 @@ def node_from_dataset(ds) -> Node:  # noqa: ANN001 - pydicom Dataset
     values pydicom left unread (``defer_size``) are dropped.
     """
     from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset
+    from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element, write_dataset
 
-    fp = DicomBytesIO()
-    fp.is_little_endian = True
-    fp.is_implicit_VR = False
+    def new_buffer() -> DicomBytesIO:
+        buffer = DicomBytesIO()
+        buffer.is_little_endian = True
+        buffer.is_implicit_VR = False
+        return buffer
+
     clean = ds.copy()
-    for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
-        if tag in clean:
-            del clean[tag]
     for tag in list(clean.keys()):
         raw = clean.get_item(tag)
-        if getattr(raw, "value", b"") is None and getattr(raw, "length", 0) and raw.length > FALLBACK_DEFER:
-            del clean[tag]  # a deferred (huge) value: never load it
-    write_dataset(fp, clean)
+        if tag in (0x7FE00010, 0x7FE00008, 0x7FE00009) or (
+            getattr(raw, "value", b"") is None and (getattr(raw, "length", 0) or 0) > FALLBACK_DEFER
+        ):
+            del clean[tag]  # pixels, or a deferred (huge) value: never load it
+    fp = new_buffer()
+    try:
+        write_dataset(fp, clean)
+        data = fp.getvalue()
+        node, _, _ = walk(data, 0, len(data), True, DESCEND, top=True)
+        return node
+    except Exception:  # noqa: BLE001 - some value pydicom cannot convert: go element by element
+        fp = new_buffer()
+    try:
+        charset = clean.get("SpecificCharacterSet")
+    except Exception:  # noqa: BLE001
+        charset = None
+    encodings = list(charset) if charset is not None and not isinstance(charset, str) else charset
+    for tag in sorted(clean.keys()):
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # retired group lengths are not written (PS3.5 7.2)
+        piece = new_buffer()
+        try:  # element by element: one value pydicom cannot convert loses that element only
+            elem = correct_ambiguous_vr_element(clean[tag], clean, True)
+            write_data_element(piece, elem, encodings)
+        except Exception:  # noqa: BLE001
+            continue
+        fp.write(piece.getvalue())
     data = fp.getvalue()
     node, _, _ = walk(data, 0, len(data), True, DESCEND, top=True)
     return node

@@ -119,7 +119,7 @@ def test_every_entry_is_accounted_for(tmp_path: Path) -> None:
     (root / ".hidden").write_bytes(b"x")
     weird = os.fsdecode(b"caf\xe9-\xff.dcm")  # not UTF-8: kept as surrogate escapes
     (root / weird).write_bytes(good.read_bytes())
-    result = scan_paths([root], workers=1, progress=False)
+    result = scan_paths([root], workers=1, progress=False, drop_duplicates=True)
     reasons = {os.path.basename(s.path): s.reason for s in result.skipped}
     assert reasons["fifo"] == "special-file" and reasons["loop1"] == reasons["loop2"] == "link-loop"
     assert reasons["dangling"] == "broken-link" and reasons["link-to-folder"] == "link-to-folder"
@@ -225,3 +225,40 @@ def test_one_unconvertible_value_loses_only_that_element() -> None:
         warnings.simplefilter("ignore")
         node = node_from_dataset(ds)
     assert node.text(0x0008103E) == "kept" and 0x00200011 not in node
+
+
+def test_unreadable_folder_is_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root every folder is readable, so the refusal is simulated."""
+    from breastlab.dicom import scan
+
+    (tmp_path / "in" / "locked").mkdir(parents=True)
+    _synthetic_mr(tmp_path / "in" / "a.dcm")
+    real_scandir = os.scandir
+
+    def scandir(path):  # noqa: ANN001, ANN202
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(scan.os, "scandir", scandir)
+    files, skipped = expand_inputs([tmp_path / "in"])
+    assert [os.path.basename(f) for f in files] == ["a.dcm"]
+    assert [(os.path.basename(s.path), s.reason) for s in skipped] == [("locked", "unreadable")]
+    assert "Permission denied" in skipped[0].detail
+
+
+def test_an_extra_copy_does_not_wreck_the_dce_series(shared_data: Path, tmp_path: Path) -> None:
+    """Issue 7: one duplicate in the real GE DCE series turned 3 x 60 into one T1 set of 181."""
+    import shutil
+
+    from breastlab.mri.sorter import sort_exam
+
+    dce = require(shared_data / "nact-dce/UCSF-BR-06/image_dce_3dfgre_orig")
+    shutil.copytree(dce, tmp_path / "dce")
+    first = sorted((tmp_path / "dce").iterdir())[0]
+    shutil.copy(first, tmp_path / "dce" / "zz-extra-copy.dcm")
+    result = sort_exam([tmp_path / "dce"], workers=1, progress=False)
+    assert [(s.label, s.image_set.n_images) for s in result.sets] == \
+        [("DCE_pre", 60), ("DCE_early", 60), ("DCE_delayed", 60)]
+    (dup,) = [s for s in result.skipped if s.reason == "duplicate"]
+    assert dup.path.endswith("zz-extra-copy.dcm") and first.name in dup.detail

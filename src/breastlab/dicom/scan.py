@@ -20,7 +20,7 @@ entries (``hidden``), links to folders (``link-to-folder``), dangling links
 (``broken-link``), link loops (``link-loop``), FIFOs, sockets and devices
 (``special-file``, never opened), folders that cannot be listed (``unreadable``), a
 folder reached twice (``folder-loop``), and extra copies of one SOP Instance UID
-(``duplicate``: the first path in sorted order is kept). Paths are ``str`` with
+(``duplicate``, with ``drop_duplicates``: the first path in sorted order is kept). Paths are ``str`` with
 surrogate escapes for bytes that are not UTF-8 (``os.fsencode`` gives the original).
 
 Workers die with the scanning process (Linux ``PR_SET_PDEATHSIG``, SIGKILL included),
@@ -227,12 +227,15 @@ def scan_paths(
     workers: int | None = None,
     progress: bool = True,
     chunk_size: int = CHUNK_SIZE,
+    drop_duplicates: bool = False,
 ) -> ScanResult:
     """Read the headers of every file under ``inputs`` (see module docstring).
 
     ``workers`` defaults to ``os.cpu_count()``; ``workers=1`` (or a small job)
-    reads in this process. Records come back sorted by path, then frame index, with
-    duplicates (same SOP Instance UID) removed and listed as skipped.
+    reads in this process. Records come back sorted by path, then frame index.
+    With ``drop_duplicates`` (what ``breastlab sort`` uses), files repeating a SOP
+    Instance UID are removed and listed as skipped (:func:`deduplicate`); without it
+    the caller sees every copy (case assembly reports them its own way).
     Every entry met is either in ``records`` or in ``skipped``.
     """
     from breastlab.core.progress import make_progress
@@ -275,7 +278,8 @@ def scan_paths(
                 result.skipped.append(item)
             else:
                 result.records.extend(item)
-    result.records = deduplicate(result.records, result.skipped)
+    if drop_duplicates:
+        result.records = deduplicate(result.records, result.skipped)
     result.skipped.sort(key=lambda s: s.path)
     return result
 

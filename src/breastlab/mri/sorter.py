@@ -143,7 +143,7 @@ def sort_exam(
 
 def _sort_into(inputs, scan_paths, out_dir, out_stage, export_dir, export_stage, *, workers, b_threshold,  # noqa: ANN001
                keep_phi, export_mode, progress, image_models) -> SortResult:
-    scan = scan_paths(list(inputs), workers=workers, progress=progress)
+    scan = scan_paths(list(inputs), workers=workers, progress=progress, drop_duplicates=True)
     sets = sort_records(scan.records, b_threshold=b_threshold)
     result = SortResult(sets=sets, skipped=list(scan.skipped), n_records=len(scan.records))
     if image_models:

@@ -175,7 +175,9 @@ class Node:
                 return ()
             unpack = packer.unpack_from
             values = tuple(float(unpack(self.buf, start + i)[0]) for i in range(0, length, size))
-            return values if all(map(math.isfinite, values)) else tuple(filter(math.isfinite, values))
+            if packer.format[-1] in "fd" and not all(map(math.isfinite, values)):
+                return tuple(filter(math.isfinite, values))  # inf/nan are no measurement
+            return values
         text = self.text(tag)
         if text is None:
             return ()

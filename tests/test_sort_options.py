@@ -118,3 +118,20 @@ def test_rerun_replaces_the_set_and_keeps_the_umask(exam: Path, tmp_path: Path) 
     assert verify_outputs(tmp_path / "o") == []
     assert (tmp_path / "o" / "series.csv").stat().st_mode & 0o777 == 0o664
     assert sorted(p.name for p in tmp_path.iterdir()) == [".o.lock", "exam", "o"]
+
+
+def test_export_places_the_target_of_a_symlinked_input(tmp_path: Path) -> None:
+    from test_dicom_scan import _synthetic_mr
+
+    (tmp_path / "elsewhere").mkdir()
+    real = _synthetic_mr(tmp_path / "elsewhere" / "real.dcm")
+    (tmp_path / "in").mkdir()
+    os.symlink(real, tmp_path / "in" / ("L" * 251))  # a long name too: no temporary name may overflow
+    for _ in range(2):  # re-running leaves nothing behind
+        res = _run([tmp_path / "in", "--out", tmp_path / "o", "--export", tmp_path / "e"])
+        assert res.exit_code == 0, res.output
+    (placed,) = [p for p in (tmp_path / "e").rglob("*") if p.is_file() and p.name != "manifest.json"]
+    assert not placed.is_symlink() and os.path.samefile(placed, real)  # a hard link to the target
+    assert len(placed.name.encode()) <= 255
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp") or ".staging-" in p.name]
+    assert leftovers == []

@@ -128,8 +128,9 @@ def test_sort_outputs_export_privacy_and_inputs_unchanged(mri_exam: Path, tmp_pa
 
 def test_sort_empty_and_missing_inputs(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    res = _invoke(["sort", tmp_path / "empty", "--out", tmp_path / "o1", "--no-progress"])
-    assert "no readable DICOM images" in res.output
+    # issue 7: a run that sorted nothing exits 1 (it used to exit 0 with a warning)
+    res = _invoke(["sort", tmp_path / "empty", "--out", tmp_path / "o1", "--no-progress"], ok=False)
+    assert res.exit_code == 1 and "no readable DICOM images" in res.output
     assert (tmp_path / "o1" / "series.csv").is_file()
     res = _invoke(["sort", tmp_path / "nope", "--out", tmp_path / "o2", "--no-progress"], ok=False)
     assert res.exit_code == 2 and "no such file or folder" in res.output

@@ -129,6 +129,15 @@ _WRITER = textwrap.dedent(
 )
 
 
+def _wait_for_no_temporaries(out: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(not n.startswith((".out.staging-", ".out.old-")) for n in _siblings(out)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"temporaries left beside {out}: {_siblings(out)}")
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.3])
 def test_sigkill_at_any_moment_leaves_old_or_new_set(tmp_path, delay):
     out = tmp_path / "out"
@@ -139,6 +148,7 @@ def test_sigkill_at_any_moment_leaves_old_or_new_set(tmp_path, delay):
     time.sleep(0.3 + delay)  # interpreter start-up is ~0.2-0.3 s: kill before, during and after staging
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    _wait_for_no_temporaries(out)  # the watchdog removes the killed run's stage at once
     assert verify_outputs(out) == []
     tags = {p.read_text()[:1] for p in out.glob("f*.txt")}
     assert tags in ({"A"}, {"B"}) and len(list(out.glob("f*.txt"))) == 40
@@ -146,3 +156,13 @@ def test_sigkill_at_any_moment_leaves_old_or_new_set(tmp_path, delay):
     subprocess.run([sys.executable, script, out, "C", "3"], check=True, stdout=subprocess.DEVNULL)
     assert verify_outputs(out) == [] and {p.read_text()[:1] for p in out.glob("f*.txt")} == {"C"}
     assert _siblings(out) == [".out.lock", "writer.py"]
+
+
+def test_an_output_folder_of_an_older_version_may_be_replaced(tmp_path):
+    old = tmp_path / "sorted"
+    old.mkdir()
+    (old / "provenance.json").write_text("{}")
+    (old / "series.csv").write_text("old")
+    with staged_outputs(old) as stage:
+        atomic.write_text(stage / "series.csv", "new")
+    assert (old / "series.csv").read_text() == "new" and not (old / "provenance.json").exists()

@@ -113,7 +113,10 @@ def test_cli_sort_export(shared_data: Path, tmp_path: Path) -> None:
     assert "DWI_high" in res.output and "image sets" in res.output
     rows = list(csv.DictReader(open(tmp_path / "o" / "series.csv")))
     assert sorted(r["label"] for r in rows) == ["DWI_high", "DWI_low", "T1"]
-    (study,) = list((tmp_path / "e").iterdir())
+    (study,) = [p for p in (tmp_path / "e").iterdir() if p.is_dir()]  # beside it: manifest.json
+    from breastlab.core.publish import verify_outputs
+
+    assert verify_outputs(tmp_path / "e") == [] and verify_outputs(tmp_path / "o") == []
     assert sorted(p.name for p in study.iterdir()) == ["DWI_high_b1000", "DWI_low_b0", "T1"]
     assert len(list((study / "DWI_high_b1000").iterdir())) == 12
     bad = CliRunner().invoke(app, ["sort", str(ge), "--out", str(tmp_path / "o2"), "--export", str(ge / "x")])

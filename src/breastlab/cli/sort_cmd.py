@@ -2,12 +2,30 @@
 
 Heavy work is imported inside the command (no torch import): ``breastlab sort``
 starts fast.
+
+Exit codes: 0 sorted (at least one image); 1 nothing to sort (no readable DICOM image;
+the outputs still say why, in skipped.csv); 2 bad usage (an option, a path, an output
+folder in use by another run); 3 the run failed (e.g. the disk filled up): the output
+folders keep their previous content. Every error is one line on stderr, never a
+traceback (``BREASTLAB_DEBUG=1`` re-raises for developers).
 """
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import typer
+
+EXIT_SORTED, EXIT_NOTHING, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print ``breastlab sort: error: message`` (one line, stderr) and return the Exit to raise."""
+    from breastlab.core.progress import terminal_safe
+
+    typer.echo(f"breastlab sort: error: {terminal_safe(' '.join(str(message).split()))}", err=True)
+    return typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,9 +38,8 @@ def register(app: typer.Typer) -> None:
         export: Path | None = typer.Option(
             None, "--export", help="Also arrange files as EXPORT/<study>/<label>[_b<value>]/ (inputs untouched)."
         ),
-        link: bool = typer.Option(
-            True, "--link/--copy", help="Export by hard link (falls back to copy) or always copy."
-        ),
+        link: bool = typer.Option(False, "--link", help="Export by hard link, falling back to a copy (default)."),
+        copy: bool = typer.Option(False, "--copy", help="Export by copying every file."),
         keep_phi: bool = typer.Option(False, "--keep-phi", help="Write patient name and ID into the outputs."),
         workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Header-reading processes."),
         b_threshold: float = typer.Option(
@@ -43,70 +60,109 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Sort breast MRI DICOM into labelled image sets (T2WI, DWI_low/high, ADC, DCE phases, ...)."""
-        from rich.console import Console
+        try:
+            code = _run(inputs, out, export, link, copy, keep_phi, workers, b_threshold, progress, model,
+                        convert, layout, channels)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            raise _fail("interrupted; the output folders keep their previous content", 130) from None
+        except Exception as exc:  # noqa: BLE001 - no traceback reaches a user
+            if os.environ.get("BREASTLAB_DEBUG"):
+                raise
+            from breastlab.core.publish import OutputError
 
-        from breastlab.mri.outputs import summary_table
-        from breastlab.mri.sorter import sort_exam
+            if isinstance(exc, OutputError):
+                raise _fail(str(exc)) from None
+            what = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise _fail(f"{type(exc).__name__}: {what}; the output folders keep their previous content",
+                        EXIT_FAILED) from None
+        raise typer.Exit(code)
 
-        for p in inputs:
-            if not p.exists():
-                raise typer.BadParameter(f"no such file or folder: {p}", param_hint="INPUT")
-        if export is not None:
-            resolved = [p.resolve() for p in inputs]
-            ex = export.resolve()
-            if any(ex == r or r in ex.parents for r in resolved if r.is_dir()):
-                raise typer.BadParameter("the export folder must not be inside an input folder", param_hint="--export")
-        from breastlab.convert.cli import check_options as check_convert_options
 
+def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: bool, keep_phi: bool,
+         workers: int | None, b_threshold: float, progress: bool, model: list[Path] | None,
+         convert: Path | None = None, layout: str | None = None, channels: str | None = None) -> int:
+    """Check every option, then sort; returns the exit code."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from breastlab.core.progress import terminal_safe
+    from breastlab.mri.outputs import summary_table
+    from breastlab.mri.sorter import check_paths, sort_exam
+
+    # -- options, all checked before any work ------------------------------------------
+    if link and copy:
+        raise _fail("--link and --copy exclude each other")
+    if not math.isfinite(b_threshold):
+        raise _fail(f"--b-threshold must be a finite number, not {b_threshold}")
+    try:
+        check_paths(inputs, out, export)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    from breastlab.convert.cli import check_options as check_convert_options
+
+    try:
         check_convert_options(inputs, convert, layout, channels)
-        from breastlab.mri.imaging.config import configured_models
+    except typer.BadParameter as exc:
+        raise _fail(f"{exc.param_hint}: {exc.message}") from None
+    from breastlab.mri.imaging.config import configured_models
 
+    try:
         model_files = list(model or []) or configured_models()
-        image_models = []
-        if model_files:  # loaded before the scan so that a bad model file fails at once
-            from breastlab.mri.imaging.fusion import load_models
+    except (OSError, ValueError, TypeError) as exc:  # unreadable or invalid config.toml
+        from breastlab.mri.imaging.config import config_path
 
-            try:
-                image_models = load_models(model_files)
-            except (OSError, ValueError) as exc:
-                raise typer.BadParameter(str(exc), param_hint="--model") from exc
-        result = sort_exam(
-            inputs,
-            out_dir=out,
-            workers=workers,
-            b_threshold=b_threshold,
-            keep_phi=keep_phi,
-            export_dir=export,
-            export_mode="link" if link else "copy",
-            progress=progress,
-            image_models=image_models or None,
-        )
-        console = Console()
-        if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns
-            console = Console(width=160)
-        if image_models:  # image-model fusion ran inside sort_exam; show what it did
-            from breastlab.mri.imaging.fusion import report_fusion
+        raise _fail(f"cannot read the user config {config_path()}: {exc}") from None
+    image_models = []
+    if model_files:  # loaded before the scan so that a bad model file fails at once
+        from breastlab.mri.imaging.fusion import load_models
 
-            report_fusion(console, result, result.fusion)
-        console.print(summary_table(result.sets, title=f"breastlab sort: {len(result.sets)} image sets"))
-        msg = (
-            f"{result.n_records} images in {len(result.sets)} image sets; "
-            f"{len(result.skipped)} files skipped (see skipped.csv). Outputs in {out}"
-        )
-        if export is not None:
-            c = result.export_counts
-            msg += f"; exported to {export} ({c.get('link', 0)} linked, {c.get('copy', 0)} copied)"
-        console.print(msg)
-        if convert is not None:
-            from breastlab.convert.cli import run as run_convert
+        try:
+            image_models = load_models(model_files)
+        except Exception as exc:  # noqa: BLE001 - any unusable model file is a usage error
+            raise _fail(f"--model: {exc}") from None
 
-            code = run_convert(result, convert, layout=layout, channels=channels, keep_phi=keep_phi,
-                               workers=workers, progress=progress, console=console)
-            if code:
-                raise typer.Exit(code)
-        if not result.n_records:
-            Console(stderr=True).print(
-                "[yellow]warning:[/] no readable DICOM images found in "
-                + ", ".join(str(p) for p in inputs)
-                + ("; see skipped.csv for the files that were skipped" if result.skipped else "")
-            )
+    # -- the work ----------------------------------------------------------------------
+    result = sort_exam(
+        inputs,
+        out_dir=out,
+        workers=workers,
+        b_threshold=b_threshold,
+        keep_phi=keep_phi,
+        export_dir=export,
+        export_mode="copy" if copy else "link",
+        progress=progress,
+        image_models=image_models or None,
+    )
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns
+        console = Console(width=160)
+    if image_models:  # image-model fusion ran inside sort_exam; show what it did
+        from breastlab.mri.imaging.fusion import report_fusion
+
+        report_fusion(console, result, result.fusion)
+    console.print(summary_table(result.sets, title=f"breastlab sort: {len(result.sets)} image sets"))
+    msg = (
+        f"{result.n_records} images in {len(result.sets)} image sets; "
+        f"{len(result.skipped)} files skipped (see skipped.csv). Outputs in {out}"
+    )
+    if export is not None:
+        c = result.export_counts
+        msg += f"; exported to {export} ({c.get('link', 0)} linked, {c.get('copy', 0)} copied)"
+    console.print(Text(terminal_safe(msg)))
+    if not result.n_records and not result.sets and not result.image_rows:  # image rows: PNG/NIfTI via --model
+        typer.echo(terminal_safe(
+            "breastlab sort: nothing to sort: no readable DICOM images found in "
+            + ", ".join(str(p) for p in inputs)
+            + ("; see skipped.csv for the files that were skipped" if result.skipped else "")
+        ), err=True)
+        return EXIT_NOTHING
+    if convert is not None:
+        from breastlab.convert.cli import run as run_convert
+
+        code = run_convert(result, convert, layout=layout, channels=channels, keep_phi=keep_phi,
+                           workers=workers, progress=progress, console=console)
+        if code:
+            return EXIT_NOTHING
+    return EXIT_SORTED

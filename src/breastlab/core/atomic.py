@@ -75,8 +75,14 @@ def write_csv(
     rows: Iterable[Mapping[str, Any]],
     columns: Sequence[str],
 ) -> Path:
-    """Write dict rows as CSV with a fixed column order (extra keys are an error)."""
-    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+    """Write dict rows as CSV with a fixed column order (extra keys are an error).
+
+    UTF-8; strings holding surrogate escapes (file names that are not UTF-8, as
+    ``os`` gives them) are written back as their original bytes, so no name is lost.
+    Cells are written verbatim: no quoting of cells that start with ``=``, ``+``,
+    ``-`` or ``@`` (see docs/sorting.md, "CSV and spreadsheets").
+    """
+    with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="raise")
         writer.writeheader()
         for row in rows:

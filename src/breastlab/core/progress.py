@@ -1,5 +1,8 @@
-"""Rich progress bars shared by every long-running command."""
+"""Rich progress bars shared by every long-running command, and text made safe for a terminal."""
 from __future__ import annotations
+
+import re
+import unicodedata
 
 from rich.console import Console
 from rich.progress import (
@@ -26,3 +29,25 @@ def make_progress(*, transient: bool = False, disable: bool = False) -> Progress
         transient=transient,
         disable=disable,
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(value: object, max_len: int | None = None) -> str:
+    """``value`` as text that cannot drive a terminal.
+
+    C0/C1 control characters (ESC, BEL, CR, ...; escape sequences lose their ESC and
+    print as plain text), bidirectional overrides and zero-width characters become
+    ``?``; surrogate escapes (bytes of a file name that are not UTF-8) are shown as
+    ``\\xNN``. Header text and paths are passed through this before they are printed.
+    Rich markup is not interpreted by callers that print the result as ``Text``.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = _CONTROL.sub("?", text)
+    text = "".join("?" if unicodedata.category(ch) == "Cs" else ch for ch in text) if not text.isascii() else text
+    if max_len is not None and len(text) > max_len:
+        text = text[: max_len - 1] + "…"
+    return text

@@ -36,9 +36,12 @@ def fingerprint_files(paths: Iterable[str | os.PathLike], *, content: bool = Tru
     digest = hashlib.sha256()
     for path in sorted(str(p) for p in paths):
         p = Path(path)
-        digest.update(p.name.encode())
-        stat = p.stat()
-        digest.update(str(stat.st_size).encode())
+        digest.update(os.fsencode(p.name))  # names that are not UTF-8 keep their bytes
+        try:
+            size = p.stat().st_size
+        except OSError:  # gone or unreadable since it was listed
+            size = -1
+        digest.update(str(size).encode())
         if content:
             with open(p, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):

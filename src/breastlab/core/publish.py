@@ -25,13 +25,17 @@ Contract of :func:`staged_outputs` (stable API; other commands publish their tre
   ``<parent>/.<name>.lock`` (a small file that stays, holding the owner's pid). A second
   run on the same target fails at once with :class:`OutputLocked`. The kernel drops the
   lock when its process dies, SIGKILL included: a killed run never blocks the next one.
-* **Stale temporaries.** Under the lock, staging and old folders of earlier runs that
-  were killed are removed before the new stage is made.
+* **Stale temporaries.** A small watchdog process (``python -I -S``, holding only a pipe
+  from the run) removes the stage the moment the run dies, SIGKILL included, and puts
+  a set renamed aside back; it exits right after. Under the lock, staging and old
+  folders an earlier run left anyway (e.g. the machine lost power) are removed before
+  the new stage is made.
 * **Failure.** If the body raises (or the process is interrupted), the stage is removed
   and the target is left exactly as it was.
 * **Ownership.** The whole target folder is the output set. A target that exists, is
-  not empty and has no manifest (a folder breastlab did not write) is refused with
-  :class:`OutputError` rather than replaced, so user files are never deleted.
+  not empty and has neither a manifest nor a ``provenance.json`` (a folder breastlab
+  did not write) is refused with :class:`OutputError` rather than replaced, so user
+  files are never deleted.
 """
 from __future__ import annotations
 
@@ -50,6 +54,9 @@ from pathlib import Path
 from breastlab.core.atomic import current_umask, write_json
 
 MANIFEST_NAME = "manifest.json"
+#: a folder holding one of these was written by breastlab and may be replaced
+#: (provenance.json: output folders of versions before manifests)
+OWNED_MARKERS = (MANIFEST_NAME, "provenance.json")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -199,7 +206,7 @@ def check_target(target: str | os.PathLike) -> Path:
     if target.exists() or target.is_symlink():
         if not target.is_dir() or target.is_symlink():
             raise OutputError(f"{target} exists and is not a folder")
-        if any(target.iterdir()) and not (target / MANIFEST_NAME).is_file():
+        if any(target.iterdir()) and not any((target / name).is_file() for name in OWNED_MARKERS):
             raise OutputError(
                 f"{target} is not empty and was not written by breastlab (no {MANIFEST_NAME}); "
                 "choose a new or empty folder"
@@ -212,6 +219,51 @@ def check_target(target: str | os.PathLike) -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"{probe} is not writable")
     return target
+
+
+_WATCHDOG = r"""
+import os, select, shutil, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+stage, target, aside = (os.fsencode(a) for a in sys.argv[1:4])
+parent, fd, said = os.getppid(), sys.stdin.fileno(), b""
+while True:  # until EOF, or the parent is gone (its forked children may hold the pipe open)
+    if select.select([fd], [], [], 0.5)[0]:
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break
+        said += chunk
+    elif os.getppid() != parent:
+        break
+if b"done" not in said:  # the run died before it published or cleaned up
+    if not os.path.lexists(target) and os.path.isdir(aside):
+        os.rename(aside, target)
+    shutil.rmtree(stage, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
+"""
+
+
+def _start_watchdog(stage: Path, target: Path, aside: Path):  # noqa: ANN202 - Popen or None
+    """A process that cleans up after this one if it dies before publishing (see module doc)."""
+    import subprocess
+    import sys
+
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _WATCHDOG, os.fsencode(stage), os.fsencode(target), os.fsencode(aside)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
+        )
+    except OSError:  # no interpreter to start: the next run's clean_stale() still cleans up
+        return None
+
+
+def _stop_watchdog(proc) -> None:  # noqa: ANN001
+    if proc is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        proc.stdin.write(b"done")
+        proc.stdin.close()
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
 
 
 @contextlib.contextmanager
@@ -236,6 +288,8 @@ def staged_outputs(out_dir: str | os.PathLike, *, manifest: bool = True) -> Iter
         clean_stale(target)
         _, staging, old = _names(target)
         stage = Path(tempfile.mkdtemp(prefix=staging, dir=target.parent))
+        aside = target.parent / f"{old}{os.getpid()}-{os.urandom(4).hex()}"
+        watchdog = _start_watchdog(stage, target, aside)
         try:
             os.chmod(stage, 0o777 & ~current_umask())
             yield stage
@@ -246,14 +300,15 @@ def staged_outputs(out_dir: str | os.PathLike, *, manifest: bool = True) -> Iter
             elif _exchange(stage, target):
                 _rmtree(stage)  # the previous set, now under the staging name
             else:
-                aside = target.parent / f"{old}{os.getpid()}-{os.urandom(4).hex()}"
                 os.rename(target, aside)
-                os.rename(stage, target)  # a crash just before this: the next run restores ``aside``
+                os.rename(stage, target)  # killed just before this: the watchdog restores ``aside``
                 _rmtree(aside)
             _fsync_dir(target.parent)
         except BaseException:
             _rmtree(stage)
             raise
+        finally:
+            _stop_watchdog(watchdog)
 
 
 __all__ = [

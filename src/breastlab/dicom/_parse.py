@@ -21,6 +21,7 @@ as Explicit VR Little Endian, so all extraction code reads one kind of object:
 """
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable
 
@@ -56,6 +57,12 @@ SEQ_DELIM = 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
 #: returned by a top-level walk that stopped early at ``stop_group``
 STOPPED = (-1, -1)
+#: deepest nesting of *descended* sequences (the functional groups need 3); deeper is
+#: Malformed. Skipped sequences are walked by a loop, at any depth, without recursion.
+MAX_DEPTH = 12
+#: most sequence items kept as nodes for one file (bounds memory: ~11 per enhanced frame)
+MAX_NODES = 500_000
+_budget = [MAX_NODES]  # items left in the current top-level walk (one file per process at a time)
 
 
 class NeedMore(Exception):
@@ -70,6 +77,10 @@ class Malformed(ValueError):
     """The byte stream is not a valid DICOM element stream."""
 
 
+class LimitExceeded(Malformed):
+    """Nesting deeper than :data:`MAX_DEPTH` or more than :data:`MAX_NODES` items (not retried)."""
+
+
 class Node:
     """One dataset (top level or a sequence item): lazy element access.
 
@@ -78,12 +89,13 @@ class Node:
     ``("SQ", [Node, ...])`` for sequences the walker descended into.
     """
 
-    __slots__ = ("buf", "elems", "charset_utf8", "_creators")
+    __slots__ = ("buf", "elems", "charset", "_creators")
 
-    def __init__(self, buf: bytes, elems: dict, charset_utf8: bool = False) -> None:
+    def __init__(self, buf: bytes, elems: dict, charset: str | None = None) -> None:
         self.buf = buf
         self.elems = elems
-        self.charset_utf8 = charset_utf8
+        #: raw Specific Character Set (0008,0005) that decodes this node's text values
+        self.charset = charset
         self._creators: dict[tuple[int, str], int] | None = None
 
     # -- raw access -------------------------------------------------------------
@@ -114,14 +126,20 @@ class Node:
 
     # -- typed values -----------------------------------------------------------
     def text(self, tag: int) -> str | None:
-        """The whole value as text (backslashes kept); ``None`` if absent/empty."""
+        """The whole value as text (backslashes kept); ``None`` if absent/empty.
+
+        ASCII is decoded directly; anything else with the Specific Character Set
+        (:func:`decode_text`).
+        """
         data = self.raw(tag)
         if not data:
             return None
         try:
-            value = data.decode("utf-8" if self.charset_utf8 else "ascii")
+            if b"\x1b" in data:  # ISO 2022 escape sequences are ASCII bytes too
+                raise UnicodeDecodeError("ascii", data, 0, 1, "escape sequence")
+            value = data.decode("ascii")
         except UnicodeDecodeError:
-            value = data.decode("latin-1")
+            value = decode_text(data, self.charset, self.vr(tag))
         value = value.strip(" \x00")
         return value or None
 
@@ -156,7 +174,10 @@ class Node:
             if length % size:
                 return ()
             unpack = packer.unpack_from
-            return tuple(float(unpack(self.buf, start + i)[0]) for i in range(0, length, size))
+            values = tuple(float(unpack(self.buf, start + i)[0]) for i in range(0, length, size))
+            if packer.format[-1] in "fd" and not all(map(math.isfinite, values)):
+                return tuple(filter(math.isfinite, values))  # inf/nan are no measurement
+            return values
         text = self.text(tag)
         if text is None:
             return ()
@@ -166,9 +187,11 @@ class Node:
             if not part:
                 continue
             try:
-                out.append(float(part))
+                number = float(part)
             except ValueError:
                 return tuple(out)
+            if math.isfinite(number):  # "inf", "nan", "1e999" are no measurement
+                out.append(number)
         return tuple(out)
 
     def float(self, tag: int, hint: str = "DS") -> float | None:
@@ -214,8 +237,9 @@ def walk(
     descend: frozenset[int] | set[int],
     *,
     top: bool = False,
-    charset_utf8: bool = False,
+    charset: str | None = None,
     stop_group: int = 0,
+    depth: int = 0,
 ) -> tuple[Node, int, tuple[int, int] | None]:
     """Parse elements from ``pos`` until ``end`` (or an item delimiter).
 
@@ -225,8 +249,13 @@ def walk(
     group after ``stop_group`` and before (5200): it then returns that element's
     position and :data:`STOPPED` instead of the Pixel Data location.
     ``end`` may exceed ``len(buf)``: the walker raises :class:`NeedMore` when it
-    needs bytes it does not have.
+    needs bytes it does not have. Descended sequences nested deeper than
+    :data:`MAX_DEPTH` raise :class:`Malformed`.
     """
+    if depth > MAX_DEPTH:
+        raise LimitExceeded(f"sequences nested deeper than {MAX_DEPTH} levels")
+    if top:
+        _budget[0] = MAX_NODES
     elems: dict = {}
     size = len(buf)
     pixel = None
@@ -242,7 +271,7 @@ def walk(
                 raise NeedMore(pos + 8) from None
             if group == 0xFFFE:
                 if elem == 0xE00D:
-                    return Node(buf, elems, charset_utf8), pos + 8, pixel
+                    return Node(buf, elems, charset), pos + 8, pixel
                 raise Malformed(f"unexpected delimiter (FFFE,{elem:04X}) at {pos}")
             if vr in short_vrs:
                 start = pos + 8
@@ -262,22 +291,22 @@ def walk(
                 raise NeedMore(pos + 8) from None
             if group == 0xFFFE:
                 if elem == 0xE00D:
-                    return Node(buf, elems, charset_utf8), pos + 8, pixel
+                    return Node(buf, elems, charset), pos + 8, pixel
                 raise Malformed(f"unexpected delimiter (FFFE,{elem:04X}) at {pos}")
             vr = None
             start = pos + 8
         tag = group << 16 | elem
         if top and group > stop_group:
             if stop_group and group < 0x5200:
-                return Node(buf, elems, charset_utf8), pos, STOPPED
+                return Node(buf, elems, charset), pos, STOPPED
             if tag in PIXEL_TAGS:
                 elems[tag] = (vr, start, 0)
-                return Node(buf, elems, charset_utf8), pos, (start, length)
+                return Node(buf, elems, charset), pos, (start, length)
         if length == UNDEFINED:
             # a sequence (or an implicit-VR-encoded SQ inside a UN element)
             seq_explicit = explicit and vr != b"UN"
             if tag in descend:
-                items, pos = read_sequence(buf, start, UNDEFINED, seq_explicit, descend, True)
+                items, pos = read_sequence(buf, start, UNDEFINED, seq_explicit, descend, True, depth + 1)
                 elems[tag] = ("SQ", items)
             else:
                 pos = skip_sequence(buf, start, seq_explicit)
@@ -286,7 +315,7 @@ def walk(
             if start + length > size:
                 raise NeedMore(start + length)
             seq_explicit = explicit and vr == b"SQ"
-            items, _ = read_sequence(buf, start, length, seq_explicit, descend, True)
+            items, _ = read_sequence(buf, start, length, seq_explicit, descend, True, depth + 1)
             elems[tag] = ("SQ", items)
         else:
             elems[tag] = (vr, start, length)
@@ -295,11 +324,11 @@ def walk(
         raise NeedMore(pos)
     if pos > end and end != UNDEFINED:
         raise Malformed("element runs past the end of its container")
-    return Node(buf, elems, charset_utf8), pos, pixel
+    return Node(buf, elems, charset), pos, pixel
 
 
 def read_sequence(
-    buf: bytes, pos: int, length: int, explicit: bool, descend, keep: bool
+    buf: bytes, pos: int, length: int, explicit: bool, descend, keep: bool, depth: int = 1
 ) -> tuple[list[Node], int]:
     """Items of a sequence starting at ``pos``; returns (items, position after)."""
     end = pos + length if length != UNDEFINED else UNDEFINED
@@ -316,16 +345,19 @@ def read_sequence(
         if tag != ITEM:
             raise Malformed(f"expected an item tag, found {tag:08X}")
         if item_len == UNDEFINED:
-            node, pos, _ = walk(buf, pos, UNDEFINED, explicit, descend if keep else frozenset())
+            node, pos, _ = walk(buf, pos, UNDEFINED, explicit, descend if keep else frozenset(), depth=depth)
         else:
             if not keep:
                 pos += item_len
                 continue
             if pos + item_len > size:
                 raise NeedMore(pos + item_len)
-            node, _, _ = walk(buf, pos, pos + item_len, explicit, descend)
+            node, _, _ = walk(buf, pos, pos + item_len, explicit, descend, depth=depth)
             pos += item_len
         if keep:
+            _budget[0] -= 1
+            if _budget[0] < 0:
+                raise LimitExceeded(f"more than {MAX_NODES} sequence items")
             items.append(node)
     if end != UNDEFINED and pos > size:
         raise NeedMore(pos)
@@ -384,6 +416,35 @@ def skip_sequence(buf: bytes, pos: int, explicit: bool) -> int:
                 return pos
         else:
             raise Malformed(f"unexpected delimiter (FFFE,{elem:04X}) at {pos}")
+
+
+def decode_text(data: bytes, charset: str | None, vr: str | None = None) -> str:
+    """Non-ASCII text value -> ``str`` with the Specific Character Set, by pydicom's codecs.
+
+    Handles single-byte sets, ISO 2022 code extensions (escape sequences), GB18030,
+    GBK and UTF-8. Without a declared set, UTF-8 is tried, then Latin-1 (what most
+    undeclared files hold). Never raises: undecodable bytes become U+FFFD.
+    """
+    if charset:
+        import warnings
+
+        from pydicom import charset as pydicom_charset
+
+        terms = [t.strip() for t in charset.split("\\")]
+        terms = [t for t in terms if t] or ["ISO_IR 6"]
+        # ISO 2022 switches back to the initial set at these bytes (PS3.5 6.1.2.5.3)
+        delimiters = {0x5C, 0x5E, 0x3D} if vr == "PN" else {0x5C, *pydicom_charset.TEXT_VR_DELIMS}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # unknown terms: pydicom falls back and warns
+                encodings = pydicom_charset.convert_encodings(terms)
+                return pydicom_charset.decode_bytes(data, encodings, delimiters)
+        except Exception:  # noqa: BLE001 - a bad charset must not stop a file
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def looks_like_vr(two: bytes) -> bool:

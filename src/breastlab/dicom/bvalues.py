@@ -21,6 +21,7 @@ nibabel ``nicom.csareader`` (CSA ``B_value``), dcm_qa_ge / dcm_qa_philips.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ SIEMENS_CREATOR = "SIEMENS MR HEADER"
 SIEMENS_CSA_CREATOR = "SIEMENS CSA HEADER"
 
 GE_MODULO = 1_000_000_000
+#: larger b-values (s/mm²) are no measurement (clinical <= ~5000, preclinical <= ~30000)
+MAX_B_VALUE = 100_000.0
 
 
 def _private(ds: Node, group: int, creator: str, element: int, raw_tag: int, vendor: str,
@@ -134,13 +137,17 @@ SOURCES: tuple[BValueSource, ...] = (
 def find_b_value(
     ds: Node, groups: Sequence[Node] = (), manufacturer: str | None = None
 ) -> tuple[float | None, str | None]:
-    """``(b_value, source name)`` from the first source that has one, else ``(None, None)``."""
+    """``(b_value, source name)`` from the first source that has one, else ``(None, None)``.
+
+    A value counts only if it is finite and within 0..MAX_B_VALUE; otherwise the next
+    source is tried.
+    """
     for source in SOURCES:
         try:
             value = source.read(ds, groups, manufacturer)
         except (ValueError, TypeError, OverflowError):
             value = None
-        if value is not None and value == value and value >= 0:
+        if value is not None and math.isfinite(value) and 0 <= value <= MAX_B_VALUE:
             return float(value), source.name
     return None, None
 

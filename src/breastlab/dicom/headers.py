@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from breastlab.dicom._parse import (
     Malformed,
     NeedMore,
     Node,
+    LimitExceeded,
     looks_like_vr,
     walk,
 )
@@ -44,6 +47,14 @@ from breastlab.dicom.bvalues import find_b_value, read_csa
 from breastlab.dicom.records import InstanceRecord, SkippedFile
 
 CHUNK = 32 * 1024  # first read; grown only when the header is longer
+#: most header bytes (everything before Pixel Data) ever read or held for one file
+MAX_HEADER = 64 * 1024 * 1024
+#: most frames (NumberOfFrames) accepted in one file
+MAX_FRAMES = 100_000
+#: files larger than this are not handed to pydicom (which would read whole elements)
+MAX_FALLBACK = 256 * 1024 * 1024
+#: element values pydicom may load in the fallback; longer ones are left unread
+FALLBACK_DEFER = 1024 * 1024
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -162,6 +173,23 @@ class _Fallback(Exception):
     pass
 
 
+class _Oversized(Exception):
+    pass
+
+
+class _Special(Exception):
+    pass
+
+
+def special_kind(mode: int) -> str:
+    """'FIFO', 'socket', 'character device', 'block device' or 'folder' for a stat mode."""
+    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "folder")):
+        if test(mode):
+            return name
+    return "special file"
+
+
 def _read_meta(buf: bytes, pos: int) -> tuple[dict[int, str], int]:
     """File meta group (0002): always Explicit VR Little Endian."""
     meta: dict[int, str] = {}
@@ -235,43 +263,94 @@ def _pixel_data_at_end(node: Node, fh, buf: bytes, size: int, explicit: bool, ts
     return (offset + header, length) if ok else None
 
 
-def _parse_file(path: str, size: int) -> tuple[Node, dict[int, str], tuple[int, int] | None, bytes]:
-    """Walk the header of ``path``. Raises _Truncated, Malformed, ValueError('not-dicom')."""
-    with open(path, "rb") as fh:
+def _open_regular(path: str):  # noqa: ANN202 - a binary file object
+    """Open ``path`` for reading only if it is a regular file (never blocks on a FIFO)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _Special(special_kind(mode))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _inflate(fh, pos: int) -> tuple[bytes, bool]:  # noqa: ANN001
+    """The Deflated data set after the file meta: at most MAX_HEADER bytes; (data, complete)."""
+    fh.seek(pos)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    while len(out) < MAX_HEADER and not inflater.eof:
+        block = inflater.unconsumed_tail or fh.read(1 << 20)
+        if not block:
+            break
+        out += inflater.decompress(block, MAX_HEADER - len(out) + 1)
+    return bytes(out[:MAX_HEADER]), inflater.eof and len(out) <= MAX_HEADER
+
+
+def _walk_deflated(fh, pos: int, meta: dict[int, str]):  # noqa: ANN001, ANN202
+    data, complete = _inflate(fh, pos)
+    try:
+        node, _, pixel = walk(data, 0, len(data), True, DESCEND, top=True)
+    except NeedMore:
+        if complete:
+            raise _Truncated("the deflated data set ends inside the header") from None
+        raise _Oversized(f"inflated header is longer than {MAX_HEADER >> 20} MiB") from None
+    if pixel is None and not complete:
+        raise _Oversized(f"inflated header is longer than {MAX_HEADER >> 20} MiB")
+    return node, meta, pixel, data
+
+
+def _parse_file(path: str, size: int) -> tuple[Node, dict[int, str], tuple[int, int] | None, bytes, int | None]:
+    """Walk the header of ``path``. Raises _Truncated, _Oversized, _NotDicom, Malformed, _Fallback.
+
+    Returns the node, the file meta, the Pixel Data location, the buffer, and the
+    size that location must fit in (``None``: Deflated, where pixels follow the
+    inflated header and are not checked). Reads are bounded: the file is
+    judged on its first bytes, and no more than :data:`MAX_HEADER` bytes are ever held.
+    """
+    with _open_regular(path) as fh:
         buf = fh.read(CHUNK)
         while True:
             try:
                 start = _classify_start(buf)
-                if start is None:
-                    if len(buf) < size:  # cannot happen with CHUNK >= 132, kept for safety
-                        buf += fh.read(CHUNK)
-                        continue
+                if start is None:  # CHUNK >= 132 bytes: the verdict needs nothing more
                     raise _NotDicom("not-dicom")
                 pos, explicit = start
                 meta: dict[int, str] = {}
+                end = size
                 if explicit is None:
                     meta, pos = _read_meta(buf, pos)
                     ts = meta.get(0x0010, "")
-                    if ts in (EXPLICIT_BE, DEFLATED):
+                    if ts == EXPLICIT_BE:
                         raise _Fallback(f"transfer syntax {ts}")
+                    if ts == DEFLATED:
+                        return (*_walk_deflated(fh, pos, meta), None)
                     explicit = ts != IMPLICIT_LE
                     if not ts and pos + 6 <= len(buf):  # no TS: sniff the VR
                         explicit = looks_like_vr(buf[pos + 4 : pos + 6])
                 node, stop_pos, pixel = walk(
-                    buf, pos, size, explicit, DESCEND, top=True, stop_group=STOP_AFTER_GROUP
+                    buf, pos, end, explicit, DESCEND, top=True, stop_group=STOP_AFTER_GROUP
                 )
                 if pixel == STOPPED:
                     pixel = _pixel_data_at_end(node, fh, buf, size, explicit, meta.get(0x0010, ""))
                     if pixel is None:  # walk the rest after all
                         rest, _, pixel = walk(buf, stop_pos, size, explicit, DESCEND, top=True)
                         node.elems.update(rest.elems)
-                return node, meta, pixel, buf
+                return node, meta, pixel, buf, size
             except NeedMore as need:
                 if need.end > size or len(buf) >= size:
                     raise _Truncated(
                         f"header needs byte {need.end} but the file has {size} bytes"
                     ) from None
-                more = fh.read(max(need.end - len(buf), len(buf)) + CHUNK)
+                if need.end > MAX_HEADER:
+                    raise _Oversized(
+                        f"header needs byte {need.end}: more than {MAX_HEADER >> 20} MiB before Pixel Data"
+                    ) from None
+                want = min(max(need.end - len(buf), len(buf)) + CHUNK, MAX_HEADER - len(buf))
+                more = fh.read(want)
                 if not more:
                     raise _Truncated("file shorter than its size on disk") from None
                 buf += more
@@ -280,69 +359,135 @@ def _parse_file(path: str, size: int) -> tuple[Node, dict[int, str], tuple[int, 
 def node_from_dataset(ds) -> Node:  # noqa: ANN001 - pydicom Dataset
     """Re-encode a pydicom ``Dataset`` as Explicit VR Little Endian and walk it.
 
-    Used for transfer syntaxes the fast walker does not read, and by the tests to
-    run in-memory datasets through the same extraction code.
+    Used for transfer syntaxes the fast walker does not read, by the tests to run
+    in-memory datasets through the same extraction code, and for datasets from other
+    sources (e.g. DICOM JSON via ``Dataset.from_json``). Pixel data and top-level
+    values pydicom left unread (``defer_size``) are dropped.
     """
     from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset
+    from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element, write_dataset
 
-    fp = DicomBytesIO()
-    fp.is_little_endian = True
-    fp.is_implicit_VR = False
+    def new_buffer() -> DicomBytesIO:
+        buffer = DicomBytesIO()
+        buffer.is_little_endian = True
+        buffer.is_implicit_VR = False
+        return buffer
+
     clean = ds.copy()
-    for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
-        if tag in clean:
-            del clean[tag]
-    write_dataset(fp, clean)
+    for tag in list(clean.keys()):
+        raw = clean.get_item(tag)
+        if tag in (0x7FE00010, 0x7FE00008, 0x7FE00009) or (
+            getattr(raw, "value", b"") is None and (getattr(raw, "length", 0) or 0) > FALLBACK_DEFER
+        ):
+            del clean[tag]  # pixels, or a deferred (huge) value: never load it
+    fp = new_buffer()
+    try:
+        write_dataset(fp, clean)
+        data = fp.getvalue()
+        node, _, _ = walk(data, 0, len(data), True, DESCEND, top=True)
+        return node
+    except Exception:  # noqa: BLE001 - some value pydicom cannot convert: go element by element
+        fp = new_buffer()
+    try:
+        charset = clean.get("SpecificCharacterSet")
+    except Exception:  # noqa: BLE001
+        charset = None
+    encodings = list(charset) if charset is not None and not isinstance(charset, str) else charset
+    for tag in sorted(clean.keys()):
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # retired group lengths are not written (PS3.5 7.2)
+        piece = new_buffer()
+        try:  # element by element: one value pydicom cannot convert loses that element only
+            elem = correct_ambiguous_vr_element(clean[tag], clean, True)
+            write_data_element(piece, elem, encodings)
+        except Exception:  # noqa: BLE001
+            continue
+        fp.write(piece.getvalue())
     data = fp.getvalue()
     node, _, _ = walk(data, 0, len(data), True, DESCEND, top=True)
     return node
 
 
-def _pydicom_node(path: str) -> tuple[Node, dict[int, str]]:
-    import pydicom
+def records_from_dataset(ds, path: str = "", meta: dict[int, str] | None = None) -> list[InstanceRecord]:  # noqa: ANN001
+    """Records (one per frame for enhanced files) of a pydicom ``Dataset``, e.g. from DICOM JSON.
 
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    meta = {}
+    ``path`` is what the records carry as their path (a URL or an id for non-file
+    sources); ``meta`` may give the SOP class (0002,0002) and transfer syntax (0002,0010).
+    Raises ``ValueError`` when the values cannot be read.
+    """
+    meta = dict(meta or {})
     fm = getattr(ds, "file_meta", None)
     if fm is not None:
         for elem, keyword in ((0x0002, "MediaStorageSOPClassUID"), (0x0010, "TransferSyntaxUID")):
             value = fm.get(keyword)
-            if value:
+            if value and elem not in meta:
                 meta[elem] = str(value)
-    if len(ds) == 0:
-        raise ValueError("pydicom found no data elements")
-    return node_from_dataset(ds), meta
+    return _build_records(path, node_from_dataset(ds), meta)
+
+
+def _pydicom_node(path: str) -> tuple[Node, dict[int, str]]:
+    import warnings
+
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about every oddity of a bad file
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, defer_size=FALLBACK_DEFER)
+        meta = {}
+        fm = getattr(ds, "file_meta", None)
+        if fm is not None:
+            for elem, keyword in ((0x0002, "MediaStorageSOPClassUID"), (0x0010, "TransferSyntaxUID")):
+                value = fm.get(keyword)
+                if value:
+                    meta[elem] = str(value)
+        if len(ds) == 0:
+            raise ValueError("pydicom found no data elements")
+        return node_from_dataset(ds), meta
+
+
+def _skip_os_error(path: str, exc: OSError) -> SkippedFile:
+    return SkippedFile(path, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
 
 
 # ----------------------------------------------------------------------------- public API
 def read_records(path: str | os.PathLike[str]) -> list[InstanceRecord] | SkippedFile:
-    """Header records of one file (one per frame for enhanced multi-frame), or why it was skipped."""
+    """Header records of one file (one per frame for enhanced multi-frame), or why it was skipped.
+
+    Never raises for any file content: every failure is a :class:`SkippedFile`.
+    """
     spath = os.fspath(path)
     try:
-        size = os.stat(spath).st_size
+        st = os.stat(spath)
     except OSError as exc:
-        return SkippedFile(spath, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
+        return _skip_os_error(spath, exc)
+    if not stat.S_ISREG(st.st_mode):
+        return SkippedFile(spath, "special-file", f"{special_kind(st.st_mode)}: not read")
+    size = st.st_size
     if size == 0:
         return SkippedFile(spath, "zero-byte", "empty file")
-    if os.path.basename(spath).upper() == "DICOMDIR":
-        return SkippedFile(spath, "dicomdir", "DICOMDIR media directory (file name)")
 
     pixel: tuple[int, int] | None = None
     buf = b""
     try:
-        node, meta, pixel, buf = _parse_file(spath, size)
-        check_pixels = True
+        node, meta, pixel, buf, limit = _parse_file(spath, size)
     except OSError as exc:
-        return SkippedFile(spath, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
+        return _skip_os_error(spath, exc)
+    except _Special as exc:
+        return SkippedFile(spath, "special-file", f"{exc}: not read")
     except _Truncated as exc:
         return SkippedFile(spath, "truncated", str(exc))
+    except _Oversized as exc:
+        return SkippedFile(spath, "oversized", str(exc))
     except _NotDicom:
         return SkippedFile(spath, "not-dicom", "no DICM magic at byte 128 and no DICOM data set at byte 0")
+    except LimitExceeded as exc:
+        return SkippedFile(spath, "corrupt", str(exc))
     except (_Fallback, Malformed, ValueError, struct.error) as first:
+        if size > MAX_FALLBACK:
+            return SkippedFile(spath, "corrupt", f"{first}; too large ({size >> 20} MiB) to retry with pydicom")
         try:
             node, meta = _pydicom_node(spath)
-            check_pixels = False
+            limit = None
         except Exception as exc:  # noqa: BLE001 - any failure means unusable
             said = (str(exc).splitlines() or [""])[0][:200]
             if isinstance(exc, EOFError) or "end of file" in said.lower():
@@ -358,15 +503,18 @@ def read_records(path: str | os.PathLike[str]) -> list[InstanceRecord] | Skipped
     rows = node.int(0x00280010, "US")
     if rows is None:
         return SkippedFile(spath, "non-image", "no Rows (0028,0010): not an image")
-    if check_pixels:
+    problem = _frame_problem(node, pixel if limit is not None else None)
+    if problem:
+        return SkippedFile(spath, "corrupt", problem)
+    if limit is not None:
         if pixel is None:
             return SkippedFile(spath, "truncated", "no Pixel Data: the file ends after the header")
         start, length = pixel
         if length != UNDEFINED:
-            if start + length > size:
+            if start + length > limit:
                 return SkippedFile(
                     spath, "truncated",
-                    f"Pixel Data declares {length} bytes at offset {start}, file has {size - start}",
+                    f"Pixel Data declares {length} bytes at offset {start}, file has {limit - start}",
                 )
         elif not _encapsulated_complete(spath, size, buf, start):
             return SkippedFile(spath, "truncated", "encapsulated Pixel Data has no sequence delimiter")
@@ -374,6 +522,33 @@ def read_records(path: str | os.PathLike[str]) -> list[InstanceRecord] | Skipped
         return _build_records(spath, node, meta)
     except Exception as exc:  # noqa: BLE001 - a bad value must not stop the batch
         return SkippedFile(spath, "corrupt", f"header values could not be read: {type(exc).__name__}: {exc}")
+
+
+def _frame_problem(node: Node, pixel: tuple[int, int] | None) -> str | None:
+    """Why the frame count cannot be trusted, or None.
+
+    NumberOfFrames must be 1..MAX_FRAMES; an enhanced file needs one Per-Frame
+    Functional Groups item per frame; native Pixel Data must hold every frame.
+    """
+    frames = node.seq(PER_FRAME_FG)
+    declared = node.int(0x00280008)
+    if declared is None and 0x00280008 in node:
+        return "NumberOfFrames (0028,0008) is not a number"
+    if declared is not None and not 1 <= declared <= MAX_FRAMES:
+        return f"NumberOfFrames (0028,0008) = {declared} is outside 1..{MAX_FRAMES}"
+    if frames and declared is None:
+        return f"{len(frames)} Per-Frame Functional Groups items but no NumberOfFrames"
+    if frames and len(frames) != declared:
+        return f"{len(frames)} Per-Frame Functional Groups items but NumberOfFrames = {declared}"
+    if pixel is not None and pixel[1] != UNDEFINED:
+        rows, cols = node.int(0x00280010, "US") or 0, node.int(0x00280011, "US") or 0
+        bits, samples = node.int(0x00280100, "US") or 0, node.int(0x00280002, "US") or 1
+        if rows and cols and bits:
+            need = (rows * cols * samples * bits * (declared or 1) + 7) // 8
+            if pixel[1] < need:
+                return (f"Pixel Data holds {pixel[1]} bytes; {declared or 1} frame(s) of "
+                        f"{rows}x{cols}x{samples} at {bits} bits need {need}")
+    return None
 
 
 def _encapsulated_complete(path: str, size: int, buf: bytes, start: int) -> bool:
@@ -567,7 +742,7 @@ def _vendor_hints(node: Node, manufacturer: str | None) -> dict[str, str]:
 
 
 def _build_records(path: str, node: Node, meta: dict[int, str]) -> list[InstanceRecord]:
-    node.charset_utf8 = "ISO_IR 192" in (node.text(0x00080005) or "").upper()
+    node.charset = node.text(0x00080005)
     common = _common(node, path, meta)
     manufacturer = common["manufacturer"]
     vendor = _vendor_hints(node, manufacturer)
@@ -613,8 +788,19 @@ def _is_trace(fields: dict, hints: dict[str, str], b_value: float | None) -> boo
 
 
 def read_many(paths: Sequence[str | Path]) -> list[list[InstanceRecord] | SkippedFile]:
-    """``read_records`` over several paths (the unit of work of one scan worker)."""
-    return [read_records(p) for p in paths]
+    """``read_records`` over several paths (the unit of work of one scan worker).
+
+    A failure of any kind on one file (a bug, ``RecursionError``, ``MemoryError``)
+    becomes that file's ``SkippedFile`` (reason ``error``); the others are still read.
+    """
+    out: list[list[InstanceRecord] | SkippedFile] = []
+    for p in paths:
+        try:
+            out.append(read_records(p))
+        except Exception as exc:  # noqa: BLE001 - one file must never stop a batch
+            said = (str(exc).splitlines() or [""])[0][:200]
+            out.append(SkippedFile(os.fspath(p), "error", f"{type(exc).__name__}: {said}"))
+    return out
 
 
 __all__ = [
@@ -624,5 +810,6 @@ __all__ = [
     "datetime_time",
     "normalise_manufacturer",
     "node_from_dataset",
+    "records_from_dataset",
     "read_csa",
 ]

@@ -6,15 +6,18 @@
   suffix: ``_p<phase>`` for DCE sets, otherwise ``_s<series>`` (plus ``-<set>``
   when one series holds several).
 * Files are hard-linked (``mode="link"``, falling back to a copy when linking
-  fails, e.g. across file systems) or copied (``mode="copy"``). Each file is
-  written under a temporary name and renamed, so a folder never holds a
-  half-written file. Inputs are never written to. An enhanced multi-frame file
+  fails, e.g. across file systems) or copied (``mode="copy"``); a symbolic link
+  among the inputs is resolved, so its target is placed. The whole export is
+  built in a staging folder and published in one step
+  (:func:`breastlab.core.publish.staged_outputs`), so it is never half-written.
+  Names longer than 255 bytes are shortened (extension kept). Inputs are never written to. An enhanced multi-frame file
   whose frames fall in several image sets appears in each of their folders.
 * Note: a hard link *is* the input file. Do not edit exported files in place;
   use ``--copy`` if you will.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections import defaultdict
@@ -61,27 +64,64 @@ def plan_folders(sets: Sequence[LabelledSet]) -> dict[str, str]:
     return plan
 
 
+#: longest file name (bytes) most file systems accept
+NAME_MAX = 255
+
+
+def safe_name(name: str, suffix_room: int = 0) -> str:
+    """``name`` shortened (keeping its extension) so that its bytes, plus ``suffix_room``, fit NAME_MAX.
+
+    Names that are not valid UTF-8 keep their bytes (surrogate escapes); ``.``, ``..``
+    and empty names become ``file``.
+    """
+    if name in ("", ".", "..") or "/" in name:
+        name = "file"
+    stem, ext = os.path.splitext(name)
+    if len(os.fsencode(ext)) > 32:
+        stem, ext = name, ""
+    limit = NAME_MAX - suffix_room - len(os.fsencode(ext))
+    raw = os.fsencode(stem)
+    if len(raw) > limit:
+        stem = os.fsdecode(raw[:limit])
+        while len(os.fsencode(stem)) > limit:  # a cut inside a multi-byte character
+            stem = stem[:-1]
+    return stem + ext
+
+
 def _place(src: str, dest: Path, mode: str) -> str:
-    """Link or copy ``src`` to ``dest`` atomically; returns 'link', 'copy' or 'exists'."""
-    if dest.exists():
+    """Link or copy the file behind ``src`` (symbolic links resolved) to ``dest``.
+
+    Returns 'link', 'copy' or 'exists' (``dest`` already is that file). In a fresh
+    staging folder (see ``export_sets``) ``dest`` is new and written directly; an
+    existing ``dest`` is replaced through a short temporary name and a rename.
+    """
+    real = os.path.realpath(src)
+    if os.path.lexists(dest):
         try:
-            if os.path.samefile(src, dest):
+            if os.path.samefile(real, dest):
                 return "exists"
         except OSError:
             pass
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    if tmp.exists():
-        tmp.unlink()
+        target = dest.with_name(f".{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    else:
+        target = dest
     how = "copy"
-    if mode == "link":
-        try:
-            os.link(src, tmp)
-            how = "link"
-        except OSError:
-            how = "copy"
-    if how == "copy":
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dest)
+    try:
+        if mode == "link":
+            try:
+                os.link(real, target, follow_symlinks=False)
+                how = "link"
+            except OSError:
+                pass
+        if how == "copy":
+            shutil.copy2(real, target)
+        if target != dest:
+            os.replace(target, dest)
+    except BaseException:
+        if target != dest:
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+        raise
     return how
 
 
@@ -91,36 +131,43 @@ def export_sets(
     *,
     mode: str = "link",
     protected: Sequence[str | Path] = (),
+    publish_as: str | Path | None = None,
 ) -> tuple[dict[tuple[str, str], str], dict[str, int]]:
     """Place every image set's files; returns ((set_id, source path) → exported path, counts).
 
+    ``export_dir`` should be a fresh staging folder (``breastlab.core.publish``);
+    ``publish_as`` is the folder it will be published as, used for the returned paths.
     ``protected`` are input paths that must never be a destination.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     root = Path(export_dir).resolve()
+    final = Path(os.path.abspath(publish_as)) if publish_as is not None else root
     inputs = {os.path.realpath(p) for ls in sets for p in (r.path for r in ls.image_set.records)}
     inputs |= {os.path.realpath(p) for p in protected}
     plan = plan_folders(sets)
     placed: dict[tuple[str, str], str] = {}
     counts = {"link": 0, "copy": 0, "exists": 0}
     for ls in sets:
-        folder = root / plan[ls.set_id]
+        rel = plan[ls.set_id]
+        folder = root / rel
         folder.mkdir(parents=True, exist_ok=True)
         names: dict[str, str] = {}  # file name → source already placed here
         for r in ls.image_set.records:
             if (ls.set_id, r.path) in placed:
                 continue  # another frame of the same file
-            name = Path(r.path).name
+            name = safe_name(Path(r.path).name)
             stem, suffix = os.path.splitext(name)
             n = 1
             while name in names and names[name] != r.path:
                 n += 1
-                name = f"{stem}_{n}{suffix}"
+                name = safe_name(f"{stem}_{n}{suffix}")
+                if name in names:  # shortening ate the counter: shorten more
+                    name = safe_name(stem, len(f"_{n}{suffix}")) + f"_{n}{suffix}"
             names[name] = r.path
             dest = folder / name
             if os.path.realpath(dest) in inputs:
                 raise ValueError(f"export would overwrite an input file: {dest}")
             counts[_place(r.path, dest, mode)] += 1
-            placed[(ls.set_id, r.path)] = str(dest)
+            placed[(ls.set_id, r.path)] = str(final / rel / name)
     return placed, counts

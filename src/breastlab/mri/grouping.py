@@ -16,6 +16,9 @@ A *series* is every record with one SeriesInstanceUID. A series is split into
    FrameAcquisitionDateTime, ContentTime, AcquisitionTime; failing all of them,
    by repeated slice positions ordered in time.
 
+Before splitting, Canon/Toshiba images without a b-value tag in a series whose other
+images have b>0 are given b=0 (:func:`canon_b0`, from the ``canon_b_absent`` hint).
+
 A key *partitions* the series when it has ≥2 values, no slice position repeats
 inside one value, and every value holds the same number of images.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from breastlab.dicom.records import InstanceRecord
@@ -215,6 +218,27 @@ def series_key(r: InstanceRecord) -> str:
     return f"nouid:{r.study_uid}:{r.series_number}:{r.series_description}"
 
 
+CANON_B0_SOURCE = "Canon: no b-value tag in a b>0 series (b=0)"
+
+
+def canon_b0(recs: list[InstanceRecord]) -> list[InstanceRecord]:
+    """Canon/Toshiba write (0018,9087) only on b>0 images: in a series whose other images
+    carry b>0, an image with the ``canon_b_absent`` hint is the b=0 image.
+
+    Returns the records with those images given ``b_value=0`` (source
+    :data:`CANON_B0_SOURCE`); other series are returned unchanged.
+    """
+    if not any(r.vendor.get("canon_b_absent") and r.b_value is None for r in recs):
+        return recs
+    if not any(r.b_value is not None and r.b_value > 0 for r in recs):
+        return recs
+    return [
+        replace(r, b_value=0.0, b_value_source=CANON_B0_SOURCE)
+        if r.vendor.get("canon_b_absent") and r.b_value is None else r
+        for r in recs
+    ]
+
+
 def _is_trace(r: InstanceRecord) -> bool:
     return bool(r.is_derived_trace) and (r.b_value or 0) > 0
 
@@ -239,6 +263,7 @@ def group_image_sets(
 
     out: list[ImageSet] = []
     for s_idx, (uid, recs) in enumerate(by_series.items()):
+        recs = canon_b0(recs)
         recs.sort(key=record_sort_key)
         b_values = tuple(sorted({b_key(r.b_value) for r in recs if r.b_value is not None}))
         parts: list[tuple[str, list[InstanceRecord], int | None, int]] = []

@@ -186,8 +186,14 @@ def label_counts(sets: Sequence[LabelledSet]) -> dict[str, int]:
 def summary_table(sets: Sequence[LabelledSet], *, title: str = "breastlab sort"):
     """A Rich table: one row per image set (no patient identity)."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, show_lines=False)
+    from breastlab.core.progress import terminal_safe
+
+    def cell(value: object) -> Text:  # header text: no control characters, no Rich markup
+        return Text(terminal_safe(value))
+
+    table = Table(title=Text(terminal_safe(title)), show_lines=False)
     for name, kw in (
         ("study", {"no_wrap": True}), ("series", {"justify": "right"}), ("set", {"justify": "right"}),
         ("description", {"max_width": 32, "overflow": "ellipsis", "no_wrap": True}), ("images", {"justify": "right"}),
@@ -198,12 +204,12 @@ def summary_table(sets: Sequence[LabelledSet], *, title: str = "breastlab sort")
         table.add_column(name, **kw)
     for ls in sets:
         s, st, c = ls.summary, ls.image_set, ls.classification
-        table.add_row(
+        table.add_row(*map(cell, (
             ls.study.removeprefix("study-")[:6], str(st.series_number if st.series_number is not None else ""),
             str(st.index), (s.series_description or "")[:40], str(st.n_images), c.label,
             "" if ls.b_value is None else f"{ls.b_value:g}",
             "" if s.dce_phase is None else str(s.dce_phase),
             "" if s.dce_seconds is None else f"{s.dce_seconds:.0f}",
             f"{c.confidence:.2f}", c.rule,
-        )
+        )))
     return table

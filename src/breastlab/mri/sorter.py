@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,51 @@ def sort_records(
     return classify_image_sets(group_image_sets(records), b_threshold=b_threshold)
 
 
+def check_paths(
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike | None,
+    export_dir: str | os.PathLike | None = None,
+) -> None:
+    """Raise ``ValueError`` (one line) unless inputs, ``out_dir`` and ``export_dir`` can work together.
+
+    Nothing is written. Checked: every input exists; each output folder can be
+    published (:func:`breastlab.core.publish.check_target`: not a file, not a folder
+    breastlab did not write, a writable parent, not under /proc, /sys or /dev);
+    no output folder is, holds or lies inside an input folder; ``--out`` and
+    ``--export`` are neither the same folder nor one inside the other.
+    """
+    from breastlab.core.publish import OutputError, check_target
+
+    resolved_inputs = []
+    for p in inputs:
+        text = os.fspath(p)
+        path = text[1:] if text.startswith("@") else text
+        if not os.path.lexists(path):
+            raise ValueError(f"no such file or folder: {path}")
+        resolved_inputs.append(Path(os.path.realpath(path)))
+    outs = [(name, Path(os.path.realpath(d))) for name, d in (("--out", out_dir), ("--export", export_dir))
+            if d is not None]
+    for name, real in outs:
+        if any(real == v or Path(v) in real.parents for v in VIRTUAL_ROOTS):
+            raise ValueError(f"{name} {real} is on a virtual file system")
+        try:
+            check_target(real)
+        except OutputError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        for src in resolved_inputs:
+            if real == src or src in real.parents and src.is_dir():
+                raise ValueError(f"{name} {real} must not be inside the input folder {src}")
+            if real in src.parents:
+                raise ValueError(f"{name} {real} would replace the folder holding the input {src}")
+    if len(outs) == 2:
+        (_, out), (_, exp) = outs
+        if out == exp or out in exp.parents or exp in out.parents:
+            raise ValueError("--out and --export must be separate folders, neither inside the other")
+
+
+VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
+
+
 def sort_exam(
     inputs: Sequence[str | os.PathLike],
     *,
@@ -67,18 +113,37 @@ def sort_exam(
 ) -> SortResult:
     """Sort the DICOM files under ``inputs`` (files, folders or list files) into labelled image sets.
 
-    Writes ``series.csv``, ``series.json``, ``instances.csv``, ``skipped.csv`` and
-    ``provenance.json`` into ``out_dir`` (when given) and links or copies files into
-    ``export_dir/<study>/<label>[_b<value>]/`` (when given). Inputs are never modified.
+    Writes ``series.csv``, ``series.json``, ``instances.csv``, ``skipped.csv``,
+    ``provenance.json`` and ``manifest.json`` into ``out_dir`` (when given) and links or
+    copies files into ``export_dir/<study>/<label>[_b<value>]/`` (when given). Inputs are
+    never modified. Each output folder is locked before the scan (a concurrent run on the
+    same folder raises ``breastlab.core.publish.OutputLocked`` at once), built in a
+    staging folder and published whole (:func:`breastlab.core.publish.staged_outputs`):
+    it holds the previous complete set or this run's, never a mix.
 
     ``image_models`` (from ``breastlab.mri.imaging.fusion.load_models``) add the image
     path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
     and cross-check the header rules; export and outputs then follow the fused labels.
     Without them the header rules alone decide.
     """
+    import contextlib
+
+    from breastlab.core.publish import staged_outputs
     from breastlab.dicom.scan import scan_paths
 
-    scan = scan_paths(list(inputs), workers=workers, progress=progress)
+    with contextlib.ExitStack() as stack:
+        # lock and stage before any work; the export (entered last) is published first
+        out_stage = stack.enter_context(staged_outputs(out_dir)) if out_dir is not None else None
+        export_stage = stack.enter_context(staged_outputs(export_dir)) if export_dir is not None else None
+        result = _sort_into(inputs, scan_paths, out_dir, out_stage, export_dir, export_stage, workers=workers,
+                            b_threshold=b_threshold, keep_phi=keep_phi, export_mode=export_mode,
+                            progress=progress, image_models=image_models)
+    return result
+
+
+def _sort_into(inputs, scan_paths, out_dir, out_stage, export_dir, export_stage, *, workers, b_threshold,  # noqa: ANN001
+               keep_phi, export_mode, progress, image_models) -> SortResult:
+    scan = scan_paths(list(inputs), workers=workers, progress=progress, drop_duplicates=True)
     sets = sort_records(scan.records, b_threshold=b_threshold)
     result = SortResult(sets=sets, skipped=list(scan.skipped), n_records=len(scan.records))
     if image_models:
@@ -88,14 +153,15 @@ def sort_exam(
         sets = result.sets
 
     export_paths = None
-    if export_dir is not None:
+    if export_stage is not None:
         from breastlab.mri.export import export_sets
 
-        export_paths, counts = export_sets(sets, export_dir, mode=export_mode, protected=[])
+        export_paths, counts = export_sets(sets, export_stage, mode=export_mode, protected=[],
+                                           publish_as=export_dir)
         result.export_dir = Path(export_dir)
         result.export_counts = counts
 
-    if out_dir is not None:
+    if out_stage is not None:
         from breastlab.core.provenance import fingerprint_files, run_manifest
         from breastlab.mri.outputs import label_counts, write_outputs
 
@@ -114,14 +180,16 @@ def sort_exam(
             "n_records": len(scan.records),
             "n_image_sets": len(sets),
             "n_skipped": len(scan.skipped),
+            "skipped_reasons": dict(sorted(Counter(s.reason for s in scan.skipped).items())),
             "labels": label_counts(sets),
             "export": result.export_counts or None,
         }
-        result.outputs = write_outputs(out_dir, sets, result.skipped, keep_phi=keep_phi, manifest=manifest,
-                                       export_paths=export_paths)
+        written = write_outputs(out_stage, sets, result.skipped, keep_phi=keep_phi, manifest=manifest,
+                                export_paths=export_paths)
         if image_models:
             from breastlab.mri.imaging.fusion import write_fused_outputs
 
-            write_fused_outputs(out_dir, result, keep_phi=keep_phi, export_paths=export_paths)
+            write_fused_outputs(out_stage, result, keep_phi=keep_phi, export_paths=export_paths)
         result.out_dir = Path(out_dir)
+        result.outputs = {name: Path(out_dir) / Path(path).name for name, path in written.items()}
     return result

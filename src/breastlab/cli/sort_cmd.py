@@ -156,6 +156,7 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
             "breastlab sort: nothing to sort: no readable DICOM images found in "
             + ", ".join(str(p) for p in inputs)
             + ("; see skipped.csv for the files that were skipped" if result.skipped else "")
+            + ("; nothing to convert" if convert is not None else "")
         ), err=True)
         return EXIT_NOTHING
     if convert is not None:

@@ -129,6 +129,12 @@ BYTE_MUTATIONS: tuple[Callable[[bytes, random.Random], bytes], ...] = (
 
 
 # ----------------------------------------------------------------------------- data-set mutations
+def _set(ds: Dataset, tag: int, vr: str, value: object) -> Dataset:
+    ds = copy.deepcopy(ds)
+    ds.add_new(tag, vr, value)
+    return ds
+
+
 ODD_VALUES: tuple[tuple[int, str, object], ...] = (
     (0x00189087, "FD", float("inf")), (0x00189087, "FD", float("nan")), (0x00189087, "FD", -1.0),
     (0x00189087, "FD", 1e308), (0x00280008, "IS", "1000000000"), (0x00280008, "IS", "-5"),

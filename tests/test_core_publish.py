@@ -156,13 +156,3 @@ def test_sigkill_at_any_moment_leaves_old_or_new_set(tmp_path, delay):
     subprocess.run([sys.executable, script, out, "C", "3"], check=True, stdout=subprocess.DEVNULL)
     assert verify_outputs(out) == [] and {p.read_text()[:1] for p in out.glob("f*.txt")} == {"C"}
     assert _siblings(out) == [".out.lock", "writer.py"]
-
-
-def test_an_output_folder_of_an_older_version_may_be_replaced(tmp_path):
-    old = tmp_path / "sorted"
-    old.mkdir()
-    (old / "provenance.json").write_text("{}")
-    (old / "series.csv").write_text("old")
-    with staged_outputs(old) as stage:
-        atomic.write_text(stage / "series.csv", "new")
-    assert (old / "series.csv").read_text() == "new" and not (old / "provenance.json").exists()

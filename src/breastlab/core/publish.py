@@ -33,9 +33,8 @@ Contract of :func:`staged_outputs` (stable API; other commands publish their tre
 * **Failure.** If the body raises (or the process is interrupted), the stage is removed
   and the target is left exactly as it was.
 * **Ownership.** The whole target folder is the output set. A target that exists, is
-  not empty and has neither a manifest nor a ``provenance.json`` (a folder breastlab
-  did not write) is refused with :class:`OutputError` rather than replaced, so user
-  files are never deleted.
+  not empty and has no manifest (a folder breastlab did not write) is refused with
+  :class:`OutputError` rather than replaced, so user files are never deleted.
 """
 from __future__ import annotations
 
@@ -54,9 +53,6 @@ from pathlib import Path
 from breastlab.core.atomic import current_umask, write_json
 
 MANIFEST_NAME = "manifest.json"
-#: a folder holding one of these was written by breastlab and may be replaced
-#: (provenance.json: output folders of versions before manifests)
-OWNED_MARKERS = (MANIFEST_NAME, "provenance.json")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -206,7 +202,7 @@ def check_target(target: str | os.PathLike) -> Path:
     if target.exists() or target.is_symlink():
         if not target.is_dir() or target.is_symlink():
             raise OutputError(f"{target} exists and is not a folder")
-        if any(target.iterdir()) and not any((target / name).is_file() for name in OWNED_MARKERS):
+        if any(target.iterdir()) and not (target / MANIFEST_NAME).is_file():
             raise OutputError(
                 f"{target} is not empty and was not written by breastlab (no {MANIFEST_NAME}); "
                 "choose a new or empty folder"

@@ -204,8 +204,8 @@ def check_target(target: str | os.PathLike) -> Path:
             raise OutputError(f"{target} exists and is not a folder")
         if any(target.iterdir()) and not (target / MANIFEST_NAME).is_file():
             raise OutputError(
-                f"{target} is not empty and was not written by breastlab (no {MANIFEST_NAME}); "
-                "choose a new or empty folder"
+                f"{target} is not empty and was not written by breastlab (no {MANIFEST_NAME}; an older "
+                "version's outputs have none either): choose a new or empty folder, or empty this one"
             )
     probe = parent
     while not probe.exists():  # the nearest existing ancestor must let us create folders

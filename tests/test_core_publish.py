@@ -156,3 +156,21 @@ def test_sigkill_at_any_moment_leaves_old_or_new_set(tmp_path, delay):
     subprocess.run([sys.executable, script, out, "C", "3"], check=True, stdout=subprocess.DEVNULL)
     assert verify_outputs(out) == [] and {p.read_text()[:1] for p in out.glob("f*.txt")} == {"C"}
     assert _siblings(out) == [".out.lock", "writer.py"]
+
+
+def test_outputs_of_an_older_version_may_be_replaced_but_nothing_else(tmp_path):
+    legacy = {"series.csv", "provenance.json"}
+    old = tmp_path / "sorted"
+    old.mkdir()
+    for name in legacy:
+        (old / name).write_text("old")
+    with staged_outputs(old, replaceable=legacy) as stage:
+        atomic.write_text(stage / "series.csv", "new")
+    assert (old / "series.csv").read_text() == "new" and not (old / "provenance.json").exists()
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "provenance.json").write_text("{}")
+    with pytest.raises(OutputError, match="not written by breastlab"):
+        with staged_outputs(run, replaceable=legacy):
+            pass
+    assert (run / "models").is_dir()

@@ -48,6 +48,8 @@ BASES = (
     "dcmqa/philips/In/Vanderbilt_2018/601_WIP_dti_ax/0016.dcm",
     "dcmqa/siemens_mosaic_nibabel/In/dwi_b1000/siemens_dwi_1000.dcm",
     "dcmqa/siemens_xa30/In/12_DWI_dir80_PA",  # first file of the folder
+    "dcmqa/transfer_syntax/In/3.dcm",  # Explicit VR Big Endian: mutants go through pydicom
+    "dcmqa/transfer_syntax/In/9.dcm",  # JPEG 2000: encapsulated pixel data
 )
 GIB = 1 << 30
 
@@ -297,8 +299,9 @@ def build_tree(root: Path, data: Path, seed: int = 7, n_byte: int = 320, n_ds: i
         ds, raw, _, _ = rng.choice(templates)
         op = rng.choice(BYTE_MUTATIONS)
         put(op.__name__, op(unique(ds, raw, i), rng))
-    for i in range(n_ds):
-        ds, _, rich, explicit = rng.choice(templates)
+    little_endian = [t for t in templates if t[0].file_meta.TransferSyntaxUID != "1.2.840.10008.1.2.2"]
+    for i in range(n_ds):  # byte-level splicing of values assumes little endian
+        ds, _, rich, explicit = rng.choice(little_endian)
         op = rng.choice(MUTATIONS_DS)
         put(op.__name__, op(unique(ds, rich, n_byte + i), explicit, rng))
     for _ in range(6):

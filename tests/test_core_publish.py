@@ -174,3 +174,13 @@ def test_outputs_of_an_older_version_may_be_replaced_but_nothing_else(tmp_path):
         with staged_outputs(run, replaceable=legacy):
             pass
     assert (run / "models").is_dir()
+
+
+def test_a_link_to_the_output_folder_stays_a_link(tmp_path):
+    (tmp_path / "disk" / "sorted").mkdir(parents=True)
+    (tmp_path / "sorted").symlink_to(tmp_path / "disk" / "sorted")
+    for text in ("one", "two"):
+        with staged_outputs(tmp_path / "sorted") as stage:
+            atomic.write_text(stage / "a.csv", text)
+    assert (tmp_path / "sorted").is_symlink() and (tmp_path / "sorted" / "a.csv").read_text() == "two"
+    assert verify_outputs(tmp_path / "sorted") == []

@@ -196,12 +196,14 @@ def verify_outputs(out_dir: str | os.PathLike) -> list[str]:
 def check_target(target: str | os.PathLike, replaceable: Collection[str] = ()) -> Path:
     """Raise :class:`OutputError` unless ``target`` can be (re)published; returns it absolute.
 
-    Checks, without writing anything: the parent is a writable folder; the target is
+    Symbolic links in ``target`` are resolved (a link to a folder stays a link; the
+    folder it points to is replaced). Checks, without writing anything: the parent is
+    a writable folder; the target is
     absent, an empty folder, a folder holding a manifest (an earlier output set), or a
     folder holding nothing but files named in ``replaceable`` (the outputs of a version
     that wrote no manifest).
     """
-    target = Path(os.path.abspath(os.fspath(target)))
+    target = Path(os.path.realpath(os.fspath(target)))  # a link to a folder publishes at the folder
     parent = target.parent
     if target.exists() or target.is_symlink():
         if not target.is_dir() or target.is_symlink():

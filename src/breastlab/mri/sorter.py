@@ -127,12 +127,16 @@ def sort_exam(
     path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
     and cross-check the header rules; export and outputs then follow the fused labels.
     Without them the header rules alone decide.
+
+    Raises ``ValueError`` (see :func:`check_paths`) or
+    ``breastlab.core.publish.OutputError`` before any work when the paths cannot work.
     """
     import contextlib
 
     from breastlab.core.publish import staged_outputs
     from breastlab.dicom.scan import scan_paths
 
+    check_paths(inputs, out_dir, export_dir)  # ValueError before any work
     with contextlib.ExitStack() as stack:
         # lock and stage before any work; the export (entered last) is published first
         out_stage = (stack.enter_context(staged_outputs(out_dir, replaceable=LEGACY_OUTPUTS))

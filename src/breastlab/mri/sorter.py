@@ -82,7 +82,7 @@ def check_paths(
         if any(real == v or Path(v) in real.parents for v in VIRTUAL_ROOTS):
             raise ValueError(f"{name} {real} is on a virtual file system")
         try:
-            check_target(real)
+            check_target(real, LEGACY_OUTPUTS if name == "--out" else ())
         except OutputError as exc:
             raise ValueError(f"{name}: {exc}") from None
         for src in resolved_inputs:
@@ -97,6 +97,8 @@ def check_paths(
 
 
 VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
+#: what ``--out`` held before output sets had a manifest: such a folder may be replaced
+LEGACY_OUTPUTS = frozenset({"series.csv", "series.json", "instances.csv", "skipped.csv", "provenance.json"})
 
 
 def sort_exam(
@@ -125,15 +127,20 @@ def sort_exam(
     path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
     and cross-check the header rules; export and outputs then follow the fused labels.
     Without them the header rules alone decide.
+
+    Raises ``ValueError`` (see :func:`check_paths`) or
+    ``breastlab.core.publish.OutputError`` before any work when the paths cannot work.
     """
     import contextlib
 
     from breastlab.core.publish import staged_outputs
     from breastlab.dicom.scan import scan_paths
 
+    check_paths(inputs, out_dir, export_dir)  # ValueError before any work
     with contextlib.ExitStack() as stack:
         # lock and stage before any work; the export (entered last) is published first
-        out_stage = stack.enter_context(staged_outputs(out_dir)) if out_dir is not None else None
+        out_stage = (stack.enter_context(staged_outputs(out_dir, replaceable=LEGACY_OUTPUTS))
+                     if out_dir is not None else None)
         export_stage = stack.enter_context(staged_outputs(export_dir)) if export_dir is not None else None
         result = _sort_into(inputs, scan_paths, out_dir, out_stage, export_dir, export_stage, workers=workers,
                             b_threshold=b_threshold, keep_phi=keep_phi, export_mode=export_mode,

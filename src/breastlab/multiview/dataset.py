@@ -92,7 +92,9 @@ def case_views(cases: Any) -> tuple[str, ...] | None:
     if isinstance(cases, (str, os.PathLike)):
         with open(cases, newline="", encoding="utf-8") as fh:
             header = next(csv.reader(fh), [])
-        views = tuple(h for h in header if h not in ("case_id", "patient_id", "label"))
+        from .cases import NON_VIEW_COLUMNS
+
+        views = tuple(h for h in header if h not in NON_VIEW_COLUMNS)
         return views or None
     return None
 

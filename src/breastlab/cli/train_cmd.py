@@ -156,14 +156,13 @@ def train(
         raise typer.Exit(2)
 
     if config_file is not None:
-        from click.core import ParameterSource
-
         try:
             from_file = read_config_file(config_file)
         except (OSError, ValueError) as exc:
             fail(str(exc))
         for key, value in from_file.items():
-            if ctx.get_parameter_source(key) != ParameterSource.COMMANDLINE:
+            source_ = ctx.get_parameter_source(key)
+            if getattr(source_, "name", None) != "COMMANDLINE":  # the command line wins
                 opts[key] = value
     try:
         config = TrainConfig(

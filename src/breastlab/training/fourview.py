@@ -336,7 +336,7 @@ def run_fourview(
                      + (f" and {len(breasts)} breasts" if breasts is not None else ""),
                      models=models, repeats=repeats, n_cases=len(dataset), split_unit=unit)
         for w in warnings:
-            runlog.event("warning", f"warning: {w}", message=w)
+            runlog.event("warning", f"warning: {w}", text=w)
         for r in range(repeats):
             split_path = run / "splits" / f"repeat{r}.json"
             if split_path.is_file():

@@ -1,6 +1,8 @@
 """Atomic file output: write to a temporary sibling, fsync, then rename.
 
-A crash or kill never leaves a half-written output under the final name.
+A crash or kill never leaves a half-written output under the final name. Every file
+gets the permissions an ordinary ``open()`` would give it: ``0o666`` minus the user's
+umask (``mkstemp`` alone would leave ``0o600``).
 """
 from __future__ import annotations
 
@@ -14,13 +16,33 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux ``/proc``), else by a set/reset."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no read-only API elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """Permissions a newly created regular file gets: ``0o666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file next to ``path``; rename it over ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()

@@ -137,7 +137,7 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
 
     from breastlab.explain.gallery import dataset_from_meta, safe_name
     from breastlab.explain.gradcam import explain, logits_to_prob
-    from breastlab.explain.overlays import save_overlay
+    from breastlab.explain.overlays import raw_views, save_overlay
     from breastlab.models.files import load_model
 
     model_file, out_dir = Path(model_file), Path(out_dir)
@@ -198,7 +198,12 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
                              + (f"P({names[1]}) = {p[1]:.2f} (threshold {thr:.3f})"
                                 if k == 2 else f"P = {p[pred]:.2f}")
                              + f" | drove: {e.top_view}")
-                    save_overlay(out_dir / "heatmaps" / fname, e, names, titles=[title])
+                    raws, flips = raw_views(
+                        [ds.rows[idx[j]].get(v) for v in views], views,
+                        flip_right=bool((meta.get("preprocessing") or {}).get("flip_right", True)),
+                        slice_index=(meta.get("preprocessing") or {}).get("slice_index"))
+                    save_overlay(out_dir / "heatmaps" / fname, e, names, titles=[title],
+                                 raw=[raws], flipped=[flips])
                     row.update(top_view=e.top_view, heatmap=f"heatmaps/{fname}",
                                **{f"share_{v}": round(float(s), 4)
                                   for v, s in zip(views, e.shares)})

@@ -495,7 +495,9 @@ def _gallery_section(run_dir: Path, make: bool, n_cases: int) -> str:
     out = "<h2 id='gradcam'>Grad-CAM gallery</h2>"
     if not entries:
         return out + (note or "<p>No heat maps: no model file or case images available.</p>")
-    out += ("<p class='small'>Grad-CAM on the last convolutional block (layer4). The stacked "
+    out += ("<p class='small'>Each view: the image as stored (its own aspect ratio) and the "
+            "Grad-CAM map mapped back onto it (right views are flipped for the network and "
+            "shown here as stored). Grad-CAM on the last convolutional block (layer4). The stacked "
             "model has one spatial map shared by its views; the percentage under each view "
             "is that view's share of the input attribution (gradient × input summed per "
             "view; the view-wise model uses its per-view logits); ★ marks the view that "
@@ -505,9 +507,14 @@ def _gallery_section(run_dir: Path, make: bool, n_cases: int) -> str:
         cap = ""
         if "case_id" in e:
             shares = ", ".join(f"{v} {100 * s:.0f}%" for v, s in zip(e["views"], e["shares"]))
+            files = "; ".join(f"{v}: {f}" for v, f in (e.get("files") or {}).items() if f)
+            flipped = e.get("flipped") or []
             cap = (f"case {e['case_id']} — {e['model']} repeat {e['repeat']}: truth "
                    f"{e['label']}, predicted {e['predicted']} "
-                   f"({'correct' if e['correct'] else 'wrong'}); view shares: {shares}")
+                   f"({'correct' if e['correct'] else 'wrong'}); view shares: {shares}"
+                   + (f"; files (relative to the input root): {files}" if files else "")
+                   + (f"; flipped for the network, shown as stored: {', '.join(flipped)}"
+                      if flipped else ""))
         out += f"<figure>{img_tag(png, e['file'])}<figcaption>{esc(cap)}</figcaption></figure>"
     return out
 

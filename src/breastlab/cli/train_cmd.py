@@ -208,8 +208,9 @@ def train(
         )
     except (WeightsUnavailableError, RunConfigError, ValueError, FileNotFoundError) as exc:
         fail(str(exc).splitlines()[0] if "\n" not in str(exc) else str(exc))
-    for w in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+    if dry_run:  # a real run has printed its warnings already (and logged them)
+        for w in result.warnings:
+            console.print(f"[yellow]warning:[/yellow] {w}")
     for case_id, reason in result.bad_cases:
         console.print(f"[yellow]skipped case[/yellow] {case_id}: {reason}")
     if dry_run:

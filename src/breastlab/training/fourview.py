@@ -245,8 +245,6 @@ def run_fourview(
     missing_patient = sum(1 for r in dataset.rows if not str(r.get("patient_id") or "").strip())
     unit, warnings = split_unit(dataset.patient_ids, dataset.case_ids, len(dataset.views),
                                 missing_patient)
-    for w in warnings:
-        log.warning("%s", w)
     breasts = breast_dataset(dataset) if k == 2 else None
     view_paths = [r[v] for r in dataset.rows for v in dataset.views if r.get(v)]
     fingerprint = fingerprint_files(view_paths, content=not dry_run)

@@ -50,6 +50,8 @@ class RunLog:
             self._json.flush()
         if self.echo:
             print(message, file=self.stream, flush=True)
+        elif kind == "warning":  # warnings are shown even beside progress bars or with -q
+            print(message, file=sys.stderr, flush=True)
 
     def epoch(self, what: str, row: dict[str, Any]) -> None:
         """A per-epoch line: ``resnet18 repeat 1 epoch 3/30 loss 0.61 val AUC 0.72 ...``."""

@@ -210,3 +210,25 @@ def test_phantom_breast_and_exam_levels(tmp_path: Path, one_torch_thread) -> Non
     _run(["report", tmp_path / "run", "--no-gallery"])
     html = (tmp_path / "run" / "report.html").read_text()
     assert "exam (from breast models)" in html and "AUC (bootstrap)" in html
+
+
+def test_outputs_follow_the_umask(tmp_path: Path, one_view_run: dict) -> None:
+    """Colleagues and web servers can read results: files get 0o666 & ~umask, not 0600."""
+    import os
+    import stat
+
+    old = os.umask(0o002)
+    try:
+        _run(["train", one_view_run["root"] / "cases.csv", "--out", tmp_path / "r", "--models",
+              "mlp", "--repeats", "1", "--epochs", "1", "--image-size", "16", "--no-pretrained",
+              "-q"])
+        _run(["report", tmp_path / "r", "--no-gallery"])
+        _run(["predict", tmp_path / "r/models/mlp/repeat0/model.pt", one_view_run["us"], "--out",
+              tmp_path / "p", "--no-heatmaps", "--no-progress"])
+    finally:
+        os.umask(old)
+    files = ["r/provenance.json", "r/cases.csv", "r/metrics.json", "r/report.html", "r/train.log",
+             "r/models/mlp/repeat0/model.pt", "r/models/mlp/repeat0/history.csv",
+             "r/models/mlp/repeat0/predictions.csv", "p/predictions.csv", "p/metrics.json"]
+    modes = {f: stat.S_IMODE((tmp_path / f).stat().st_mode) for f in files}
+    assert modes == {f: 0o664 for f in files}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import glob
 from pathlib import Path
 
 import pydicom
@@ -140,7 +139,9 @@ def test_dcmqa_dwi_b_value_sets_equal_reference(shared_data):
     vendor = {"ge": "GE", "philips": "PHILIPS", "siemens_xa30": "SIEMENS"}
     for (folder, series), ref in refs.items():
         assert by_series[(series, vendor[folder])] == _ref_bvals(root / ref), folder
-    assert len(glob.glob(str(root / "*/Ref/*.bval"))) == 3
+    # only the references this test names are checked here (others may be added to the data
+    # at any time: tests/test_dicom_conformance.py covers every Ref/*.bval it finds)
+    assert all((root / ref).is_file() for ref in refs.values())
 
 
 @pytest.mark.slow

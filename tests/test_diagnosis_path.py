@@ -232,3 +232,23 @@ def test_outputs_follow_the_umask(tmp_path: Path, one_view_run: dict) -> None:
              "r/models/mlp/repeat0/predictions.csv", "p/predictions.csv", "p/metrics.json"]
     modes = {f: stat.S_IMODE((tmp_path / f).stat().st_mode) for f in files}
     assert modes == {f: 0o664 for f in files}
+
+
+def test_breakdown_by_manufacturer(tmp_path: Path) -> None:
+    from test_report import make_run
+
+    from breastlab.core import atomic
+    from breastlab.evaluation.run import evaluate_run
+
+    run = make_run(tmp_path, models=("resnet18",))
+    with open(run / "cases.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for i, r in enumerate(rows):
+        r["manufacturer"] = "GE" if i % 2 else "HOLOGIC"
+    atomic.write_csv(run / "cases.csv", rows, ["case_id", "patient_id", "label", "manufacturer"])
+    m = evaluate_run(run)
+    by = m["models"]["resnet18"]["levels"]["exam"]["repeats"]["repeat0"]["by"]["manufacturer"]
+    assert set(by) == {"GE", "HOLOGIC"}
+    n_test = m["models"]["resnet18"]["repeats"]["repeat0"]["n_test"]
+    assert sum(g["n"] for g in by.values()) == n_test
+    assert all("auc_bootstrap" in g or "note" in g for g in by.values())

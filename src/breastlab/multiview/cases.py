@@ -54,9 +54,11 @@ GROUP_BY = ("study", "patient", "folder")
 BASE_COLUMNS = ("case_id", "patient_id", "label")
 #: Optional per-breast label columns of ``cases.csv`` (1 malignant, 0 not, empty unknown).
 BREAST_LABEL_COLUMNS = ("label_L", "label_R")
-#: Optional provenance columns of ``cases.csv`` (not views): the public-set convention
-#: that assembled the case and the manufacturer of its images.
+#: Optional columns of ``cases.csv`` that are not views: the public-set convention that
+#: assembled the case, and (in a run's own ``cases.csv``, written by training) the
+#: manufacturer of its images, for breakdowns.
 INFO_COLUMNS = ("convention", "manufacturer")
+WRITTEN_INFO_COLUMNS = ("convention",)
 NON_VIEW_COLUMNS = (*BASE_COLUMNS, *BREAST_LABEL_COLUMNS, *INFO_COLUMNS)
 PROBLEM_COLUMNS = ("case_id", "view", "reason", "detail", "path")
 
@@ -138,7 +140,7 @@ class CaseTable:
         cols = []
         if any(c.breast_labels for c in self.cases):
             cols += list(BREAST_LABEL_COLUMNS)
-        cols += [c for c in INFO_COLUMNS if any(getattr(k, c, "") for k in self.cases)]
+        cols += [c for c in WRITTEN_INFO_COLUMNS if any(getattr(k, c, "") for k in self.cases)]
         return cols
 
     @property

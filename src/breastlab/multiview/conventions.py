@@ -146,3 +146,16 @@ def pixel_key(path: str | Path) -> str | None:
 
 def _constant(data: bytes) -> bool:
     return len(data) == 0 or data.count(data[:1]) == len(data)
+
+
+def manufacturer_of(path: str | Path | None) -> str:
+    """The DICOM Manufacturer (0008,0070) of one file, header only; ``""`` for other files."""
+    if not path:
+        return ""
+    try:
+        import pydicom
+
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Manufacturer"])
+        return str(ds.get("Manufacturer", "") or "").strip()
+    except Exception:  # noqa: BLE001 - not DICOM (PNG, ...) or unreadable: no manufacturer
+        return ""

@@ -307,6 +307,7 @@ def run_fourview(
             config["training_seeds"] = [int(seed) + r for r in range(config["repeats"])]
     run.mkdir(parents=True, exist_ok=True)
     write_json(prov_path, run_manifest(config, data_fingerprint=fingerprint))
+    _add_manufacturers(dataset)
     extra_cols = [c for c in ("label_L", "label_R", "convention", "manufacturer")
                   if any(r.get(c) not in (None, "") for r in dataset.rows)]
     cols = ["case_id", "patient_id", "label", *extra_cols, *dataset.views]
@@ -392,6 +393,20 @@ def run_fourview(
             result.evaluated = True
     result.plan = {"models": models, "repeats": repeats, "levels": config["levels"]}
     return result
+
+
+def _add_manufacturers(dataset: CaseDataset) -> None:
+    """``manufacturer`` per case (DICOM Manufacturer of its first view file, header only),
+    for the breakdowns of the evaluation; kept in the run's ``cases.csv``."""
+    from breastlab.multiview.conventions import manufacturer_of
+
+    for row in dataset.rows:
+        if not row.get("manufacturer"):
+            first = next((row.get(v) for v in dataset.views if row.get(v)), None)
+            name = manufacturer_of(first) if first and not str(first).lower().endswith(
+                (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")) else ""
+            if name:
+                row["manufacturer"] = name
 
 
 def _isatty_stdout() -> bool:

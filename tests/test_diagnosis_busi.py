@@ -58,6 +58,8 @@ def test_busi_one_view_path_as_documented(shared_data: Path, tmp_path: Path, one
     html = (run / "report.html").read_text()
     assert "Image-level split" in html and "Breast, exam and patient level" in html
     assert "Learning curves" in html and "as stored" in html
+    gallery = json.loads((run / "explain" / "index.json").read_text())["cases"]
+    assert gallery and all((subset / e["files"]["image"]).exists() for e in gallery)
     res = _run(["predict", run / "models/resnet18/repeat0/model.pt", subset / "benign",
                 "--out", tmp_path / "pred", "--no-progress"])
     with open(tmp_path / "pred" / "predictions.csv", newline="") as fh:

@@ -252,3 +252,21 @@ def test_breakdown_by_manufacturer(tmp_path: Path) -> None:
     n_test = m["models"]["resnet18"]["repeats"]["repeat0"]["n_test"]
     assert sum(g["n"] for g in by.values()) == n_test
     assert all("auc_bootstrap" in g or "note" in g for g in by.values())
+
+
+def test_report_says_caveats_once_and_shows_the_command(tmp_path: Path) -> None:
+    from test_report import make_run
+
+    from breastlab.reporting.html import _merge_repeats, write_report
+
+    merged = _merge_repeats(["repeat0: only 30 test cases; CIs are wide",
+                             "repeat1: only 30 test cases; CIs are wide",
+                             "mlp repeat1: AUC 1.000 with a zero-width CI",
+                             "mlp: a single repeat"])
+    assert merged == ["repeat0, repeat1: only 30 test cases; CIs are wide",
+                      "repeat1: mlp AUC 1.000 with a zero-width CI", "mlp: a single repeat"]
+    run = make_run(tmp_path, n_test=20)
+    html = write_report(run).read_text()
+    assert html.count("only 20 test cases") == 1 and "repeat0, repeat1: only 20" in html
+    assert "<code>breastlab train</code>" in html
+    assert "<details><summary>Full configuration (JSON)</summary>" in html

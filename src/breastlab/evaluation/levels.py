@@ -118,8 +118,8 @@ def evaluate_levels(run_dir: Path, found: dict[str, dict[int, Path]], rule: str,
 
         for r, path in reps.items():
             exam = read_rows(path)
-            if not exam or "prob" not in exam[0]:
-                return {}
+            if not exam or "prob" not in exam[0]:  # not a binary run
+                continue
             for row in exam:
                 row.update(patient_id=info.get(row["case_id"], {}).get("patient_id", row["case_id"]),
                            manufacturer=info.get(row["case_id"], {}).get("manufacturer", ""))

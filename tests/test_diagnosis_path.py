@@ -130,7 +130,7 @@ def test_predict_on_a_folder_maps_back_to_files(one_view_run: dict, tmp_path: Pa
 def test_every_option_checked_before_any_work(tmp_path: Path, one_view_run: dict) -> None:
     cases = one_view_run["root"] / "cases.csv"
     for args, word in ((["--optimizer", "foo"], "foo"), (["--models", "resnet19"], "resnet19"),
-                       (["--threshold-rule", "best"], "best")):
+                       (["--threshold-rule", "best"], "best"), (["--views", "LCC", "--no-pretrained"], "LCC")):
         res = _run(["train", cases, "--out", tmp_path / "r", *args], ok=False)
         assert res.exit_code == 2 and word in res.output
         assert not (tmp_path / "r").exists()

@@ -229,6 +229,14 @@ def run_fourview(
     if train_config.num_threads:
         torch.set_num_threads(int(train_config.num_threads))
 
+    if views:
+        from breastlab.multiview.dataset import case_views
+
+        have = case_views(cases)
+        unknown = [v for v in views if have and v not in have]
+        if unknown:  # else those channels would silently be blank
+            raise ValueError(f"view(s) {', '.join(unknown)} not in the case table "
+                             f"(its views: {', '.join(have)})")
     dataset = CaseDataset(
         cases, views, image_size=image_size, train=False, cache=True,
         flip_right=flip_right, normalization=normalization, progress=progress,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from breastlab.core.labels import Label
 from breastlab.evaluation.metrics import format_figure, multiclass_metrics
 from breastlab.mri.imaging.data import TASK_CLASSES, read_data
 from breastlab.mri.imaging.demo import phantom_class_folders
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(0)
     for seed in TEST_SEEDS:
         vols = render_volumes(build_breast_model(8, 64, seed=seed), "PHILIPS", seed)["DCE"]
-        truth = ["DCE_pre", "DCE_early"] + ["DCE_delayed"] * (len(vols) - 2)
+        truth = [Label.DCE_PRE, Label.DCE_EARLY] + [Label.DCE_DELAYED] * (len(vols) - 2)
         perm = rng.permutation(len(vols))
         res = order_phases([vols[i] for i in perm])
         labels = {int(perm[i]): res.labels[i] for i in range(len(vols))}

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from breastlab.core.labels import DCE_LABELS
 from breastlab.core.settings import data_root
 from breastlab.evaluation.metrics import multiclass_metrics, format_figure
 from breastlab.mri.imaging.phase_order import order_by_position, order_phases
 from breastlab.mri.imaging.strip import strip_headers
 from breastlab.mri.imaging.volumes import read_volumes
 
-CLASSES = ["DCE_pre", "DCE_early", "DCE_delayed"]
+CLASSES = list(DCE_LABELS)
 
 
 def truth_by_file(files: list[Path]) -> dict[str, int]:

@@ -20,6 +20,7 @@ from breastlab.convert.geometry import GeometryCheck, check_geometry
 from breastlab.convert.sidecar import enrich
 from breastlab.convert.staging import stage_records
 from breastlab.convert.units import Unit, is_trace
+from breastlab.core.labels import DCE_LABELS, Label
 
 
 @dataclass
@@ -122,7 +123,7 @@ def check_bvals(bvals: Sequence[Path | None], unit: Unit) -> str:
 
 def _expected_volumes(unit: Unit) -> int | None:
     """A DCE phase, T2, T1, ... is one 3D volume; a DWI set may hold several directions."""
-    if unit.first.label.startswith("DCE") or unit.first.label in ("T2WI", "T2WI_FS", "T1"):
+    if unit.first.label in (*DCE_LABELS, Label.T2WI, Label.T2WI_FS, Label.T1):
         return 1
     return None
 

@@ -15,11 +15,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from breastlab.core.labels import DWI_LABELS
 from breastlab.core.privacy import hashed_id
 from breastlab.dicom.records import InstanceRecord
 from breastlab.mri.classify import LabelledSet
-
-DWI_LABELS = ("DWI_low", "DWI_high")
 
 
 @dataclass

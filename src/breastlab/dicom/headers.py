@@ -45,6 +45,7 @@ from breastlab.dicom._parse import (
 )
 from breastlab.dicom.bvalues import find_b_value, read_csa
 from breastlab.dicom.records import InstanceRecord, SkippedFile
+from breastlab.dicom.times import datetime_time, parse_time
 
 CHUNK = 32 * 1024  # first read; grown only when the header is longer
 #: most header bytes (everything before Pixel Data) ever read or held for one file
@@ -108,35 +109,6 @@ _META_HDR = struct.Struct("<HH2sH")
 
 
 # ----------------------------------------------------------------------------- values
-def parse_time(value: str | None) -> float | None:
-    """DICOM TM ``HHMMSS.ffffff`` (also ``HH:MM:SS``, ``HHMM``, ``HH``) -> seconds since midnight."""
-    if not value:
-        return None
-    text = value.strip().replace(":", "")
-    if not text:
-        return None
-    main, _, frac = text.partition(".")
-    if not main.isdigit() or len(main) not in (2, 4, 6) or (frac and not frac.isdigit()):
-        return None
-    hours = int(main[0:2])
-    minutes = int(main[2:4]) if len(main) >= 4 else 0
-    seconds = int(main[4:6]) if len(main) >= 6 else 0
-    if hours > 24 or minutes > 59 or seconds > 60:
-        return None
-    total = hours * 3600 + minutes * 60 + seconds
-    if frac:
-        total += float("0." + frac)
-    return float(total)
-
-
-def datetime_time(value: str | None) -> float | None:
-    """Seconds since midnight of a DICOM DT ``YYYYMMDDHHMMSS.ffffff[&ZZXX]``."""
-    if not value or len(value) < 10:
-        return None
-    body = re.split(r"[+-]", value[8:], maxsplit=1)[0]
-    return parse_time(body)
-
-
 def normalise_manufacturer(value: str | None) -> str | None:
     """SIEMENS, GE, PHILIPS, CANON (Toshiba too), UIH, or the raw value upper-cased."""
     if not value:

@@ -16,15 +16,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from breastlab.core.labels import DWI_LABELS, Label
 from breastlab.core.privacy import hashed_id
 from breastlab.mri import dce, diffusion, rules
 from breastlab.mri.features import SetSummary, summarize
-from breastlab.mri.grouping import ImageSet
+from breastlab.mri.imageset import ImageSet
 
 
 @dataclass(frozen=True)
 class Classification:
-    label: str
+    label: Label
     confidence: float
     evidence: str  # the tags and values that decided it
     rule: str  # the rule name (or the model name for an image classification)
@@ -42,7 +43,7 @@ class LabelledSet:
     b_value: float | None  # shown for diffusion image sets only
 
     @property
-    def label(self) -> str:
+    def label(self) -> Label:
         return self.classification.label
 
 
@@ -61,7 +62,7 @@ def classify_summary(s: SetSummary, *, b_threshold: float = diffusion.DEFAULT_B_
     if label == rules.DWI:
         b = diffusion.effective_b(s)
         level, reason = diffusion.dwi_level(b, s.series_b_values, b_threshold)
-        label = level or "UNKNOWN"
+        label = level or Label.UNKNOWN
         evidence = [*evidence, reason]
         if s.b_value is None:
             confidence = min(confidence, 0.75)
@@ -73,7 +74,7 @@ def classify_summary(s: SetSummary, *, b_threshold: float = diffusion.DEFAULT_B_
 
 
 def _is_candidate(s: SetSummary, c: Classification) -> bool:
-    if c.label not in ("T1", "UNKNOWN"):
+    if c.label not in (Label.T1, Label.UNKNOWN):
         return False
     return bool(dce.t1_gre_evidence(s) or dce.dynamic_name_evidence(s))
 
@@ -100,7 +101,7 @@ def classify_image_sets(
             set_id = f"{study}_s{sn}_{st.index}_{n}"
             n += 1
         used.add(set_id)
-        diffusion_like = c.label in (diffusion.DWI_LOW, diffusion.DWI_HIGH) or c.rule == "dwi_b_unknown"
+        diffusion_like = c.label in DWI_LABELS or c.rule == "dwi_b_unknown"
         out.append(
             LabelledSet(
                 image_set=st,

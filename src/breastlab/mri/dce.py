@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from breastlab.dicom.records import InstanceRecord
-from breastlab.mri.features import SetSummary, summarize
-from breastlab.mri.grouping import ImageSet, parse_dicom_datetime, unwrap_midnight
-
-DCE_PRE, DCE_EARLY, DCE_DELAYED = "DCE_pre", "DCE_early", "DCE_delayed"
+from breastlab.dicom.times import DAY, parse_dicom_datetime, unwrap_midnight
+from breastlab.mri.features import SetSummary, summarize_records
+from breastlab.mri.imageset import ImageSet
+from breastlab.mri.names import LOCALIZER_NAME_RE
 
 GRE_NAME = re.compile(
     r"FL3D|FL2D|\*?FL\d|TFL|VIBE|FLASH|MPRAGE|MP-RAGE|FGRE|FSPGR|SPGR|BRAVO|LAVA|VIBRANT|DISCO|"
@@ -41,11 +41,6 @@ DYNAMIC_NAME = re.compile(
     r"DYN|DCE|VIBRANT|THRIVE|TWIST|DISCO|KINETIC|MULTI.?PHASE|PERFUSION|\bPH(?:ASE)?\s?\d\b|DYNAVIEW",
     re.I,
 )
-_LOCALIZER = re.compile(r"LOCALI[SZ]ER|\bLOC\b|3.?PLANE|SURVEY|SCOUT|SMARTEXAM|AAHEAD", re.I)
-
-
-def phase_label(phase: int) -> str:
-    return DCE_PRE if phase == 0 else DCE_EARLY if phase == 1 else DCE_DELAYED
 
 
 def t1_gre_evidence(s: SetSummary) -> str | None:
@@ -77,8 +72,8 @@ def may_be_dynamic(records: Sequence[InstanceRecord]) -> bool:
     """Whether a series may hold several DCE time points (used to split it by time)."""
     if not records:
         return False
-    s = summarize(ImageSet(None, "", None, 0, 1, "", tuple(records)))
-    if "LOCALIZER" in s.image_type or _LOCALIZER.search(s.names):
+    s = summarize_records(records)
+    if "LOCALIZER" in s.image_type or LOCALIZER_NAME_RE.search(s.names):  # ImageType value, not the label
         return False
     if "EP" in s.scanning_sequence or "DIFFUSION" in s.image_type:
         return False
@@ -129,7 +124,7 @@ def _set_times(image_set: ImageSet) -> _Times:
         vals = [v for v in values if v is not None]
         if not vals:
             return None
-        return min(unwrap_midnight(vals)) % 86400.0
+        return min(unwrap_midnight(vals)) % DAY
 
     return _Times(
         datetime=first(parse_dicom_datetime(r.acquisition_datetime) for r in recs),

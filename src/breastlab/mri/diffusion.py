@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import re
 
+from breastlab.core.labels import Label
 from breastlab.mri.features import SetSummary, b_from_sequence_name
 
 DEFAULT_B_THRESHOLD = 400.0
-DWI_LOW = "DWI_low"
-DWI_HIGH = "DWI_high"
 
 _DWI_NAME = re.compile(
     r"DWI|DIFFUS|\bDTI|_DTI|DTI_|\bDW\b|EP2D_DIFF|RESOLVE|READOUT.?SEGMENTED|\bIVIM|\bB\d{3,4}\b|TRACE", re.I
@@ -70,19 +69,19 @@ def diffusion_evidence(s: SetSummary) -> str | None:
     return None
 
 
-def dwi_level(b: float | None, acquisition_b_values: tuple[float, ...], b_threshold: float) -> tuple[str | None, str]:
+def dwi_level(b: float | None, acquisition_b_values: tuple[float, ...], b_threshold: float) -> tuple[Label | None, str]:
     """``(DWI_low | DWI_high | None, reason)`` for one b-value in its acquisition."""
     if b is None:
         return None, "b-value unknown"
     bs = sorted(set(acquisition_b_values) | {b})
     if len(bs) >= 2 and b == bs[0]:
-        return DWI_LOW, f"lowest of b={_fmt(bs)}"
+        return Label.DWI_LOW, f"lowest of b={_fmt(bs)}"
     if len(bs) >= 2 and b == bs[-1]:
-        return DWI_HIGH, f"highest of b={_fmt(bs)}"
+        return Label.DWI_HIGH, f"highest of b={_fmt(bs)}"
     where = "lone b-value" if len(bs) < 2 else f"intermediate of b={_fmt(bs)}"
     if b >= b_threshold:
-        return DWI_HIGH, f"{where} {b:g} >= threshold {b_threshold:g}"
-    return DWI_LOW, f"{where} {b:g} < threshold {b_threshold:g}"
+        return Label.DWI_HIGH, f"{where} {b:g} >= threshold {b_threshold:g}"
+    return Label.DWI_LOW, f"{where} {b:g} < threshold {b_threshold:g}"
 
 
 def _fmt(bs: list[float]) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from breastlab.mri.grouping import ImageSet
+from breastlab.dicom.records import InstanceRecord
+from breastlab.mri.imageset import ImageSet
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,18 @@ def _tokens(values: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
 
 
 def summarize(image_set: ImageSet) -> SetSummary:
-    recs = image_set.records
+    """The summary of one image set (with its series' b-values and time points)."""
+    return summarize_records(image_set.records, series_b_values=image_set.series_b_values,
+                             n_series_timepoints=image_set.n_series_timepoints)
+
+
+def summarize_records(
+    recs: Sequence[InstanceRecord],
+    *,
+    series_b_values: Iterable[float] = (),
+    n_series_timepoints: int = 1,
+) -> SetSummary:
+    """The summary of some records (a whole series before it is split, or one image set)."""
     bs = {round(r.b_value) for r in recs if r.b_value is not None}
     vendor: dict[str, str] = {}
     for r in recs[:1]:
@@ -104,9 +116,9 @@ def summarize(image_set: ImageSet) -> SetSummary:
         diffusion_directionality=_tokens((r.diffusion_directionality,) for r in recs if r.diffusion_directionality),
         is_derived_trace=any(r.is_derived_trace and (r.b_value or 0) > 0 for r in recs),
         b_value=float(bs.pop()) if len(bs) == 1 else None,
-        series_b_values=tuple(image_set.series_b_values),
+        series_b_values=tuple(series_b_values),
         n_images=len(recs),
-        n_series_timepoints=image_set.n_series_timepoints,
+        n_series_timepoints=n_series_timepoints,
         contrast_agent=_common(r.contrast_agent for r in recs),
         vendor=vendor,
     )

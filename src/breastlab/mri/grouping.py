@@ -26,39 +26,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 
 from breastlab.dicom.records import InstanceRecord
-
-DAY = 86400.0
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    """One labelled unit: a whole series, or one part of it."""
-
-    study_uid: str | None
-    series_uid: str
-    series_number: int | None
-    index: int  # 0-based position of this set inside its series
-    n_sets_in_series: int
-    split: str  # how it was separated from its series ("" when the series is one set)
-    records: tuple[InstanceRecord, ...]
-    series_b_values: tuple[float, ...] = ()  # distinct b-values of the whole series (the acquisition)
-    time_order: int | None = None  # 0-based time point inside the series, when split by time
-    n_series_timepoints: int = 1
-    series_index_in_input: int = 0  # for stable ordering
-    extra: dict = field(default_factory=dict, compare=False)
-
-    @property
-    def n_images(self) -> int:
-        return len(self.records)
-
-    @property
-    def first(self) -> InstanceRecord:
-        return self.records[0]
-
+from breastlab.dicom.times import format_tod, parse_dicom_datetime, unwrap_midnight
+from breastlab.mri.dce import may_be_dynamic
+from breastlab.mri.imageset import ImageSet
 
 # --------------------------------------------------------------------------- helpers
 
@@ -81,47 +55,6 @@ def position_key(r: InstanceRecord) -> tuple | None:
 
 def b_key(b: float | None) -> float | None:
     return None if b is None else float(round(b))
-
-
-def parse_dicom_datetime(value: str | None) -> float | None:
-    """DICOM DT (YYYYMMDDHHMMSS[.ffffff][&ZZXX]) → POSIX-like seconds, or None."""
-    if not value:
-        return None
-    text = value.strip().split("+")[0].split("-")[0] if len(value) > 8 else value.strip()
-    digits, _, frac = text.partition(".")
-    try:
-        fmt = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}[len(digits)]
-        base = datetime.strptime(digits, fmt).timestamp()
-    except (KeyError, ValueError):
-        return None
-    return base + (float("0." + frac) if frac.isdigit() else 0.0)
-
-
-def unwrap_midnight(times: Sequence[float]) -> list[float]:
-    """Times of day (s) → a monotone-comparable scale across midnight.
-
-    The acquisition is assumed shorter than 12 h: the largest circular gap
-    between the sorted times marks the start; times before the start are moved
-    to the next day (+86400 s).
-    """
-    if not times:
-        return []
-    uniq = sorted(set(t % DAY for t in times))
-    if len(uniq) < 2:
-        return [t % DAY for t in times]
-    gaps = [(uniq[(i + 1) % len(uniq)] - uniq[i]) % DAY for i in range(len(uniq))]
-    biggest = max(range(len(gaps)), key=gaps.__getitem__)
-    start = uniq[(biggest + 1) % len(uniq)]
-    return [(t % DAY) + (DAY if (t % DAY) < start else 0.0) for t in times]
-
-
-def format_tod(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = round(seconds % DAY, 3)
-    sec = s % 60
-    text = f"{sec:06.3f}".rstrip("0").rstrip(".") if sec != int(sec) else f"{int(sec):02d}"
-    return f"{int(s // 3600):02d}:{int(s % 3600 // 60):02d}:{text}"
 
 
 # --------------------------------------------------------------------------- temporal split
@@ -254,15 +187,13 @@ def group_image_sets(
     (default :func:`breastlab.mri.dce.may_be_dynamic`).
     """
     if temporal_split is None:
-        from breastlab.mri.dce import may_be_dynamic
-
         temporal_split = may_be_dynamic
     by_series: dict[str, list[InstanceRecord]] = defaultdict(list)
     for r in records:
         by_series[series_key(r)].append(r)
 
     out: list[ImageSet] = []
-    for s_idx, (uid, recs) in enumerate(by_series.items()):
+    for uid, recs in by_series.items():
         recs = canon_b0(recs)
         recs.sort(key=record_sort_key)
         b_values = tuple(sorted({b_key(r.b_value) for r in recs if r.b_value is not None}))
@@ -305,7 +236,6 @@ def group_image_sets(
                     series_b_values=b_values,
                     time_order=t_idx,
                     n_series_timepoints=n_tp,
-                    series_index_in_input=s_idx,
                 )
             )
     out.sort(key=lambda s: (s.study_uid or "", s.series_number if s.series_number is not None else 1 << 30,

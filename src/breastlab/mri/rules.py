@@ -17,14 +17,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from breastlab.core.labels import LABELS, Label
 from breastlab.mri import dce, diffusion
 from breastlab.mri.features import SetSummary
+from breastlab.mri.names import LOCALIZER_NAME_RE
 
-LABELS = (
-    "T2WI", "T2WI_FS", "DWI_low", "DWI_high", "ADC", "T1", "DCE_pre", "DCE_early", "DCE_delayed",
-    "SUB", "MIP", "LOCALIZER", "DERIVED", "OTHER", "UNKNOWN",
-)
-DWI = "DWI"  # placeholder label resolved from the b-value
+DWI = "DWI"  # placeholder, not a label: resolved to DWI_low or DWI_high from the b-value
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ def NOT(c: Cond) -> Cond:  # noqa: N802 - reads like the table
 @dataclass(frozen=True)
 class Rule:
     name: str
-    label: str
+    label: Label | str  # a Label, or the DWI placeholder
     conditions: tuple[Cond, ...]
     confidence: float
     explanation: str
@@ -99,10 +97,6 @@ def _itype(*tokens: str, prefix: bool = False) -> Callable[[SetSummary], str | N
 NON_MR = Cond("non_mr", lambda s: f"Modality {s.modality}" if s.modality and s.modality != "MR" else None,
               "Modality is not MR")
 
-LOCALIZER_NAME_RE = re.compile(
-    r"LOCALI[SZ]ER|(?<![A-Z])LOC(?![A-Z])|3.?PLANE|TRI.?PILOT|SURVEY|SCOUT|SMARTEXAM|AAHEAD|(?<![A-Z])CAL(?:IBRATION)?(?![A-Z])|ASSET.?CAL",
-    re.I,
-)
 LOCALIZER_TYPE = Cond("localizer_type", _itype("LOCALIZER"), "ImageType contains LOCALIZER")
 LOCALIZER_NAME = Cond("localizer_name", _name(LOCALIZER_NAME_RE),
                       "name says localizer/loc/3-plane/survey/scout/calibration")
@@ -243,35 +237,35 @@ ALWAYS = Cond("always", lambda s: "no rule matched", "always holds")
 # --------------------------------------------------------------------------- the table
 
 RULES: tuple[Rule, ...] = (
-    Rule("non_mr", "OTHER", (NON_MR,), 0.95, "not an MR image (e.g. SEG, SR, PR)"),
-    Rule("localizer_type", "LOCALIZER", (LOCALIZER_TYPE,), 0.95, "scanner marks it a localizer"),
-    Rule("localizer_name", "LOCALIZER", (LOCALIZER_NAME,), 0.85, "named localizer/survey/scout/calibration"),
-    Rule("mip_type", "MIP", (MIP_TYPE,), 0.95, "scanner marks it a projection"),
-    Rule("mip_name", "MIP", (MIP_NAME,), 0.85, "named MIP"),
-    Rule("sub_type", "SUB", (SUB_TYPE,), 0.95, "scanner marks it a subtraction"),
-    Rule("sub_name", "SUB", (SUB_NAME,), 0.8, "named subtraction"),
-    Rule("adc_type", "ADC", (ADC_TYPE,), 0.95, "scanner marks it an ADC map"),
-    Rule("adc_name", "ADC", (ADC_NAME, SINGLE_B, NOT(DERIVED_MAP_TYPE)), 0.85, "named ADC, one b-value at most"),
-    Rule("derived_map_type", "DERIVED", (DERIVED_MAP_TYPE,), 0.95, "ImageType names a computed map"),
-    Rule("derived_map_name", "DERIVED", (DERIVED_MAP_NAME,), 0.8, "named as a computed map"),
+    Rule("non_mr", Label.OTHER, (NON_MR,), 0.95, "not an MR image (e.g. SEG, SR, PR)"),
+    Rule("localizer_type", Label.LOCALIZER, (LOCALIZER_TYPE,), 0.95, "scanner marks it a localizer"),
+    Rule("localizer_name", Label.LOCALIZER, (LOCALIZER_NAME,), 0.85, "named localizer/survey/scout/calibration"),
+    Rule("mip_type", Label.MIP, (MIP_TYPE,), 0.95, "scanner marks it a projection"),
+    Rule("mip_name", Label.MIP, (MIP_NAME,), 0.85, "named MIP"),
+    Rule("sub_type", Label.SUB, (SUB_TYPE,), 0.95, "scanner marks it a subtraction"),
+    Rule("sub_name", Label.SUB, (SUB_NAME,), 0.8, "named subtraction"),
+    Rule("adc_type", Label.ADC, (ADC_TYPE,), 0.95, "scanner marks it an ADC map"),
+    Rule("adc_name", Label.ADC, (ADC_NAME, SINGLE_B, NOT(DERIVED_MAP_TYPE)), 0.85, "named ADC, one b-value at most"),
+    Rule("derived_map_type", Label.DERIVED, (DERIVED_MAP_TYPE,), 0.95, "ImageType names a computed map"),
+    Rule("derived_map_name", Label.DERIVED, (DERIVED_MAP_NAME,), 0.8, "named as a computed map"),
     Rule("dwi", DWI, (DIFFUSION, B_KNOWN), 0.9,
          "diffusion-weighted; lowest b of the acquisition is DWI_low, highest DWI_high, "
          "a lone or intermediate b uses the threshold"),
-    Rule("dwi_b_unknown", "UNKNOWN", (DIFFUSION, NOT(B_KNOWN)), 0.3, "diffusion-weighted but the b-value is unknown"),
-    Rule("dce_pre", "DCE_pre", (DCE_PHASE0,), 0.9, "first time point of a dynamic T1 acquisition"),
-    Rule("dce_early", "DCE_early", (DCE_PHASE1,), 0.9, "first post-contrast time point"),
-    Rule("dce_delayed", "DCE_delayed", (DCE_PHASE2,), 0.9, "later post-contrast time points"),
-    Rule("epi_other", "OTHER", (EPI,), 0.7, "echo-planar without diffusion evidence (BOLD, perfusion)"),
-    Rule("stir", "T2WI_FS", (STIR,), 0.85, "STIR is a fat-suppressed T2-weighted image"),
-    Rule("t2_fs", "T2WI_FS", (T2_WEIGHTED, FAT_SUPPRESSED), 0.9, "long TE/TR with fat suppression"),
-    Rule("t2", "T2WI", (T2_WEIGHTED, NOT(FAT_SUPPRESSED)), 0.85, "long TE/TR without fat suppression"),
-    Rule("t1", "T1", (T1_WEIGHTED,), 0.85, "short TE/TR (one time point, or not part of a dynamic acquisition)"),
-    Rule("t2_name_fs", "T2WI_FS", (T2_NAME, FAT_SUPPRESSED), 0.6, "timing missing; named T2 with fat suppression"),
-    Rule("t2_name", "T2WI", (T2_NAME,), 0.6, "timing missing; named T2"),
-    Rule("t1_name", "T1", (T1_NAME,), 0.6, "timing missing; named T1"),
-    Rule("known_other", "OTHER", (KNOWN_OTHER,), 0.6, "a known sequence that is none of the labels"),
-    Rule("derived_other", "DERIVED", (DERIVED_GENERIC,), 0.5, "a derived image of no known kind"),
-    Rule("fallback", "UNKNOWN", (ALWAYS,), 0.0, "not enough evidence: no guess"),
+    Rule("dwi_b_unknown", Label.UNKNOWN, (DIFFUSION, NOT(B_KNOWN)), 0.3, "diffusion-weighted but the b-value is unknown"),
+    Rule("dce_pre", Label.DCE_PRE, (DCE_PHASE0,), 0.9, "first time point of a dynamic T1 acquisition"),
+    Rule("dce_early", Label.DCE_EARLY, (DCE_PHASE1,), 0.9, "first post-contrast time point"),
+    Rule("dce_delayed", Label.DCE_DELAYED, (DCE_PHASE2,), 0.9, "later post-contrast time points"),
+    Rule("epi_other", Label.OTHER, (EPI,), 0.7, "echo-planar without diffusion evidence (BOLD, perfusion)"),
+    Rule("stir", Label.T2WI_FS, (STIR,), 0.85, "STIR is a fat-suppressed T2-weighted image"),
+    Rule("t2_fs", Label.T2WI_FS, (T2_WEIGHTED, FAT_SUPPRESSED), 0.9, "long TE/TR with fat suppression"),
+    Rule("t2", Label.T2WI, (T2_WEIGHTED, NOT(FAT_SUPPRESSED)), 0.85, "long TE/TR without fat suppression"),
+    Rule("t1", Label.T1, (T1_WEIGHTED,), 0.85, "short TE/TR (one time point, or not part of a dynamic acquisition)"),
+    Rule("t2_name_fs", Label.T2WI_FS, (T2_NAME, FAT_SUPPRESSED), 0.6, "timing missing; named T2 with fat suppression"),
+    Rule("t2_name", Label.T2WI, (T2_NAME,), 0.6, "timing missing; named T2"),
+    Rule("t1_name", Label.T1, (T1_NAME,), 0.6, "timing missing; named T1"),
+    Rule("known_other", Label.OTHER, (KNOWN_OTHER,), 0.6, "a known sequence that is none of the labels"),
+    Rule("derived_other", Label.DERIVED, (DERIVED_GENERIC,), 0.5, "a derived image of no known kind"),
+    Rule("fallback", Label.UNKNOWN, (ALWAYS,), 0.0, "not enough evidence: no guess"),
 )
 
 

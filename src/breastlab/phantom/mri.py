@@ -37,12 +37,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from breastlab.core.labels import LABELS, Label
 from breastlab.phantom.anatomy import FAT_T1, FAT_T2, FAT_T2_TSE, BreastModel, build_breast_model
 
-LABELS = (
-    "T2WI", "T2WI_FS", "DWI_low", "DWI_high", "ADC", "T1", "DCE_pre", "DCE_early",
-    "DCE_delayed", "SUB", "MIP", "LOCALIZER", "DERIVED", "OTHER", "UNKNOWN",
-)
 VENDORS = ("SIEMENS", "GE", "PHILIPS")
 #: Default DCE layout per vendor: one multi-phase series, or one series per phase.
 DCE_LAYOUT = {"SIEMENS": "separate", "GE": "single", "PHILIPS": "single"}
@@ -80,10 +77,6 @@ def dce_post_injection_seconds() -> list[float]:
     return [t + DCE_PHASE_DURATION / 2 - inj for t in dce_acquisition_offsets()]
 
 
-def dce_label(phase: int) -> str:
-    return "DCE_pre" if phase == 0 else ("DCE_early" if phase == 1 else "DCE_delayed")
-
-
 # ----------------------------------------------------------------------------- physics
 
 @dataclass(frozen=True)
@@ -107,8 +100,8 @@ R1_RELAXIVITY = 4.0  # 1/(mM s), gadolinium at 1.5-3 T
 TR_T2, TR_DWI, TE_DWI = 4500.0, 5000.0, 70.0
 TR_T1, TE_T1, FLIP_T1 = 4.5, 2.0, 12.0
 # signal -> stored-value gains (before the vendor gain)
-GAIN = {"T2": 3000.0, "DWI": 2500.0, "T1": 25000.0}
-NOISE = {"T2": 0.010, "DWI": 0.006, "T1": 0.0010}
+GAIN = {"T2w": 3000.0, "DWI": 2500.0, "T1w": 25000.0}  # by contrast
+NOISE = {"T2w": 0.010, "DWI": 0.006, "T1w": 0.0010}
 
 
 def _tse(model: BreastModel, te: float, fat_factor: float, tr: float = TR_T2) -> np.ndarray:
@@ -193,8 +186,8 @@ def render_volumes(model: BreastModel, vendor: str = "SIEMENS", seed: int = 0) -
     r = _Renderer(model, vendor, seed)
     fs = r.im.fatsat
     out: dict[str, Any] = {}
-    out["T2WI"] = _to_uint16(r.finish(_tse(model, r.im.te_t2, 1.0), "T2"))
-    out["T2WI_FS"] = _to_uint16(r.finish(_tse(model, r.im.te_t2, fs), "T2"))
+    out[Label.T2WI] = _to_uint16(r.finish(_tse(model, r.im.te_t2, 1.0), "T2w"))
+    out[Label.T2WI_FS] = _to_uint16(r.finish(_tse(model, r.im.te_t2, fs), "T2w"))
 
     sig_dwi = NOISE["DWI"] * r.im.noise
     b50 = r.finish(_dwi(model, B_LOW, fs * 0.6), "DWI", sig_dwi)
@@ -206,22 +199,22 @@ def render_volumes(model: BreastModel, vendor: str = "SIEMENS", seed: int = 0) -
         adc = np.log(np.maximum(s50, 1.0) / np.maximum(s800, 1.0)) / (B_HIGH - B_LOW)
     thresh = 0.08 * np.percentile(s50, 99)
     adc = np.where(s50 > thresh, adc, 0.0) * 1e6
-    out["ADC"] = _to_uint16(adc, vmax=4000)
+    out[Label.ADC] = _to_uint16(adc, vmax=4000)
 
-    out["T1"] = _to_uint16(r.finish(_spgr(model, None, 1.0, tr=8.0, flip=20.0), "T1"))
+    out[Label.T1] = _to_uint16(r.finish(_spgr(model, None, 1.0, tr=8.0, flip=20.0), "T1w"))
     times = dce_post_injection_seconds()
     dce = []
     for phase, t in enumerate(times):
         conc = model.concentration(t) if phase > 0 else None
-        dce.append(_to_uint16(r.finish(_spgr(model, conc, fs * 1.6), "T1")))
+        dce.append(_to_uint16(r.finish(_spgr(model, conc, fs * 1.6), "T1w")))
     out["DCE"] = dce
     sub = np.clip(dce[1].astype(np.int32) - dce[0].astype(np.int32), 0, 4095).astype(np.uint16)
-    out["SUB"] = sub
+    out[Label.SUB] = sub
     slab = max(2, model.shape[0] // 2)
-    out["MIP"], out["MIP_centres"] = _slab_mips(sub, slab)
+    out[Label.MIP], out["MIP_centres"] = _slab_mips(sub, slab)
     out["MIP_slab"] = slab
     loc = _spgr(model, None, 1.0, tr=8.0, flip=25.0) * r.bias
-    out["LOCALIZER_VOLUME"] = loc * GAIN["T1"] * r.im.gain
+    out["LOCALIZER_VOLUME"] = loc * GAIN["T1w"] * r.im.gain
     return out
 
 
@@ -246,10 +239,10 @@ def render_exam(
     geom = _Geometry(n_slices, matrix)
     loc_pixels, _ = _localizer(v["LOCALIZER_VOLUME"], geom, np.random.default_rng(seed))
     return {
-        "T2WI": v["T2WI"], "T2WI_FS": v["T2WI_FS"], "DWI_low": v["DWI_b50"],
-        "DWI_high": v["DWI_b800"], "ADC": v["ADC"], "T1": v["T1"],
-        "DCE_pre": v["DCE"][0], "DCE_early": v["DCE"][1], "DCE_delayed": v["DCE"][-1],
-        "SUB": v["SUB"], "MIP": v["MIP"], "LOCALIZER": loc_pixels,
+        Label.T2WI: v[Label.T2WI], Label.T2WI_FS: v[Label.T2WI_FS], Label.DWI_LOW: v["DWI_b50"],
+        Label.DWI_HIGH: v["DWI_b800"], Label.ADC: v[Label.ADC], Label.T1: v[Label.T1],
+        Label.DCE_PRE: v["DCE"][0], Label.DCE_EARLY: v["DCE"][1], Label.DCE_DELAYED: v["DCE"][-1],
+        Label.SUB: v[Label.SUB], Label.MIP: v[Label.MIP], Label.LOCALIZER: loc_pixels,
     }
 
 
@@ -406,7 +399,7 @@ def _plan(vendor: str, v: dict[str, Any], g: _Geometry, loc: tuple[np.ndarray, l
 def _dce_sets(v: dict[str, Any], g: _Geometry, public_for_phase) -> list[_ImageSet]:
     offsets, post = dce_acquisition_offsets(), dce_post_injection_seconds()
     return [
-        _axial_set(dce_label(p), v["DCE"][p], g, dce_phase=p, dce_seconds=offsets[p],
+        _axial_set(Label.dce_phase(p), v["DCE"][p], g, dce_phase=p, dce_seconds=offsets[p],
                    post_injection=round(post[p], 1), acq_offset=offsets[p], public=public_for_phase(p))
         for p in range(N_POST + 1)
     ]
@@ -417,11 +410,11 @@ def _mip_set(v: dict[str, Any], g: _Geometry, **kw: Any) -> _ImageSet:
     centres = v["MIP_centres"]
     step = (centres[1] - centres[0]) * g.dz if len(centres) > 1 else thick
     pos = [g.axial(c, thickness=thick, between=step) for c in centres]
-    return _ImageSet("MIP", v["MIP"], pos, **kw)
+    return _ImageSet(Label.MIP, v[Label.MIP], pos, **kw)
 
 
 def _loc_set(loc: tuple[np.ndarray, list[_Pos]], **kw: Any) -> _ImageSet:
-    return _ImageSet("LOCALIZER", loc[0], loc[1], **kw)
+    return _ImageSet(Label.LOCALIZER, loc[0], loc[1], **kw)
 
 
 SIEMENS_HDR = "SIEMENS MR HEADER"
@@ -435,9 +428,9 @@ def _plan_siemens(v, g, loc, dce_layout) -> list[_Series]:
              [], [_loc_set(loc)]))
     tse = dict(ImageType=orig, SequenceName="*tse2d1_15", ScanningSequence="SE", SequenceVariant=["SK", "SP", "OSP"],
                RepetitionTime=TR_T2, EchoTime=91.0, EchoTrainLength=15, FlipAngle=150, MRAcquisitionType="2D")
-    s.append(_Series(2, "t2_tse_tra", 120, {**tse, "ScanOptions": "PFP"}, [], [_axial_set("T2WI", v["T2WI"], g)]))
+    s.append(_Series(2, "t2_tse_tra", 120, {**tse, "ScanOptions": "PFP"}, [], [_axial_set(Label.T2WI, v[Label.T2WI], g)]))
     s.append(_Series(3, "t2_tse_spair_tra", 400, {**tse, "ScanOptions": ["PFP", "FS"]}, [],
-             [_axial_set("T2WI_FS", v["T2WI_FS"], g)]))
+             [_axial_set(Label.T2WI_FS, v[Label.T2WI_FS], g)]))
     dwi_common = dict(ScanningSequence="EP", SequenceVariant=["SK", "SP"], ScanOptions=["PFP", "FS"],
                       RepetitionTime=TR_DWI, EchoTime=TE_DWI, FlipAngle=90, MRAcquisitionType="2D",
                       ImageType=["ORIGINAL", "PRIMARY", "DIFFUSION", "TRACEW", "ND", "NORM"])
@@ -448,10 +441,10 @@ def _plan_siemens(v, g, loc, dce_layout) -> list[_Series]:
     s.append(_Series(4, "ep2d_diff_tra", 700, dwi_common, [], sets))
     s.append(_Series(5, "ep2d_diff_tra_ADC", 705, {**dwi_common, "SequenceName": "*ep_b50_800",
              "ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "ADC", "ND", "NORM"]}, [],
-             [_axial_set("ADC", v["ADC"], g)]))
+             [_axial_set(Label.ADC, v[Label.ADC], g)]))
     t1 = dict(ImageType=["ORIGINAL", "PRIMARY", "M", "NORM", "ND"], SequenceName="*fl3d1", ScanningSequence="GR",
               SequenceVariant=["SP", "OSP"], RepetitionTime=8.0, EchoTime=TE_T1, FlipAngle=20, MRAcquisitionType="3D")
-    s.append(_Series(6, "t1_fl3d_tra_nonFS", 900, t1, [], [_axial_set("T1", v["T1"], g)]))
+    s.append(_Series(6, "t1_fl3d_tra_nonFS", 900, t1, [], [_axial_set(Label.T1, v[Label.T1], g)]))
     vibe = {**t1, "ScanOptions": "FS", "RepetitionTime": TR_T1, "FlipAngle": FLIP_T1}
     dce_start = 1100.0
     sets = _dce_sets(v, g, lambda p: {"AcquisitionNumber": p + 1})
@@ -468,7 +461,7 @@ def _plan_siemens(v, g, loc, dce_layout) -> list[_Series]:
         number += 1
     last = dce_start + dce_acquisition_offsets()[-1] + DCE_PHASE_DURATION
     s.append(_Series(number, "fl3d_vibe_dyn_SUB", last + 20, {**vibe, "ImageType":
-             ["DERIVED", "PRIMARY", "SUBTRACTION", "ND"]}, [], [_axial_set("SUB", v["SUB"], g)]))
+             ["DERIVED", "PRIMARY", "SUBTRACTION", "ND"]}, [], [_axial_set(Label.SUB, v[Label.SUB], g)]))
     s.append(_Series(number + 1, "fl3d_vibe_dyn_SUB_MIP_TRA", last + 40, {**vibe, "ImageType":
              ["DERIVED", "PRIMARY", "MIP", "SUBTRACTION", "ND"]}, [], [_mip_set(v, g)]))
     return s
@@ -499,9 +492,9 @@ def _plan_ge(v, g, loc, dce_layout) -> list[_Series]:
     fse = dict(ImageType=orig, ScanningSequence="SE", SequenceVariant="SK", RepetitionTime=TR_T2, EchoTime=85.0,
                EchoTrainLength=18, FlipAngle=111, MRAcquisitionType="2D")
     s.append(_Series(2, "Ax T2 FSE", 100, {**fse, "ScanOptions": ["FAST_GEMS", "EDR_GEMS", "TRF_GEMS"]},
-                     psn("fse-xl"), [_axial_set("T2WI", v["T2WI"], g)]))
+                     psn("fse-xl"), [_axial_set(Label.T2WI, v[Label.T2WI], g)]))
     s.append(_Series(3, "Ax T2 FSE FS", 380, {**fse, "ScanOptions": ["SAT_GEMS", "FAST_GEMS", "EDR_GEMS", "FS"]},
-                     psn("fse-xl"), [_axial_set("T2WI_FS", v["T2WI_FS"], g)]))
+                     psn("fse-xl"), [_axial_set(Label.T2WI_FS, v[Label.T2WI_FS], g)]))
     dwi = dict(ImageType=orig, ScanningSequence=["EP", "SE"], SequenceVariant="NONE",
                ScanOptions=["SAT_GEMS", "EDR_GEMS", "EPI_GEMS", "ACC_GEMS", "FS"], RepetitionTime=TR_DWI,
                EchoTime=TE_DWI, FlipAngle=90, MRAcquisitionType="2D")
@@ -511,10 +504,10 @@ def _plan_ge(v, g, loc, dce_layout) -> list[_Series]:
                                private=[_ge_b(b)]))
     s.append(_Series(4, "Ax DWI b50-800", 650, dwi, [(0x0019, GE_ACQU, 0x9C, "LO", "epi2")], sets, slice_major=True))
     s.append(_Series(400, "Apparent Diffusion Coefficient (mm2/s)", 660, {**dwi, "ImageType":
-             ["DERIVED", "PRIMARY", "ADC"]}, psn("epi2"), [_axial_set("ADC", v["ADC"], g)]))
+             ["DERIVED", "PRIMARY", "ADC"]}, psn("epi2"), [_axial_set(Label.ADC, v[Label.ADC], g)]))
     t1 = dict(ImageType=orig, ScanningSequence="GR", SequenceVariant=["SS", "SP"], RepetitionTime=8.0,
               EchoTime=TE_T1, FlipAngle=20, MRAcquisitionType="3D", ScanOptions=["FAST_GEMS", "EDR_GEMS"])
-    s.append(_Series(5, "Ax 3D T1 NON FS", 880, t1, psn("efgre3d"), [_axial_set("T1", v["T1"], g)]))
+    s.append(_Series(5, "Ax 3D T1 NON FS", 880, t1, psn("efgre3d"), [_axial_set(Label.T1, v[Label.T1], g)]))
     vib = {**t1, "ScanOptions": ["FAST_GEMS", "EDR_GEMS", "ZIP2_GEMS", "FS"], "RepetitionTime": TR_T1,
            "FlipAngle": FLIP_T1, "ContrastBolusAgent": "NONE"}  # GE writes NONE even after contrast
     dce_start = 1080.0
@@ -536,7 +529,7 @@ def _plan_ge(v, g, loc, dce_layout) -> list[_Series]:
     last = dce_start + dce_acquisition_offsets()[-1] + DCE_PHASE_DURATION
     derived = {**vib, "ImageType": ["DERIVED", "SECONDARY", "OTHER"]}
     s.append(_Series(number * 100 + 1, "Ax VIBRANT MPh SUB 2-1", last + 60, derived, psn("vibrant"),
-                     [_axial_set("SUB", v["SUB"], g)]))
+                     [_axial_set(Label.SUB, v[Label.SUB], g)]))
     s.append(_Series(number * 100 + 2, "MIP Ax VIBRANT SUB", last + 90,
                      {**derived, "ImageType": ["DERIVED", "SECONDARY", "REFORMATTED", "MIP"]},
                      psn("vibrant"), [_mip_set(v, g)]))
@@ -565,28 +558,28 @@ def _plan_philips(v, g, loc, dce_layout) -> list[_Series]:
     tse = dict(ImageType=se, ScanningSequence="SE", SequenceVariant="SK", RepetitionTime=TR_T2, EchoTime=100.0,
                EchoTrainLength=20, FlipAngle=90, MRAcquisitionType="2D")
     s.append(_Series(201, "T2W_TSE", 110, {**tse, "ScanOptions": "OTHER"}, tech("TSE", False),
-                     [_axial_set("T2WI", v["T2WI"], g)]))
+                     [_axial_set(Label.T2WI, v[Label.T2WI], g)]))
     s.append(_Series(301, "T2W_SPAIR", 390, {**tse, "ScanOptions": "FS"}, tech("TSE", True),
-                     [_axial_set("T2WI_FS", v["T2WI_FS"], g)]))
+                     [_axial_set(Label.T2WI_FS, v[Label.T2WI_FS], g)]))
     dwi = dict(ImageType=se, ScanningSequence="SE", SequenceVariant="SK", ScanOptions="FS", RepetitionTime=TR_DWI,
                EchoTime=TE_DWI, FlipAngle=90, MRAcquisitionType="2D")
     rng = np.random.default_rng(int(v["DWI_b800"][0, 0, :8].sum()))
-    sets = [_axial_set("DWI_low", v["DWI_b50"], g, b_value=B_LOW, public={"DiffusionBValue": B_LOW},
+    sets = [_axial_set(Label.DWI_LOW, v["DWI_b50"], g, b_value=B_LOW, public={"DiffusionBValue": B_LOW},
                        private=[_ph(0x03, "FL", B_LOW), _ph(0x04, "CS", "I")], detail="isotropic (2001,1004)=I")]
     hi = v["DWI_b800"].astype(np.float32)
     for d in ("M", "P", "S"):  # directional volumes: isotropic tissue, independent noise
         noisy = _to_uint16(hi * rng.normal(1.0, 0.04, hi.shape).astype(np.float32))
-        sets.append(_axial_set("DWI_high", noisy, g, b_value=B_HIGH, public={"DiffusionBValue": B_HIGH},
+        sets.append(_axial_set(Label.DWI_HIGH, noisy, g, b_value=B_HIGH, public={"DiffusionBValue": B_HIGH},
                                private=[_ph(0x03, "FL", B_HIGH), _ph(0x04, "CS", d)], detail=f"direction {d}"))
-    sets.append(_axial_set("DWI_high", v["DWI_b800"], g, b_value=B_HIGH, public={"DiffusionBValue": B_HIGH},
+    sets.append(_axial_set(Label.DWI_HIGH, v["DWI_b800"], g, b_value=B_HIGH, public={"DiffusionBValue": B_HIGH},
                            private=[_ph(0x03, "FL", B_HIGH), _ph(0x04, "CS", "I")],
                            detail="isotropic trace (2001,1004)=I"))
     s.append(_Series(401, "DWI_b50_800", 660, dwi, tech("DwiSE", True), sets))
     s.append(_Series(402, "dADC", 670, {**dwi, "ImageType": ["DERIVED", "PRIMARY", "ADC_SE", "ADC", "SE"]},
-                     tech("DwiSE", True), [_axial_set("ADC", v["ADC"], g)]))
+                     tech("DwiSE", True), [_axial_set(Label.ADC, v[Label.ADC], g)]))
     t1 = dict(ImageType=ffe, ScanningSequence="GR", SequenceVariant="SP", ScanOptions="OTHER", RepetitionTime=8.0,
               EchoTime=TE_T1, FlipAngle=20, MRAcquisitionType="3D")
-    s.append(_Series(501, "T1W_FFE", 870, t1, tech("T1FFE", False), [_axial_set("T1", v["T1"], g)]))
+    s.append(_Series(501, "T1W_FFE", 870, t1, tech("T1FFE", False), [_axial_set(Label.T1, v[Label.T1], g)]))
     thrive = {**t1, "ScanOptions": "FS", "RepetitionTime": TR_T1, "FlipAngle": FLIP_T1}
     dce_start = 1060.0
     sets = _dce_sets(v, g, lambda p: {})
@@ -607,7 +600,7 @@ def _plan_philips(v, g, loc, dce_layout) -> list[_Series]:
     last = dce_start + dce_acquisition_offsets()[-1] + DCE_PHASE_DURATION
     s.append(_Series(number * 100 + 1, "SUB_e-THRIVE dyn", last + 30, {**thrive, "ImageType":
              ["DERIVED", "PRIMARY", "SUBTRACTION", "M", "FFE"]}, tech("T1TFE", True),
-             [_axial_set("SUB", v["SUB"], g)]))
+             [_axial_set(Label.SUB, v[Label.SUB], g)]))
     s.append(_Series(number * 100 + 2, "MIP_SUB_e-THRIVE", last + 50, {**thrive, "ImageType":
              ["DERIVED", "SECONDARY", "MIP", "M", "FFE"]}, tech("T1TFE", True), [_mip_set(v, g)]))
     return s

@@ -26,12 +26,13 @@ from typing import Any
 from breastlab.convert.layouts.common import Plan, TreeWriter
 from breastlab.convert.pipeline import ConvertedImage, UnitResult
 from breastlab.convert.units import Unit, dwi_acquisitions, is_derived, is_diffusion, is_trace, plan_units
+from breastlab.core.labels import DCE_LABELS, Label
 from breastlab.mri.classify import LabelledSet
 from breastlab.mri.rules import FAT_SUPPRESSED
 
 BIDS_VERSION = "1.9.0"
-LEFT_OUT = {"LOCALIZER", "MIP", "OTHER", "UNKNOWN"}
-DERIVED_LABELS = {"ADC", "DERIVED", "SUB"}
+LEFT_OUT = {Label.LOCALIZER, Label.MIP, Label.OTHER, Label.UNKNOWN}
+DERIVED_LABELS = {Label.ADC, Label.DERIVED, Label.SUB}
 REPORT_FILES = ("conversion.tsv", "conversion.json", "provenance.json", "manifest.json")
 
 
@@ -66,18 +67,18 @@ def _entities(unit: Unit) -> tuple[str, str, dict[str, str], str]:
     label = unit.label
     if unit.kind == "dwi_acquisition":
         return "raw", "dwi", {}, "dwi"
-    fs = bool(FAT_SUPPRESSED(ls.summary)) or label == "T2WI_FS"
+    fs = bool(FAT_SUPPRESSED(ls.summary)) or label == Label.T2WI_FS
     if label in DERIVED_LABELS or (is_diffusion(ls) and is_derived(ls)):
         itype = ls.image_set.records[0].image_type
-        if label == "ADC":
-            desc = "ADC"
+        if label == Label.ADC:
+            desc = str(Label.ADC)
         elif is_trace(ls) or "TRACEW" in itype:
             desc = f"trace{ls.b_value:g}" if ls.b_value is not None else "trace"
-        elif label == "SUB":
+        elif label == Label.SUB:
             desc = "sub"
         else:
             desc = _label(itype[-1]) if itype else "derived"
-        diffusion = label == "ADC" or is_diffusion(ls) or "DIFFUSION" in itype
+        diffusion = label == Label.ADC or is_diffusion(ls) or "DIFFUSION" in itype
         sn = ls.image_set.series_number
         ent = {"desc": desc}
         if sn is not None:
@@ -86,14 +87,14 @@ def _entities(unit: Unit) -> tuple[str, str, dict[str, str], str]:
     if is_diffusion(ls):
         ent = {"acq": f"b{ls.b_value:g}"} if ls.b_value is not None else {}
         return "raw", "dwi", ent, "dwi"
-    if label.startswith("DCE"):
+    if label in DCE_LABELS:
         phase = ls.summary.dce_phase or 0
         ent = {"acq": "dyn" + ("fs" if fs else "")}
         if phase > 0:
             ent["ce"] = "post"
         ent["run"] = str(phase + 1)
         return "raw", "anat", ent, "T1w"
-    if label in ("T2WI", "T2WI_FS"):
+    if label in (Label.T2WI, Label.T2WI_FS):
         return "raw", "anat", ({"acq": "fs"} if fs else {}), "T2w"
     return "raw", "anat", ({"acq": "fs"} if fs else {}), "T1w"
 

@@ -5,6 +5,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from breastlab.convert.units import is_trace
+from breastlab.core.labels import DCE_LABELS, Label
 from breastlab.mri.classify import LabelledSet
 
 
@@ -23,7 +24,7 @@ def dce_phases(sets: Sequence[LabelledSet]) -> tuple[list[LabelledSet], list[Lab
     """
     acq: dict[str, list[LabelledSet]] = defaultdict(list)
     for ls in sets:
-        if ls.label.startswith("DCE") and ls.summary.dce_phase is not None:
+        if ls.label in DCE_LABELS and ls.summary.dce_phase is not None:
             acq[ls.acquisition_key].append(ls)
     if not acq:
         return [], []
@@ -35,7 +36,7 @@ def dce_phases(sets: Sequence[LabelledSet]) -> tuple[list[LabelledSet], list[Lab
 
 def pick_t2(sets: Sequence[LabelledSet]) -> LabelledSet | None:
     """T2WI (without fat suppression) if there is one, else T2WI_FS; the largest set first."""
-    for label in ("T2WI", "T2WI_FS"):
+    for label in (Label.T2WI, Label.T2WI_FS):
         cands = [ls for ls in sets if ls.label == label]
         if cands:
             return max(cands, key=lambda x: (x.image_set.n_images, -(x.image_set.series_number or 0)))
@@ -44,7 +45,7 @@ def pick_t2(sets: Sequence[LabelledSet]) -> LabelledSet | None:
 
 def pick_dwi(sets: Sequence[LabelledSet], which: str) -> LabelledSet | None:
     """The lowest-b DWI_low set or the highest-b DWI_high set (a scanner trace preferred at equal b)."""
-    label = "DWI_low" if which == "dwi_low" else "DWI_high"
+    label = Label.DWI_LOW if which == "dwi_low" else Label.DWI_HIGH
     cands = [ls for ls in sets if ls.label == label and ls.b_value is not None]
     if not cands:
         return None

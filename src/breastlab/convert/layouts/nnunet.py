@@ -26,12 +26,13 @@ from breastlab.convert.layouts.cases import by_case, dce_phases, pick_dwi, pick_
 from breastlab.convert.layouts.common import Plan, TreeWriter
 from breastlab.convert.pipeline import UnitResult
 from breastlab.convert.units import plan_units
+from breastlab.core.labels import Label
 from breastlab.mri.classify import LabelledSet
 
 TOKENS = ("dce", "t2", "dwi_low", "dwi_high", "adc")
 _PICKS = {"t2": pick_t2, "dwi_low": lambda s: pick_dwi(s, "dwi_low"), "dwi_high": lambda s: pick_dwi(s, "dwi_high"),
-          "adc": lambda s: pick_single(s, "ADC")}
-_NAMES = {"t2": "T2", "dwi_low": "DWI_low", "dwi_high": "DWI_high", "adc": "ADC"}
+          "adc": lambda s: pick_single(s, Label.ADC)}
+_NAMES = {"t2": "T2", "dwi_low": str(Label.DWI_LOW), "dwi_high": str(Label.DWI_HIGH), "adc": str(Label.ADC)}
 
 
 def parse_channels(text: str | None) -> list[tuple[str, int | None]]:
@@ -59,7 +60,7 @@ def _case_channels(sets: Sequence[LabelledSet], spec, n_dce: int) -> tuple[list[
         if name == "dce":
             k = n or n_dce
             for p in range(k):
-                chans.append(("DCE_pre" if p == 0 else f"DCE_post{p}", phases[p] if p < len(phases) else None))
+                chans.append((str(Label.DCE_PRE) if p == 0 else f"DCE_post{p}", phases[p] if p < len(phases) else None))
         else:
             chans.append((_NAMES[name], _PICKS[name](sets)))
     missing = [c for c, ls in chans if ls is None]

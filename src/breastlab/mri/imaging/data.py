@@ -31,23 +31,24 @@ from pathlib import Path
 
 import numpy as np
 
+from breastlab.core.labels import Label
 from breastlab.core.privacy import hashed_id
 from breastlab.multiview.preprocess import IMAGE_SUFFIXES, NIFTI_SUFFIXES, _is_dicom
 
 TASK_CLASSES: dict[str, list[str]] = {
-    "sequence": ["T2WI", "T2WI_FS", "ADC"],
-    "phase": ["DCE_pre", "DCE_early", "DCE_delayed"],
+    "sequence": [Label.T2WI, Label.T2WI_FS, Label.ADC],
+    "phase": [Label.DCE_PRE, Label.DCE_EARLY, Label.DCE_DELAYED],
 }
 
 ALIASES: dict[str, str] = {
-    "t2": "T2WI", "t2w": "T2WI", "t2wi": "T2WI",
-    "fs-t2wi": "T2WI_FS", "fs_t2wi": "T2WI_FS", "fst2wi": "T2WI_FS", "t2wi-fs": "T2WI_FS",
-    "t2_fs": "T2WI_FS", "t2fs": "T2WI_FS", "stir": "T2WI_FS",
-    "adc": "ADC", "dwi": "DWI", "t1": "T1", "sub": "SUB", "mip": "MIP",
-    "pre": "DCE_pre", "noc": "DCE_pre", "pre-contrast": "DCE_pre", "precontrast": "DCE_pre",
-    "dce_pre": "DCE_pre",
-    "early": "DCE_early", "ceearly": "DCE_early", "ce_early": "DCE_early", "dce_early": "DCE_early",
-    "delayed": "DCE_delayed", "ce": "DCE_delayed", "late": "DCE_delayed", "dce_delayed": "DCE_delayed",
+    "t2": Label.T2WI, "t2w": Label.T2WI, "t2wi": Label.T2WI,
+    "fs-t2wi": Label.T2WI_FS, "fs_t2wi": Label.T2WI_FS, "fst2wi": Label.T2WI_FS, "t2wi-fs": Label.T2WI_FS,
+    "t2_fs": Label.T2WI_FS, "t2fs": Label.T2WI_FS, "stir": Label.T2WI_FS,
+    "adc": Label.ADC, "dwi": "DWI", "t1": Label.T1, "sub": Label.SUB, "mip": Label.MIP,
+    "pre": Label.DCE_PRE, "noc": Label.DCE_PRE, "pre-contrast": Label.DCE_PRE, "precontrast": Label.DCE_PRE,
+    "dce_pre": Label.DCE_PRE,
+    "early": Label.DCE_EARLY, "ceearly": Label.DCE_EARLY, "ce_early": Label.DCE_EARLY, "dce_early": Label.DCE_EARLY,
+    "delayed": Label.DCE_DELAYED, "ce": Label.DCE_DELAYED, "late": Label.DCE_DELAYED, "dce_delayed": Label.DCE_DELAYED,
 }
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from breastlab.core import atomic
+from breastlab.core.labels import Label
 
 from .data import TASK_CLASSES
 from .model import DEMO_NOTICE, MRITrainConfig, train_run
@@ -58,7 +59,7 @@ def phantom_class_folders(
     *,
     vendors: Sequence[str] = ("SIEMENS", "GE"),
     seeds: Sequence[int] = (0, 1, 2),
-    classes: Sequence[str] = ("T2WI", "T2WI_FS", "ADC"),
+    classes: Sequence[str] = (Label.T2WI, Label.T2WI_FS, Label.ADC),
     n_slices: int = 8,
     matrix: int = 64,
 ) -> Path:
@@ -84,8 +85,8 @@ def phantom_class_folders(
     return out
 
 
-DEMO_CLASSES = ("T2WI", "T2WI_FS", "DWI_low", "DWI_high", "ADC", "T1", "DCE_pre", "DCE_early", "DCE_delayed",
-                "SUB", "MIP")
+DEMO_CLASSES = (Label.T2WI, Label.T2WI_FS, Label.DWI_LOW, Label.DWI_HIGH, Label.ADC, Label.T1, Label.DCE_PRE,
+                Label.DCE_EARLY, Label.DCE_DELAYED, Label.SUB, Label.MIP)
 
 
 def make_demo_model(

@@ -31,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-PRE, EARLY, DELAYED = "DCE_pre", "DCE_early", "DCE_delayed"
+from breastlab.core.labels import DCE_LABELS
+
+PRE, EARLY, DELAYED = DCE_LABELS
 
 
 @dataclass

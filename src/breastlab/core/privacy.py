@@ -1,9 +1,14 @@
 """Pseudonyms: stable short names that stand in for identifiers in every output.
 
 Patient names and IDs never reach reports or tables unless the user passes
-``--keep-phi``; studies, patients and header-less image sets are named by a prefix plus
-the first hex digits of a SHA-256 of the identifier. (Case assembly adds a salt and
-several parts: ``breastlab.multiview.cases.pseudonym``.)
+``--keep-phi``; studies, patients, cases and header-less image sets are named by a
+prefix plus the first hex digits of a SHA-256 of the identifier (:func:`hashed_id`, the
+one hash behind every pseudonym). Case assembly hashes a salt and several parts joined
+by ``\x1f`` (``breastlab.multiview.cases.pseudonym``).
+
+Example:
+    >>> hashed_id("1.2.826.0.1.3680043.8.498.1", "study-")
+    'study-6dadc91b85'
 """
 from __future__ import annotations
 
@@ -11,5 +16,11 @@ import hashlib
 
 
 def hashed_id(identifier: str, prefix: str, length: int = 10) -> str:
-    """``prefix`` + the first ``length`` hex digits of SHA-256(``identifier``)."""
+    """``prefix`` + the first ``length`` hex digits of SHA-256(``identifier``, UTF-8).
+
+    Args:
+        identifier: the value to hide (a UID, a patient ID, a path).
+        prefix: a readable start that also keeps spreadsheets from reading it as a number.
+        length: hex digits kept (10 = 40 bits: no collision in any one archive in practice).
+    """
     return prefix + hashlib.sha256(identifier.encode()).hexdigest()[:length]

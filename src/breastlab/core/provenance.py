@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 _LIBRARIES = (
-    "breastlab", "torch", "numpy", "pydicom", "monai", "scikit-learn",
+    "breastlab", "torch", "numpy", "pydicom", "scikit-learn",
     "scipy", "statsmodels", "matplotlib", "nibabel", "pillow",
 )
 
@@ -63,14 +63,11 @@ def fingerprint_arrays(*arrays: Any) -> str:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (if imported) for a reproducible run."""
+    import numpy as np
+
     random.seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    try:
-        import numpy as np
-
-        np.random.seed(seed)
-    except ImportError:  # pragma: no cover
-        pass
+    np.random.seed(seed)
     if "torch" in sys.modules:
         import torch
 

@@ -682,7 +682,12 @@ def _group_fields(group: Node, out: dict, vendor: dict[str, str]) -> None:
 
 
 def _vendor_hints(node: Node, manufacturer: str | None) -> dict[str, str]:
-    """Cheap vendor-specific facts the rules may use (all values strings)."""
+    """Cheap vendor-specific facts the rules read (all values strings).
+
+    Only what the rules or the DCE pass read is kept here (and the Siemens mosaic
+    count, see below); b-values come from :mod:`breastlab.dicom.bvalues`, which reads
+    its tags itself.
+    """
     hints: dict[str, str] = {}
 
     def put(key: str, group: int, creator: str, element: int, raw_tag: int, vendor: str,
@@ -705,16 +710,11 @@ def _vendor_hints(node: Node, manufacturer: str | None) -> dict[str, str]:
         put("(2001,1004)", 0x2001, "Philips Imaging DD 001", 0x04, 0x20011004, "PHILIPS")
         put("(2001,1020)", 0x2001, "Philips Imaging DD 001", 0x20, 0x20011020, "PHILIPS")
     if manufacturer == "GE" or 0x00430010 in node:
-        put("(0019,109C)", 0x0019, "GEMS_ACQU_01", 0x9C, 0x0019109C, "GE")
-        put("(0043,102F)", 0x0043, "GEMS_PARM_01", 0x2F, 0x0043102F, "GE", "SS")
-        put("(0043,1039)", 0x0043, "GEMS_PARM_01", 0x39, 0x00431039, "GE")
+        put("(0019,109C)", 0x0019, "GEMS_ACQU_01", 0x9C, 0x0019109C, "GE")  # pulse sequence name
     if manufacturer == "SIEMENS":
         put("(0019,100A)", 0x0019, "SIEMENS MR HEADER", 0x0A, 0x0019100A, "SIEMENS", "US")
-        put("ImaCoilString", 0x0051, "SIEMENS MR HEADER", 0x0F, 0x0051100F, "SIEMENS")
-    if manufacturer == "UIH" and 0x00651009 in node:
-        numbers = node.numbers(0x00651009, "FD")
-        if numbers:
-            hints["(0065,1009)"] = f"{numbers[0]:g}"
+        # NumberOfImagesInMosaic: read by no rule; it checks that an implicit-VR private
+        # US value decodes (tests/test_dicom_realdata.py)
     return hints
 
 

@@ -19,7 +19,6 @@ Identifiers are pseudonymised (short salted SHA-256) unless ``keep_phi``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from breastlab.core import atomic
+from breastlab.core.privacy import hashed_id
 from breastlab.multiview.conventions import (
     cbis_exclusion,
     is_vindr_manifest,
@@ -187,11 +187,7 @@ def pseudonym(*parts: str, prefix: str = "C", salt: str = "", length: int = 12) 
 
     The prefix keeps spreadsheet tools from reading ids like ``12e456`` as numbers.
     """
-    digest = hashlib.sha256()
-    digest.update(salt.encode())
-    for part in parts:
-        digest.update(b"\x1f" + str(part).encode())
-    return prefix + digest.hexdigest()[:length]
+    return hashed_id(salt + "".join(f"\x1f{part}" for part in parts), prefix, length)
 
 
 def parse_label(value: Any, label_map: Mapping[str, Any] | None = None) -> int | str | None:

@@ -53,14 +53,8 @@ def as_rows(cases: Any) -> list[dict[str, Any]]:
     against the CSV's folder, empty cells = blank views).
     """
     if isinstance(cases, (str, os.PathLike)):
-        try:
-            from .cases import read_cases
-        except ImportError:  # pragma: no cover - cases.py always ships
-            base = Path(cases).resolve().parent
-            rows = read_case_csv(cases)
-            for r in rows:
-                r["_base_dir"] = str(base)
-            return rows
+        from .cases import read_cases
+
         cases = read_cases(cases)
     if hasattr(cases, "to_dict") and hasattr(cases, "columns"):  # pandas DataFrame
         return [dict(r) for r in cases.to_dict("records")]

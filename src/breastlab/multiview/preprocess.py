@@ -207,14 +207,11 @@ def view_laterality(view: str) -> str | None:
     Uses ``multiview.views.parse_view_parts`` (the case-assembly parser), with a
     simple prefix rule as fallback.
     """
-    try:
-        from .views import parse_view_parts
+    from .views import parse_view_parts
 
-        lat, _ = parse_view_parts(str(view))
-        if lat in ("L", "R"):
-            return lat
-    except ImportError:  # pragma: no cover
-        pass
+    lat, _ = parse_view_parts(str(view))
+    if lat in ("L", "R"):
+        return lat
     v = str(view).strip().upper()
     if _RIGHT.match(v):
         return "R"

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export BREASTLAB_DATA ?= $(abspath ../shared/data)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test quick bench clean
+.PHONY: install demo test quick bench clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,21 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# Debian packages for the PACS tests (a private Orthanc with DICOMweb, dcmtk's dsrdump):
+# installed when root with apt and missing; otherwise nothing (the PACS tests then skip and say why).
+ORTHANC_BITS := /usr/sbin/Orthanc /usr/share/orthanc/plugins/libOrthancDicomWeb.so /usr/bin/dsrdump
+system-deps:
+	@missing=0; for f in $(ORTHANC_BITS); do [ -e $$f ] || missing=1; done; \
+	if [ $$missing = 1 ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages orthanc orthanc-dicomweb dcmtk (PACS tests)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb dcmtk \
+	    >/dev/null; } || echo "warning: could not install orthanc/dcmtk: the PACS tests will skip"; \
+	fi
+
+demo: $(STAMP) system-deps
 	$(BIN)/breastlab demo --out demo-output
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 quick: $(STAMP)

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "predict_cmd",
     "mri_cmd",
     "demo_cmd",
+    "pacs_cmd",
 )
 
 for _name in COMMAND_MODULES:

@@ -376,6 +376,39 @@ def read_records(path: str | os.PathLike[str]) -> list[InstanceRecord] | Skipped
         return SkippedFile(spath, "corrupt", f"header values could not be read: {type(exc).__name__}: {exc}")
 
 
+def records_from_dataset(ds, path: str, *, transfer_syntax: str | None = None  # noqa: ANN001 - pydicom Dataset
+                         ) -> list[InstanceRecord] | SkippedFile:
+    """Records of an in-memory pydicom ``Dataset``, by the same extraction as the file path.
+
+    For headers that never were a file here: DICOMweb metadata (DICOM JSON through
+    ``Dataset.from_json``) and instances received over DIMSE. ``path`` names where the
+    instance lives (a URL, or the file it will be written to). Pixel data is not needed.
+    """
+    meta: dict[int, str] = {}
+    fm = getattr(ds, "file_meta", None)
+    ts = transfer_syntax or (str(fm.get("TransferSyntaxUID")) if fm is not None and fm.get("TransferSyntaxUID")
+                             else None)
+    if ts:
+        meta[0x0010] = ts
+    if fm is not None and fm.get("MediaStorageSOPClassUID"):
+        meta[0x0002] = str(fm.MediaStorageSOPClassUID)
+    try:
+        node = node_from_dataset(ds)
+    except Exception as exc:  # noqa: BLE001 - a bad value must not stop the batch
+        said = (str(exc).splitlines() or [""])[0][:200]
+        return SkippedFile(path, "corrupt", f"pydicom could not encode the header: {type(exc).__name__}: {said}")
+    sop_class = node.str(0x00080016) or meta.get(0x0002)
+    reason = _non_image_reason(node, sop_class)
+    if reason:
+        return SkippedFile(path, "non-image", reason)
+    if node.int(0x00280010, "US") is None:
+        return SkippedFile(path, "non-image", "no Rows (0028,0010): not an image")
+    try:
+        return _build_records(path, node, meta)
+    except Exception as exc:  # noqa: BLE001 - a bad value must not stop the batch
+        return SkippedFile(path, "corrupt", f"header values could not be read: {type(exc).__name__}: {exc}")
+
+
 def _encapsulated_complete(path: str, size: int, buf: bytes, start: int) -> bool:
     """Encapsulated pixel data ends with the (FFFE,E0DD) sequence delimiter near the end."""
     tail_len = min(size - start, 1024)
@@ -620,6 +653,7 @@ def read_many(paths: Sequence[str | Path]) -> list[list[InstanceRecord] | Skippe
 __all__ = [
     "read_records",
     "read_many",
+    "records_from_dataset",
     "parse_time",
     "datetime_time",
     "normalise_manufacturer",

@@ -101,6 +101,9 @@ class DicomWebPacs:
             session.auth = (self.credentials.username, self.credentials.password or "")
         self.session = session
         self.client = DICOMwebClient(address.url, session=session, headers=headers, timeout=timeout)
+        # dicomweb-client retries every failed request 5 times with exponential back-off (timeouts
+        # included): a hung server would take minutes to report. One attempt, one clear error.
+        self.client.set_http_retry_params(retry=False)
 
     # ------------------------------------------------------------------ QIDO-RS
     def echo(self) -> None:

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "mri_cmd",
     "demo_cmd",
     "pacs_cmd",
+    "listen_cmd",
 )
 
 for _name in COMMAND_MODULES:

@@ -241,10 +241,11 @@ def overlay_secondary_captures(images: Sequence[Any], study_header: Any) -> list
         pixels = np.ascontiguousarray(np.asarray(picture, dtype=np.uint8)[..., :3])
         sc = SCImage.from_ref_dataset(
             ref_dataset=ref, pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
-            coordinate_system=None, series_instance_uid=series_uid, sop_instance_uid=UID(),
+            coordinate_system="PATIENT", patient_orientation=("L", "F"), series_instance_uid=series_uid, sop_instance_uid=UID(),
             series_number=OVERLAY_SERIES_NUMBER, instance_number=i, manufacturer="breastlab",
             series_description="breastlab Grad-CAM overlays (RESEARCH)",
         )
+        sc.PatientOrientation = None  # a figure of four views: no single orientation (type 2, left empty)
         sc.ImageComments = f"{NOTICE}: Grad-CAM heat map, not a finding"
         sc.BurnedInAnnotation = "NO"
         sc.ConversionType = "WSD"

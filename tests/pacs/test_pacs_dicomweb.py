@@ -138,3 +138,22 @@ def test_write_back_sr_reads_back(pacs_env, tmp_path) -> None:  # noqa: ANN001
     dump = subprocess.run([shutil.which("dsrdump"), str(path)], capture_output=True, text=True, timeout=60)
     assert dump.returncode == 0, dump.stderr
     assert "Comprehensive SR" in dump.stdout and "DCE_early" in dump.stdout and "Series label" in dump.stdout
+
+
+def test_fast_json_encoder_equals_pydicom_route(pacs_env) -> None:  # noqa: ANN001
+    """The hand-written DICOM JSON encoder gives the records that Dataset.from_json + pydicom give."""
+    from breastlab.pacs.address import parse_pacs_url
+    from breastlab.pacs.dicomweb import DicomWebPacs, StudyFilter
+    from breastlab.pacs.metadata import fast_records_from_json, records_from_json
+
+    pacs = DicomWebPacs(parse_pacs_url(pacs_env.dicomweb_url))
+    n = 0
+    for study in pacs.find_studies(StudyFilter()):
+        for item in pacs.study_metadata(study):
+            slow = records_from_json(item, "x", pacs.fetch_bulk)
+            fast = fast_records_from_json(item, "x", pacs.fetch_bulk)
+            assert fast == slow
+            if isinstance(fast, list):
+                assert [r.vendor for r in fast] == [r.vendor for r in slow]
+                n += len(fast)
+    assert n > 300

@@ -397,6 +397,24 @@ def records_from_dataset(ds, path: str, *, transfer_syntax: str | None = None  #
     except Exception as exc:  # noqa: BLE001 - a bad value must not stop the batch
         said = (str(exc).splitlines() or [""])[0][:200]
         return SkippedFile(path, "corrupt", f"pydicom could not encode the header: {type(exc).__name__}: {said}")
+    return _records_from_node(node, path, meta)
+
+
+def records_from_encoded(data: bytes, path: str, *, transfer_syntax: str | None = None
+                         ) -> list[InstanceRecord] | SkippedFile:
+    """Records of a data set already encoded as Explicit VR Little Endian (no preamble, no meta).
+
+    What :func:`records_from_dataset` does after pydicom has encoded the data set; for callers
+    that encode headers themselves (``breastlab.pacs.metadata`` turns DICOM JSON into these bytes).
+    """
+    try:
+        node, _, _ = walk(data, 0, len(data), True, DESCEND, top=True)
+    except (Malformed, NeedMore, ValueError, struct.error) as exc:
+        return SkippedFile(path, "corrupt", f"header could not be walked: {type(exc).__name__}: {exc}")
+    return _records_from_node(node, path, {0x0010: transfer_syntax} if transfer_syntax else {})
+
+
+def _records_from_node(node: Node, path: str, meta: dict[int, str]) -> list[InstanceRecord] | SkippedFile:
     sop_class = node.str(0x00080016) or meta.get(0x0002)
     reason = _non_image_reason(node, sop_class)
     if reason:
@@ -654,6 +672,7 @@ __all__ = [
     "read_records",
     "read_many",
     "records_from_dataset",
+    "records_from_encoded",
     "parse_time",
     "datetime_time",
     "normalise_manufacturer",

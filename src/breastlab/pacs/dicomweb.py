@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from breastlab.dicom.records import InstanceRecord, SkippedFile
 from breastlab.pacs.address import Credentials, PacsAddress, ca_bundle, credentials_for
 from breastlab.pacs.errors import PacsError
-from breastlab.pacs.metadata import json_value, records_from_json
+from breastlab.pacs.metadata import fast_records_from_json, json_value
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class DicomWebPacs:
         for item in items:
             path = self.instance_url(json_value(item, "0020000D") or study_uid, json_value(item, "0020000E") or "",
                                      json_value(item, "00080018") or "")
-            got = records_from_json(item, path, self.fetch_bulk)
+            got = fast_records_from_json(item, path, self.fetch_bulk)
             if isinstance(got, SkippedFile):
                 skipped.append(got)
                 continue

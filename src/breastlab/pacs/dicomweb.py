@@ -166,11 +166,15 @@ class DicomWebPacs:
     def study_records(self, study_uid: str) -> tuple[list[InstanceRecord], list[SkippedFile], list[Any]]:
         """Records (and skipped instances) of a study from its metadata, plus one study-level dataset
         (the first instance's header, for the result SR's patient and study modules)."""
+        return self.records_from_items(study_uid, self.study_metadata(study_uid))
+
+    def records_from_items(self, study_uid: str, items: list[dict[str, Any]]
+                           ) -> tuple[list[InstanceRecord], list[SkippedFile], list[Any]]:
+        """:meth:`study_records` of metadata already fetched (lets the caller overlap HTTP and parsing)."""
         from breastlab.pacs.metadata import dataset_from_json
 
         records: list[InstanceRecord] = []
         skipped: list[SkippedFile] = []
-        items = self.study_metadata(study_uid)
         first = None
         for item in items:
             path = self.instance_url(json_value(item, "0020000D") or study_uid, json_value(item, "0020000E") or "",

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,10 +111,19 @@ def pacs_sort(
     records: list[InstanceRecord] = []
     skipped: list[SkippedFile] = []
     headers: dict[str, Any] = {}  # study uid -> one header dataset (patient/study modules for the SR)
-    with make_progress(disable=not progress) as bar:
+    with make_progress(disable=not progress) as bar, ThreadPoolExecutor(max_workers=1) as prefetch:
         task = bar.add_task("pacs sort", total=len(studies))
-        for uid in studies:
-            recs, skip, first = pacs.study_records(uid)
+        # DICOMweb: the next study's metadata is fetched while this one is parsed (the server works
+        # in its own process); at most one request ahead, so memory stays bounded
+        fetch = getattr(pacs, "study_metadata", None)
+        ahead = prefetch.submit(fetch, studies[0]) if fetch else None
+        for i, uid in enumerate(studies):
+            if ahead is not None:
+                items = ahead.result()
+                ahead = prefetch.submit(fetch, studies[i + 1]) if i + 1 < len(studies) else None
+                recs, skip, first = pacs.records_from_items(uid, items)
+            else:
+                recs, skip, first = pacs.study_records(uid)
             records.extend(recs)
             skipped.extend(skip)
             if first:

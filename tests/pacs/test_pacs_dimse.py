@@ -4,8 +4,8 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from breastlab.cli.main import app
-from conftest import OUR_AET
-from test_pacs_dicomweb import keyed_by_sop, nact_study, read_csv
+from pacs.conftest import OUR_AET
+from pacs.test_pacs_dicomweb import keyed_by_sop, nact_study, read_csv
 
 runner = CliRunner()
 

@@ -10,8 +10,8 @@ import pydicom
 import pytest
 
 from breastlab.mri.classify import study_pseudonym
-from conftest import OUR_AET
-from listen_helpers import ListenProcess, copy_study, read_study, send, send_concurrently, wait_for
+from pacs.conftest import OUR_AET
+from pacs.listen_helpers import ListenProcess, copy_study, read_study, send, send_concurrently, wait_for
 
 
 def rows(path: Path) -> list[dict[str, str]]:

@@ -140,7 +140,7 @@ def test_dcmqa_dwi_b_value_sets_equal_reference(shared_data):
     vendor = {"ge": "GE", "philips": "PHILIPS", "siemens_xa30": "SIEMENS"}
     for (folder, series), ref in refs.items():
         assert by_series[(series, vendor[folder])] == _ref_bvals(root / ref), folder
-    assert len(glob.glob(str(root / "*/Ref/*.bval"))) == 3
+    assert len(glob.glob(str(root / "*/Ref/*.bval"))) >= 3  # more vendors may be added to the shared data
 
 
 @pytest.mark.slow

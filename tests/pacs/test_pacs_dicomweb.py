@@ -157,3 +157,23 @@ def test_fast_json_encoder_equals_pydicom_route(pacs_env) -> None:  # noqa: ANN0
                 assert [r.vendor for r in fast] == [r.vendor for r in slow]
                 n += len(fast)
     assert n > 300
+
+
+def test_patient_filter_finds_the_study_and_is_never_written(pacs_env, tmp_path) -> None:  # noqa: ANN001
+    path = next(p for p in pacs_env.files if "nact-dce" in str(p))
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    pid = str(ds.PatientID)
+    assert len(pid) >= 3
+    got = runner.invoke(app, ["pacs", "sort", pacs_env.dicomweb_url, "--patient-id", pid, "--out",
+                              str(tmp_path / "out"), "--no-progress"])
+    assert got.exit_code == 0, got.output
+    series = read_csv(tmp_path / "out" / "series.csv")
+    assert series and {r["study_uid"] for r in series} == {str(ds.StudyInstanceUID)}
+    for out_file in (tmp_path / "out").iterdir():
+        assert pid not in out_file.read_text(encoding="utf-8"), out_file.name
+    assert runner.invoke(app, ["pacs", "echo", pacs_env.dicomweb_url]).exit_code == 0
+    assert runner.invoke(app, ["pacs", "echo", pacs_env.dimse_url, "--calling-aet", "BREASTLAB"]).exit_code == 0
+    from breastlab.pacs.sort import redact_argv
+
+    assert pid not in " ".join(redact_argv(["breastlab", "pacs", "sort", "u", "--patient-id", pid,
+                                            f"--accession={pid}"]))

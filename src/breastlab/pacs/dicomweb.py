@@ -193,7 +193,7 @@ class DicomWebPacs:
         """Store datasets (e.g. a result SR) with STOW-RS; any failed instance is an error."""
         with http_errors("STOW-RS", self.address.url, self.timeout):
             answer = self.client.store_instances(list(datasets))
-        failed = answer.get("00081198") if hasattr(answer, "get") else None
-        if failed and failed.get("Value"):
-            raise PacsError(f"STOW-RS: {self.address.url} refused {len(failed['Value'])} instance(s)")
+        failed = getattr(answer, "FailedSOPSequence", None)  # (0008,1198) of the STOW-RS response
+        if failed:
+            raise PacsError(f"STOW-RS: {self.address.url} refused {len(failed)} instance(s)")
 

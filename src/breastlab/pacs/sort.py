@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,28 @@ def open_pacs(url: str, *, timeout: float = 60.0, ca_bundle_path: str | None = N
     return DimsePacs(address, timeout=timeout, calling_aet=calling_aet)
 
 
+#: options whose values identify a patient: never written to provenance or logs
+PHI_OPTIONS = ("--patient-id", "--accession")
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the values of :data:`PHI_OPTIONS` replaced by ``<given>``."""
+    out: list[str] = []
+    hide = False
+    for arg in argv:
+        if hide:
+            out.append("<given>")
+            hide = False
+        elif arg in PHI_OPTIONS:
+            out.append(arg)
+            hide = True
+        elif arg.split("=", 1)[0] in PHI_OPTIONS and "=" in arg:
+            out.append(arg.split("=", 1)[0] + "=<given>")
+        else:
+            out.append(arg)
+    return out
+
+
 def write_sort_outputs(out_dir: str | os.PathLike, sets: Sequence[LabelledSet], skipped: Sequence[SkippedFile],
                        records: Sequence[InstanceRecord], *, keep_phi: bool, config: dict[str, Any],
                        summary: dict[str, Any] | None = None) -> dict[str, Path]:
@@ -72,6 +95,7 @@ def write_sort_outputs(out_dir: str | os.PathLike, sets: Sequence[LabelledSet], 
     for uid in sorted({r.sop_instance_uid or r.path for r in records}):
         digest.update(uid.encode())
     manifest = run_manifest(config, data_fingerprint=digest.hexdigest())
+    manifest["command"] = " ".join(redact_argv(sys.argv))
     manifest["summary"] = {
         "n_records": len(records), "n_image_sets": len(sets), "n_skipped": len(skipped),
         "labels": label_counts(sets), **(summary or {}),

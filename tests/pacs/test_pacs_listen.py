@@ -152,7 +152,8 @@ def test_listen_sigkill_mid_transfer_loses_nothing(dce_study, tmp_path) -> None:
     assert set(acked_before) <= on_disk  # every acknowledged instance survived SIGKILL
     restarted = ListenProcess(tmp_path / "store", tmp_path / "out", port=None, quiet=1.5).start()
     try:
-        acked_after = send(restarted.port, study)  # the sender retries the whole study
+        # the sender retries the whole study (and, as SCUs do, a timed-out association once more)
+        acked_after = send(restarted.port, study, retries=2, timeout=10)
         assert len(acked_after) == len(study)
         marker = tmp_path / "out" / study_pseudonym(str(study[0].StudyInstanceUID)) / "listen.json"
         assert wait_for(lambda: marker.exists() and json.loads(marker.read_text())["n_files"] == 180, 90), \

@@ -287,6 +287,11 @@ class Listener:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError):  # not the main thread (tests)
                 signal.signal(sig, lambda *_: self.stop_event.set())
+        if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` dumps every thread's stack to stderr (diagnosis)
+            import faulthandler
+
+            with contextlib.suppress(ValueError, RuntimeError):
+                faulthandler.register(signal.SIGUSR1, all_threads=True)
         log.info("listening as %s on %s:%d (store %s, quiet %.1f s)", self.config.aet, self.config.host,
                  self.config.port, self.config.store_dir, self.config.quiet_seconds)
         started = time.monotonic()

@@ -35,7 +35,27 @@ def build_model(
     pretrained: bool | str | os.PathLike = False,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build a registered model; ``kwargs`` go to the model class (e.g. ``dropout``)."""
+    """Build a registered model.
+
+    Args:
+        name: one of :data:`MODEL_NAMES`.
+        in_channels: views stacked as channels (4 for four-view diagnosis).
+        num_classes: K, the width of the logits.
+        image_size: input side in pixels (the MLP and autoencoder need it).
+        pretrained: ImageNet weights for the ResNet models (see the module docstring).
+        **kwargs: passed to the model class (e.g. ``dropout``).
+
+    Returns:
+        The model, with its build arguments in ``model.breastlab_build``.
+
+    Example:
+        >>> import torch
+        >>> model = build_model("mlp", in_channels=4, num_classes=2, image_size=32)
+        >>> model.eval()(torch.zeros(1, 4, 32, 32)).shape
+        torch.Size([1, 2])
+        >>> model.breastlab_build["name"], model.breastlab_build["in_channels"]
+        ('mlp', 4)
+    """
     name = name.lower()
     if name == "resnet18":
         from .resnet import ResNet18

@@ -10,6 +10,15 @@ returning evidence text or ``None``.
 Two label values are resolved after matching: ``DWI`` becomes ``DWI_low`` or
 ``DWI_high`` from the b-value (:func:`breastlab.mri.diffusion.dwi_level`).
 ``docs/sorting.md`` renders this table (:func:`rules_markdown`).
+
+Example:
+    A long-TE turbo spin echo with fat suppression, built by hand (no files):
+
+    >>> rule, evidence = match(SetSummary(echo_time=90.0, repetition_time=4500.0, scan_options=("FS",)))
+    >>> rule.name, rule.label, evidence
+    ('t2_fs', <Label.T2WI_FS: 'T2WI_FS'>, ['TE 90 ms >= 60, TR 4500 ms', 'ScanOptions FS'])
+    >>> [r.name for r in RULES][:3]
+    ['non_mr', 'localizer_type', 'localizer_name']
 """
 from __future__ import annotations
 
@@ -270,7 +279,14 @@ RULES: tuple[Rule, ...] = (
 
 
 def match(s: SetSummary) -> tuple[Rule, list[str]]:
-    """The first rule whose conditions all hold, and its evidence."""
+    """The first rule of :data:`RULES` whose conditions all hold.
+
+    Args:
+        s: the summary of one image set (DCE fields filled in when it is part of a dynamic acquisition).
+
+    Returns:
+        The rule and its evidence: one text per condition that is not a negation.
+    """
     for rule in RULES:
         evidence = rule.match(s)
         if evidence is not None:

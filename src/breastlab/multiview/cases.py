@@ -621,6 +621,19 @@ def assemble_cases(
     against case ids, PatientIDs, StudyInstanceUIDs, manifest case ids or case folder names;
     ``"auto"`` uses ``labels.csv`` at the top of a single input folder when present.
     Every problem is in ``table.problems``; with ``error`` policies the exception carries it.
+
+    Example:
+        One-view images in class folders (the BUSI form): each image is a case.
+
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> root = Path(tempfile.mkdtemp()) / "us"
+        >>> for cls in ("benign", "malignant"):
+        ...     (root / cls).mkdir(parents=True)
+        ...     Image.new("L", (8, 8)).save(root / cls / f"{cls}_1.png")
+        >>> table = assemble_cases(root, view_set="single")
+        >>> table.columns, sorted(table.label_counts().items())
+        (['case_id', 'patient_id', 'label', 'image'], [(0, 1), (1, 1)])
     """
     if missing not in MISSING_POLICIES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_POLICIES)}, not {missing!r}")

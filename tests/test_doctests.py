@@ -15,6 +15,7 @@ MODULES = (
     "breastlab.core.privacy",  # hashed_id
     "breastlab.dicom.times",
     "breastlab.mri",  # sort_exam
+    "breastlab.mri.features",  # summarize
     "breastlab.mri.names",
     "breastlab.mri.rules",  # the rule table
     "breastlab.models.registry",  # build_model

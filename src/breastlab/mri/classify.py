@@ -55,7 +55,15 @@ def study_pseudonym(study_uid: str | None) -> str:
 
 
 def classify_summary(s: SetSummary, *, b_threshold: float = diffusion.DEFAULT_B_THRESHOLD) -> Classification:
-    """Run the rule table on one summary (with DCE context already filled in, if any)."""
+    """Run the rule table on one summary.
+
+    Args:
+        s: the summary, with its DCE context already filled in (if any).
+        b_threshold: a lone or intermediate b-value at or above it is ``DWI_high``.
+
+    Returns:
+        The label, confidence, evidence and rule, from the header (``source="header"``).
+    """
     rule, evidence = rules.match(s)
     label = rule.label
     confidence = rule.confidence
@@ -84,7 +92,15 @@ def classify_image_sets(
     *,
     b_threshold: float = diffusion.DEFAULT_B_THRESHOLD,
 ) -> list[LabelledSet]:
-    """Label every image set (the header path)."""
+    """Label every image set from its headers (the two passes of the module docstring).
+
+    Args:
+        sets: image sets of one input (from :func:`breastlab.mri.grouping.group_image_sets`).
+        b_threshold: see :func:`classify_summary`.
+
+    Returns:
+        One :class:`LabelledSet` per image set, in the same order, with a unique ``set_id``.
+    """
     summaries = [summarize(s) for s in sets]
     first = [classify_summary(s, b_threshold=b_threshold) for s in summaries]
     candidate = [_is_candidate(s, c) for s, c in zip(summaries, first)]

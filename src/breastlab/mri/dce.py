@@ -136,7 +136,11 @@ def _set_times(image_set: ImageSet) -> _Times:
 
 
 def order_time_points(sets: Sequence[ImageSet]) -> tuple[list[int], list[float | None], str]:
-    """Order the time points of one acquisition: (indices earliest first, seconds after first, source)."""
+    """Order the time points of one acquisition.
+
+    Returns:
+        ``(indices earliest first, seconds after the first, the header that ordered them)``.
+    """
     times = [_set_times(s) for s in sets]
     one_series = len({s.series_uid for s in sets}) == 1
     separate = len({s.series_uid for s in sets}) == len(sets)
@@ -170,9 +174,16 @@ def assign_dce(
     summaries: Sequence[SetSummary],
     candidate: Sequence[bool],
 ) -> tuple[list[SetSummary], list[str]]:
-    """Fill dce_* fields of candidate summaries that form dynamic acquisitions.
+    """Fill the ``dce_*`` fields of candidate summaries that form dynamic acquisitions.
 
-    Returns the updated summaries and each set's acquisition key.
+    Args:
+        sets: every image set of the input.
+        summaries: their summaries, in the same order.
+        candidate: whether each set may be a DCE time point (the first rule pass said
+            ``T1``, or ``UNKNOWN`` with a dynamic name).
+
+    Returns:
+        The updated summaries and each set's acquisition key.
     """
     keys = [acquisition_key(st, sm) for st, sm in zip(sets, summaries)]
     groups: dict[tuple, list[int]] = defaultdict(list)

@@ -82,7 +82,16 @@ def _tokens(values: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
 
 
 def summarize(image_set: ImageSet) -> SetSummary:
-    """The summary of one image set (with its series' b-values and time points)."""
+    """The summary of one image set (with its series' b-values and time points).
+
+    Example:
+        >>> from breastlab.dicom.records import InstanceRecord
+        >>> recs = tuple(InstanceRecord(path=f"{i}.dcm", echo_time=te, repetition_time=4500.0)
+        ...              for i, te in enumerate((88.0, 90.0, 92.0)))
+        >>> s = summarize(ImageSet("1.2", "1.2.3", 2, 0, 1, "", recs))
+        >>> s.echo_time, s.n_images
+        (90.0, 3)
+    """
     return summarize_records(image_set.records, series_b_values=image_set.series_b_values,
                              n_series_timepoints=image_set.n_series_timepoints)
 

@@ -96,7 +96,12 @@ def _partitions(groups: dict, positions: dict[int, tuple | None], n: int) -> boo
 
 
 def split_by_time(records: Sequence[InstanceRecord]) -> tuple[str, list[tuple[object, list[InstanceRecord]]]] | None:
-    """Split one series' records into time points; None when it holds only one."""
+    """Split one series' records into time points.
+
+    Returns:
+        ``(the key that split it, [(value, records), ...])`` in time order, or ``None``
+        when the series holds one time point.
+    """
     n = len(records)
     if n < 2:
         return None
@@ -158,8 +163,9 @@ def canon_b0(recs: list[InstanceRecord]) -> list[InstanceRecord]:
     """Canon/Toshiba write (0018,9087) only on b>0 images: in a series whose other images
     carry b>0, an image with the ``canon_b_absent`` hint is the b=0 image.
 
-    Returns the records with those images given ``b_value=0`` (source
-    :data:`CANON_B0_SOURCE`); other series are returned unchanged.
+    Returns:
+        The records, those images given ``b_value=0`` (source :data:`CANON_B0_SOURCE`);
+        other series unchanged.
     """
     if not any(r.vendor.get("canon_b_absent") and r.b_value is None for r in recs):
         return recs
@@ -181,10 +187,15 @@ def group_image_sets(
     *,
     temporal_split: Callable[[Sequence[InstanceRecord]], bool] | None = None,
 ) -> list[ImageSet]:
-    """Group records into series and split each series into image sets.
+    """Group records into series and split each series into image sets (module docstring).
 
-    ``temporal_split(records)`` says whether a series may be split by time point
-    (default :func:`breastlab.mri.dce.may_be_dynamic`).
+    Args:
+        records: the records of one input (several studies may mix).
+        temporal_split: says whether a series may be split by time point
+            (default :func:`breastlab.mri.dce.may_be_dynamic`).
+
+    Returns:
+        The image sets, ordered by study, series number, series and position in the series.
     """
     if temporal_split is None:
         temporal_split = may_be_dynamic

@@ -34,6 +34,7 @@ from breastlab.dicom.times import format_tod, parse_dicom_datetime, unwrap_midni
 from breastlab.mri.dce import may_be_dynamic
 from breastlab.mri.imageset import ImageSet
 
+
 # --------------------------------------------------------------------------- helpers
 
 def record_sort_key(r: InstanceRecord) -> tuple:

@@ -428,3 +428,95 @@ def report_fusion(console: Any, result: Any, summary: dict[str, Any]) -> None:
                       f"{', '.join(summary['disagreements'])} (header label kept; see series.csv image_agrees)[/]")
     for row in getattr(result, "image_rows", []):
         console.print(f"no DICOM header: {row['first_path']} -> {row['label']} ({row['evidence']})")
+
+
+# --------------------------------------------------------------------------- streaming (one study at a time)
+@dataclass
+class StudyFusion:
+    """Image-model results of one study, before anything is written."""
+
+    sets: list[Any]  # LabelledSet, fused
+    image_columns: dict[str, dict[str, Any]]  # set_id -> IMAGE_COLUMNS values
+    disagreements: list[str]
+    split_disagreements: list[str]  # of sets that the exam-level DCE ordering split (listed last, as before)
+
+
+def fuse_study(sets: Sequence[Any], models: Sequence[SeriesModel], *, low_confidence: float = LOW_CONFIDENCE,
+               min_image_confidence: float = MIN_IMAGE_CONFIDENCE) -> StudyFusion:
+    """Fuse the labelled sets of one study with the image models (what ``fuse_result`` does per study)."""
+    fused, extra = fuse_sets(sets, models, low_confidence=low_confidence, min_image_confidence=min_image_confidence)
+    before = list(extra)
+    if any(c in DCE_LABELS for m in models for c in m.class_names):
+        fused = order_dce_sets(fused, extra, low_confidence=low_confidence)
+    seen = set(before)
+    base = [k for k in before if k in extra and extra[k].get("image_agrees") == "no"]
+    tail = [k for k in extra if k not in seen and extra[k].get("image_agrees") == "no"]
+    return StudyFusion(fused, extra, base, tail)
+
+
+@dataclass
+class FusionTotals:
+    """Fusion over a whole sort, accumulated study by study; ``summary`` gives what provenance records."""
+
+    models: Sequence[SeriesModel]
+    low_confidence: float = LOW_CONFIDENCE
+    min_image_confidence: float = MIN_IMAGE_CONFIDENCE
+    evidence_source: dict[str, int] | None = None
+    disagreements: list[str] | None = None
+    split_disagreements: list[str] | None = None
+    image_rows: list[dict[str, Any]] | None = None
+    image_instances: list[dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        self.evidence_source, self.disagreements, self.split_disagreements = {}, [], []
+        self.image_rows, self.image_instances = [], []
+
+    def add(self, study: StudyFusion) -> None:
+        for ls in study.sets:
+            src = ls.classification.source
+            self.evidence_source[src] = self.evidence_source.get(src, 0) + 1
+        self.disagreements += study.disagreements
+        self.split_disagreements += study.split_disagreements
+
+    def headerless(self, skipped: Sequence[Any]) -> list[Any]:
+        """Label the header-less PNG/JPEG/NIfTI files among ``skipped``; returns the skipped left."""
+        handled = [s.path for s in skipped if s.reason == "not-dicom" and file_kind(s.path) in ("nifti", "raster")]
+        items = headerless_items(handled)
+        if items:
+            self.image_rows, self.image_instances = headerless_rows(
+                items, self.models, _fused_columns(False), min_image_confidence=self.min_image_confidence)
+        used = {f for i in items for f in i.files}
+        return [s for s in skipped if s.path not in used]
+
+    def summary(self) -> dict[str, Any]:
+        out = {
+            "models": [{"path": str(m.path), "task": m.task, "classes": m.class_names, "demo": m.demo}
+                       for m in self.models],
+            "evidence_source": dict(self.evidence_source),
+            "disagreements": self.disagreements + self.split_disagreements,
+            "image_only_sets": len(self.image_rows),
+            "low_confidence": self.low_confidence,
+            "min_image_confidence": self.min_image_confidence,
+        }
+        if self.image_rows:
+            out["evidence_source"]["image"] = out["evidence_source"].get("image", 0) + len(self.image_rows)
+        if any(m.demo for m in self.models):
+            out["notice"] = DEMO_NOTICE
+        return out
+
+    def series_rows(self, columns: Sequence[str]) -> list[dict[str, Any]]:
+        return [{c: r.get(c) for c in columns} for r in self.image_rows]
+
+
+def fused_columns(keep_phi: bool) -> tuple[str, ...]:
+    """series.csv columns with image models: the header columns, then :data:`IMAGE_COLUMNS`."""
+    return _fused_columns(keep_phi)
+
+
+def provenance_with_models(manifest: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The provenance of a sort with image models (classifier named, models and their summary added)."""
+    demo = "notice" in summary
+    manifest.setdefault("config", {})["classifier"] = "header rules + image model" + (" (DEMO)" if demo else "")
+    manifest["config"]["image_models"] = summary.get("models")
+    manifest["image_model_summary"] = summary
+    return manifest

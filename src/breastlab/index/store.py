@@ -1,0 +1,224 @@
+"""The persistent header index: Parquet parts, committed one batch at a time.
+
+Layout (docs/scale.md):
+
+* ``OUT/index/part-*.parquet``: the published index, part of the output set (it is
+  staged and published with series.csv & co by :mod:`breastlab.core.publish`, so it
+  always matches the outputs beside it);
+* ``<parent>/.<OUT name>.index/``: the journal, beside the lock file. Every batch of
+  files read is written there as a new part (temporary name, fsync, rename: a part
+  exists whole or not at all). A killed run leaves committed parts only; the next
+  run (re)uses them and reads only the files they do not cover.
+
+A file is *fresh* when a part holds a row with its path, size and mtime; the newest
+such part wins. Rows of deleted or changed files are dropped when the index is
+compacted (at the end of any run that found some).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from breastlab.dicom.records import SkippedFile
+from breastlab.index.records_io import SCHEMA, record_row, skipped_row
+
+#: files read per committed part (bounds the memory of the reading process)
+BATCH_FILES = 2048
+PART_GLOB = "part-*.parquet"
+
+
+def journal_dir(out_dir: str | os.PathLike) -> Path:
+    target = Path(os.path.abspath(os.fspath(out_dir)))
+    return target.parent / f".{target.name}.index"
+
+
+def _fsync(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_part(folder: Path, seq: int, rows: list[dict]) -> Path:
+    """Write ``rows`` as ``folder/part-<seq>.parquet`` atomically (temporary name, fsync, rename)."""
+    final = folder / f"part-{seq:08d}.parquet"
+    tmp = folder / f".tmp-{seq:08d}-{os.getpid()}.parquet"
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    pq.write_table(table, tmp, compression="zstd")
+    _fsync(tmp)
+    os.replace(tmp, final)
+    _fsync(folder)
+    return final
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+class HeaderIndex:
+    """The index of one output folder. Use only while holding that folder's output lock."""
+
+    def __init__(self, out_dir: str | os.PathLike, *, full: bool = False) -> None:
+        self.out_dir = Path(os.path.abspath(os.fspath(out_dir)))
+        self.journal = journal_dir(self.out_dir)
+        self.full = full
+        self.n_read = 0
+        self.n_reused = 0
+        # path_bytes -> (size, mtime_ns, part name): the newest row of each path in the journal
+        self._known: dict[bytes, tuple[int, int, str]] = {}
+        self._live: dict[bytes, str] = {}
+        self._seq = 0
+
+    # ---------------------------------------------------------------- journal
+    def open(self) -> None:
+        self.journal.mkdir(parents=True, exist_ok=True)
+        for tmp in self.journal.glob(".tmp-*"):  # a batch or a query killed while being written
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        if self.full:
+            for part in self.journal.glob(PART_GLOB):
+                part.unlink()
+        elif not any(self.journal.glob(PART_GLOB)):
+            published = self.out_dir / "index"
+            for part in sorted(published.glob(PART_GLOB)) if published.is_dir() else []:
+                try:
+                    os.link(part, self.journal / part.name)
+                except OSError:
+                    shutil.copyfile(part, self.journal / part.name)
+        for part in self.parts():
+            try:
+                cols = pq.read_table(part, columns=["path_bytes", "size", "mtime_ns"])
+            except Exception:  # noqa: BLE001 - unreadable part (disk trouble): forget it, re-read its files
+                part.unlink(missing_ok=True)
+                continue
+            for p, size, mtime in zip(*(cols.column(i).to_pylist() for i in range(3))):
+                self._known[p] = (size, mtime, part.name)
+            self._seq = max(self._seq, int(part.stem.split("-")[1]) + 1)
+
+    def parts(self) -> list[Path]:
+        return sorted(self.journal.glob(PART_GLOB))
+
+    # ---------------------------------------------------------------- refresh
+    def refresh(self, files: Sequence[str], read_many: Callable[[list[str]], list], *, workers: int = 1,
+                progress: bool = False) -> None:
+        """Make every file of ``files`` fresh: read the new or changed ones, one committed batch at a time."""
+        from breastlab.core.progress import make_progress
+        from breastlab.dicom.scan import CHUNK_SIZE, _worker_init
+
+        todo: list[tuple[str, tuple[int, int] | None]] = []
+        for path in files:
+            key = os.fsencode(path)
+            st = _stat(path)
+            known = self._known.get(key)
+            if st is not None and known is not None and known[:2] == st:
+                self._live[key] = known[2]
+                self.n_reused += 1
+            else:
+                todo.append((path, st))
+        self.n_read = len(todo)
+        if not todo:
+            return
+        with contextlib.ExitStack() as stack:
+            pool = None
+            if workers > 1 and len(todo) > CHUNK_SIZE:
+                pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                                                               initargs=(os.getpid(),)))
+                # start the workers before the progress bar's refresh thread exists (fork safety)
+                for future in [pool.submit(int) for _ in range(workers)]:
+                    future.result()
+            bar = stack.enter_context(make_progress(disable=not progress, transient=True))
+            task = bar.add_task("Reading DICOM headers", total=len(todo))
+            for start in range(0, len(todo), BATCH_FILES):
+                batch = todo[start:start + BATCH_FILES]
+                results = _read_batch([p for p, _ in batch], read_many, pool, CHUNK_SIZE)
+                self._commit(batch, results)
+                bar.advance(task, len(batch))
+
+    def _commit(self, batch: list[tuple[str, tuple[int, int] | None]], results: list) -> None:
+        rows: list[dict] = []
+        for (path, st), result in zip(batch, results):
+            size, mtime = st if st is not None else (-1, -1)
+            if isinstance(result, SkippedFile):
+                rows.append(skipped_row(result, size, mtime))
+            else:
+                rows.extend(record_row(r, size, mtime) for r in result)
+        part = write_part(self.journal, self._seq, rows)
+        self._seq += 1
+        for path, st in batch:
+            key = os.fsencode(path)
+            self._live[key] = part.name
+            self._known[key] = (*(st or (-1, -1)), part.name)
+
+    def live_table(self) -> pa.Table:
+        """(path_bytes, part) of every live row: what the queries join against."""
+        return pa.table({"path_bytes": pa.array(list(self._live), pa.binary()),
+                         "part": pa.array(list(self._live.values()), pa.string())})
+
+    def stale_parts(self) -> bool:
+        """Does any part hold rows that are not live (deleted, changed or superseded files)?"""
+        live_per_part: dict[str, int] = {}
+        for part in self._live.values():
+            live_per_part[part] = live_per_part.get(part, 0) + 1
+        for part in self.parts():
+            n = pq.ParquetFile(part).metadata.num_rows
+            paths = pq.read_table(part, columns=["path_bytes"]).column(0)
+            if len(set(paths.to_pylist())) != live_per_part.get(part.name, 0) and n:
+                return True
+        return False
+
+    def publish_into(self, stage: Path, con) -> None:  # noqa: ANN001 - a duckdb connection
+        """Put the live index into ``stage/index/`` (compacting first when rows went stale)."""
+        dest = stage / "index"
+        dest.mkdir()
+        if self.stale_parts():
+            compact = self.journal / f".tmp-compact-{os.getpid()}.parquet"
+            con.execute(f"COPY (SELECT * EXCLUDE (part) FROM live_rows ORDER BY path_bytes, frame_index) "
+                        f"TO '{_sql_path(compact)}' (FORMAT parquet, COMPRESSION zstd)")
+            _fsync(compact)
+            final = self.journal / f"part-{self._seq:08d}.parquet"
+            os.replace(compact, final)
+            self._seq += 1
+            for part in self.parts():
+                if part != final:
+                    part.unlink()
+            self._live = dict.fromkeys(self._live, final.name)
+        for part in self.parts():
+            os.link(part, dest / part.name)
+
+
+def _sql_path(path: Path) -> str:
+    return os.fspath(path).replace("'", "''")
+
+
+def _read_batch(paths: list[str], read_many: Callable, pool: ProcessPoolExecutor | None, chunk: int) -> list:
+    """``read_many`` over ``paths``, spread over ``pool`` in chunks (results in path order)."""
+    if pool is None:
+        return read_many(paths)
+    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    try:
+        futures = [pool.submit(read_many, c) for c in chunks]
+    except BrokenProcessPool:
+        return read_many(paths)
+    results: list = []
+    for c, future in zip(chunks, futures):
+        try:
+            results.extend(future.result())
+        except BrokenProcessPool:  # a worker was killed (e.g. by the OOM killer)
+            results.extend(read_many(c))
+    return results

@@ -58,11 +58,15 @@ def register(app: typer.Typer) -> None:
         channels: str | None = typer.Option(
             None, "--channels", help="nnunet channels: dce (default), dce:N, t2, dwi_low, dwi_high, adc (comma list)."
         ),
+        full: bool = typer.Option(
+            False, "--full", help="Read every file again (default: only files new or changed since the last run "
+            "into OUT, by path, size and mtime, from OUT's header index)."
+        ),
     ) -> None:
         """Sort breast MRI DICOM into labelled image sets (T2WI, DWI_low/high, ADC, DCE phases, ...)."""
         try:
             code = _run(inputs, out, export, link, copy, keep_phi, workers, b_threshold, progress, model,
-                        convert, layout, channels)
+                        convert, layout, channels, full)
         except typer.Exit:
             raise
         except KeyboardInterrupt:
@@ -82,7 +86,8 @@ def register(app: typer.Typer) -> None:
 
 def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: bool, keep_phi: bool,
          workers: int | None, b_threshold: float, progress: bool, model: list[Path] | None,
-         convert: Path | None = None, layout: str | None = None, channels: str | None = None) -> int:
+         convert: Path | None = None, layout: str | None = None, channels: str | None = None,
+         full: bool = False) -> int:
     """Check every option, then sort; returns the exit code."""
     from rich.console import Console
     from rich.text import Text
@@ -134,6 +139,8 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         export_mode="copy" if copy else "link",
         progress=progress,
         image_models=image_models or None,
+        full=full,
+        keep_records=convert is not None,  # the conversion needs every record; the table only a summary
     )
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns

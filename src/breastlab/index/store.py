@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,6 +34,8 @@ from breastlab.index.records_io import SCHEMA, record_row, skipped_row
 #: files read per committed part (bounds the memory of the reading process)
 BATCH_FILES = 2048
 PART_GLOB = "part-*.parquet"
+#: Parquet key-value metadata of every part: were patient name and ID kept (``--keep-phi``)?
+PHI_KEY = b"breastlab.patient_identity"
 
 
 def journal_dir(out_dir: str | os.PathLike) -> Path:
@@ -49,11 +52,15 @@ def _fsync(path: Path) -> None:
             os.close(fd)
 
 
-def write_part(folder: Path, seq: int, rows: list[dict]) -> Path:
+def _phi_flag(keep_phi: bool) -> bytes:
+    return b"kept" if keep_phi else b"dropped"
+
+
+def write_part(folder: Path, seq: int, rows: list[dict], *, keep_phi: bool = False) -> Path:
     """Write ``rows`` as ``folder/part-<seq>.parquet`` atomically (temporary name, fsync, rename)."""
-    final = folder / f"part-{seq:08d}.parquet"
+    final = folder / f"part-{seq:08d}-{os.urandom(4).hex()}.parquet"
     tmp = folder / f".tmp-{seq:08d}-{os.getpid()}.parquet"
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata({PHI_KEY: _phi_flag(keep_phi)}))
     pq.write_table(table, tmp, compression="zstd")
     _fsync(tmp)
     os.replace(tmp, final)
@@ -72,7 +79,8 @@ def _stat(path: str) -> tuple[int, int] | None:
 class HeaderIndex:
     """The index of one output folder. Use only while holding that folder's output lock."""
 
-    def __init__(self, out_dir: str | os.PathLike, *, full: bool = False) -> None:
+    def __init__(self, out_dir: str | os.PathLike, *, full: bool = False, keep_phi: bool = False) -> None:
+        self.keep_phi = keep_phi
         self.out_dir = Path(os.path.abspath(os.fspath(out_dir)))
         self.journal = journal_dir(self.out_dir)
         self.full = full
@@ -94,15 +102,21 @@ class HeaderIndex:
         if self.full:
             for part in self.journal.glob(PART_GLOB):
                 part.unlink()
-        elif not any(self.journal.glob(PART_GLOB)):
+        else:  # the published index, plus what a killed run committed since
             published = self.out_dir / "index"
             for part in sorted(published.glob(PART_GLOB)) if published.is_dir() else []:
+                if (self.journal / part.name).exists():
+                    continue  # parts are immutable: same name, same rows
                 try:
                     os.link(part, self.journal / part.name)
                 except OSError:
                     shutil.copyfile(part, self.journal / part.name)
         for part in self.parts():
             try:
+                meta = pq.read_schema(part).metadata or {}
+                if meta.get(PHI_KEY) != _phi_flag(self.keep_phi):  # --keep-phi changed: read those files again
+                    part.unlink()
+                    continue
                 cols = pq.read_table(part, columns=["path_bytes", "size", "mtime_ns"])
             except Exception:  # noqa: BLE001 - unreadable part (disk trouble): forget it, re-read its files
                 part.unlink(missing_ok=True)
@@ -112,7 +126,12 @@ class HeaderIndex:
             self._seq = max(self._seq, int(part.stem.split("-")[1]) + 1)
 
     def parts(self) -> list[Path]:
+        """Committed parts, oldest first (a newer part's row of a path wins)."""
         return sorted(self.journal.glob(PART_GLOB))
+
+    def discard_journal(self) -> None:
+        """Remove the journal once the index is published (it is rebuilt from ``OUT/index`` next time)."""
+        shutil.rmtree(self.journal, ignore_errors=True)
 
     # ---------------------------------------------------------------- refresh
     def refresh(self, files: Sequence[str], read_many: Callable[[list[str]], list], *, workers: int = 1,
@@ -157,8 +176,9 @@ class HeaderIndex:
             if isinstance(result, SkippedFile):
                 rows.append(skipped_row(result, size, mtime))
             else:
-                rows.extend(record_row(r, size, mtime) for r in result)
-        part = write_part(self.journal, self._seq, rows)
+                rows.extend(record_row(r if self.keep_phi else replace(r, patient_id=None, patient_name=None),
+                                       size, mtime) for r in result)
+        part = write_part(self.journal, self._seq, rows, keep_phi=self.keep_phi)
         self._seq += 1
         for path, st in batch:
             key = os.fsencode(path)
@@ -189,9 +209,10 @@ class HeaderIndex:
         if self.stale_parts():
             compact = self.journal / f".tmp-compact-{os.getpid()}.parquet"
             con.execute(f"COPY (SELECT * EXCLUDE (part) FROM live_rows ORDER BY path_bytes, frame_index) "
-                        f"TO '{_sql_path(compact)}' (FORMAT parquet, COMPRESSION zstd)")
+                        f"TO '{_sql_path(compact)}' (FORMAT parquet, COMPRESSION zstd, "
+                        f"KV_METADATA {{'{PHI_KEY.decode()}': '{_phi_flag(self.keep_phi).decode()}'}})")
             _fsync(compact)
-            final = self.journal / f"part-{self._seq:08d}.parquet"
+            final = self.journal / f"part-{self._seq:08d}-{os.urandom(4).hex()}.parquet"
             os.replace(compact, final)
             self._seq += 1
             for part in self.parts():

@@ -162,10 +162,10 @@ def sort_exam(
         out_stage = stack.enter_context(staged_outputs(out_dir)) if out_dir is not None else None
         export_stage = stack.enter_context(staged_outputs(export_dir)) if export_dir is not None else None
         if out_dir is not None:
-            index = HeaderIndex(out_dir, full=full)
+            index = HeaderIndex(out_dir, full=full, keep_phi=keep_phi)
         else:  # no output folder: a throw-away index
             index = HeaderIndex(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="breastlab-index-")))
-                                / "out")
+                                / "out", keep_phi=keep_phi)
         index.open()
         files, walk_skipped = expand_inputs(list(inputs))
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
@@ -181,6 +181,8 @@ def sort_exam(
             result.index = {"files_read": index.n_read, "files_reused": index.n_reused}
             if out_stage is not None:
                 index.publish_into(out_stage, view.con)
+    if out_dir is not None:  # published: the journal's parts are all in OUT/index now
+        index.discard_journal()
     return result
 
 

@@ -163,8 +163,9 @@ class HeaderIndex:
                     future.result()
             bar = stack.enter_context(make_progress(disable=not progress, transient=True))
             task = bar.add_task("Reading DICOM headers", total=len(todo))
-            for start in range(0, len(todo), BATCH_FILES):
-                batch = todo[start:start + BATCH_FILES]
+            step = int(os.environ.get("BREASTLAB_INDEX_BATCH", BATCH_FILES))  # tests commit smaller batches
+            for start in range(0, len(todo), step):
+                batch = todo[start:start + step]
                 results = _read_batch([p for p, _ in batch], read_many, pool, CHUNK_SIZE)
                 self._commit(batch, results)
                 bar.advance(task, len(batch))

@@ -219,3 +219,39 @@ def test_result_is_built_before_writing_and_each_output_written_once(shared_data
     prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
     assert prov["image_model_summary"] == result.fusion
     assert prov["config"]["classifier"] == "header rules + image model"
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_zip_and_tar_members_are_read_without_unpacking(archive, tmp_path, kind):
+    import tarfile
+    import zipfile
+
+    folder = archive / "siemens_xa30"
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    packed = tmp_path / f"export.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(packed, "w") as zf:
+            for p in files:
+                zf.write(p, p.relative_to(folder).as_posix())
+            zf.writestr("notes/readme.txt", "not dicom")
+    else:
+        with tarfile.open(packed, "w:gz") as tf:
+            for p in files:
+                tf.add(p, p.relative_to(folder).as_posix())
+    before = {p.name for p in tmp_path.iterdir()}
+    got = sort([packed], tmp_path / "from_archive")
+    ref = sort([folder], tmp_path / "from_folder")
+    assert {p.name for p in tmp_path.iterdir()} - before == {"from_archive", "from_folder", ".from_archive.lock",
+                                                             ".from_folder.lock"}  # nothing unpacked
+    assert got.n_records == ref.n_records > 0
+    assert [(s.label, s.image_set.n_images) for s in got.sets] == [(s.label, s.image_set.n_images) for s in ref.sets]
+    members = {r.path for s in got.sets for r in s.image_set.records}
+    assert members == {f"{packed}/{p.relative_to(folder).as_posix()}" for p in files} & members
+    assert all(m.startswith(f"{packed}/") for m in members)
+    if kind == "zip":
+        assert any(s.path == f"{packed}/notes/readme.txt" and s.reason == "not-dicom" for s in got.skipped)
+    again = sort([packed], tmp_path / "from_archive")  # unchanged archive: nothing read again
+    assert again.index["files_read"] == 0 and again.n_records == got.n_records
+    same_outputs(tmp_path / "from_archive", sort([packed], tmp_path / "clean").out_dir)
+    exported = sort([packed], tmp_path / "with_export", export_dir=tmp_path / "exp")
+    assert exported.n_records == 0 and exported.skipped[0].reason == "archive"

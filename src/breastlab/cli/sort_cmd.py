@@ -141,6 +141,7 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         image_models=image_models or None,
         full=full,
         keep_records=convert is not None,  # the conversion needs every record; the table only a summary
+        open_archives=convert is None,  # dcm2niix converts files on disk: archives are listed as skipped
     )
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns

@@ -26,7 +26,8 @@ SCHEMA = pa.schema([
     ("size", pa.int64()),           # st_size when read
     ("mtime_ns", pa.int64()),       # st_mtime_ns when read
     ("frame_index", pa.int64()),
-    ("status", pa.string()),        # "record" or "skipped"
+    ("status", pa.string()),        # "record", "skipped", or "archive" (an archive whose members follow)
+    ("archive_bytes", pa.binary()), # the archive a member was read from (null: a plain file)
     ("skip_reason", pa.string()),
     ("skip_detail", pa.string()),
     ("study_uid", pa.string()),

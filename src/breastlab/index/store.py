@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from breastlab.dicom.records import SkippedFile
-from breastlab.index.records_io import SCHEMA, record_row, skipped_row
+from breastlab.index.records_io import SCHEMA, _text as _display, record_row, skipped_row
 
 #: files read per committed part (bounds the memory of the reading process)
 BATCH_FILES = 2048
@@ -52,15 +52,15 @@ def _fsync(path: Path) -> None:
             os.close(fd)
 
 
-def _phi_flag(keep_phi: bool) -> bytes:
-    return b"kept" if keep_phi else b"dropped"
+def _phi_flag(keep_phi: bool, open_archives: bool = True) -> bytes:
+    return (b"kept" if keep_phi else b"dropped") + (b"" if open_archives else b";archives-closed")
 
 
-def write_part(folder: Path, seq: int, rows: list[dict], *, keep_phi: bool = False) -> Path:
+def write_part(folder: Path, seq: int, rows: list[dict], *, flag: bytes = b"dropped") -> Path:
     """Write ``rows`` as ``folder/part-<seq>.parquet`` atomically (temporary name, fsync, rename)."""
     final = folder / f"part-{seq:08d}-{os.urandom(4).hex()}.parquet"
     tmp = folder / f".tmp-{seq:08d}-{os.getpid()}.parquet"
-    table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata({PHI_KEY: _phi_flag(keep_phi)}))
+    table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata({PHI_KEY: flag}))
     pq.write_table(table, tmp, compression="zstd")
     _fsync(tmp)
     os.replace(tmp, final)
@@ -79,8 +79,11 @@ def _stat(path: str) -> tuple[int, int] | None:
 class HeaderIndex:
     """The index of one output folder. Use only while holding that folder's output lock."""
 
-    def __init__(self, out_dir: str | os.PathLike, *, full: bool = False, keep_phi: bool = False) -> None:
+    def __init__(self, out_dir: str | os.PathLike, *, full: bool = False, keep_phi: bool = False,
+                 open_archives: bool = True) -> None:
         self.keep_phi = keep_phi
+        self.flag = _phi_flag(keep_phi, open_archives)
+        self._members: dict[bytes, list[bytes]] = {}  # archive -> its members' paths
         self.out_dir = Path(os.path.abspath(os.fspath(out_dir)))
         self.journal = journal_dir(self.out_dir)
         self.full = full
@@ -114,15 +117,17 @@ class HeaderIndex:
         for part in self.parts():
             try:
                 meta = pq.read_schema(part).metadata or {}
-                if meta.get(PHI_KEY) != _phi_flag(self.keep_phi):  # --keep-phi changed: read those files again
+                if meta.get(PHI_KEY) != self.flag:  # --keep-phi changed: read those files again
                     part.unlink()
                     continue
-                cols = pq.read_table(part, columns=["path_bytes", "size", "mtime_ns"])
+                cols = pq.read_table(part, columns=["path_bytes", "size", "mtime_ns", "archive_bytes"])
             except Exception:  # noqa: BLE001 - unreadable part (disk trouble): forget it, re-read its files
                 part.unlink(missing_ok=True)
                 continue
-            for p, size, mtime in zip(*(cols.column(i).to_pylist() for i in range(3))):
+            for p, size, mtime, archive in zip(*(cols.column(i).to_pylist() for i in range(4))):
                 self._known[p] = (size, mtime, part.name)
+                if archive is not None and archive != p:
+                    self._members.setdefault(archive, []).append(p)
             self._seq = max(self._seq, int(part.stem.split("-")[1]) + 1)
 
     def parts(self) -> list[Path]:
@@ -147,6 +152,8 @@ class HeaderIndex:
             known = self._known.get(key)
             if st is not None and known is not None and known[:2] == st:
                 self._live[key] = known[2]
+                for member in self._members.get(key, ()):  # an unchanged archive: its members too
+                    self._live[member] = known[2]
                 self.n_reused += 1
             else:
                 todo.append((path, st))
@@ -171,20 +178,43 @@ class HeaderIndex:
                 bar.advance(task, len(batch))
 
     def _commit(self, batch: list[tuple[str, tuple[int, int] | None]], results: list) -> None:
+        from breastlab.dicom.archives import ArchiveMembers
+
         rows: list[dict] = []
+        keys: list[bytes] = []
+
+        def add(result, size: int, mtime: int, archive: bytes | None) -> None:  # noqa: ANN001
+            if isinstance(result, SkippedFile):
+                rows.append(skipped_row(result, size, mtime) | {"archive_bytes": archive})
+                keys.append(os.fsencode(result.path))
+                return
+            for r in result:
+                if not self.keep_phi:
+                    r = replace(r, patient_id=None, patient_name=None)
+                rows.append(record_row(r, size, mtime) | {"archive_bytes": archive})
+            if result:
+                keys.append(os.fsencode(result[0].path))
+
         for (path, st), result in zip(batch, results):
             size, mtime = st if st is not None else (-1, -1)
-            if isinstance(result, SkippedFile):
-                rows.append(skipped_row(result, size, mtime))
-            else:
-                rows.extend(record_row(r if self.keep_phi else replace(r, patient_id=None, patient_name=None),
-                                       size, mtime) for r in result)
-        part = write_part(self.journal, self._seq, rows, keep_phi=self.keep_phi)
-        self._seq += 1
-        for path, st in batch:
             key = os.fsencode(path)
+            if isinstance(result, ArchiveMembers):
+                row = dict.fromkeys(SCHEMA.names)
+                row.update(path=_display(path), path_bytes=key, size=size, mtime_ns=mtime, status="archive",
+                           archive_bytes=key, record="{}")
+                rows.append(row)
+                for member, member_result in result:
+                    add(member_result, size, mtime, key)
+                keys.append(key)
+            else:
+                add(result, size, mtime, None)
+                keys.append(key)
+        part = write_part(self.journal, self._seq, rows, flag=self.flag)
+        self._seq += 1
+        for key in keys:
             self._live[key] = part.name
-            self._known[key] = (*(st or (-1, -1)), part.name)
+        for (path, st) in batch:
+            self._known[os.fsencode(path)] = (*(st or (-1, -1)), part.name)
 
     def live_table(self) -> pa.Table:
         """(path_bytes, part) of every live row: what the queries join against."""
@@ -211,7 +241,7 @@ class HeaderIndex:
             compact = self.journal / f".tmp-compact-{os.getpid()}.parquet"
             con.execute(f"COPY (SELECT * EXCLUDE (part) FROM live_rows ORDER BY path_bytes, frame_index) "
                         f"TO '{_sql_path(compact)}' (FORMAT parquet, COMPRESSION zstd, "
-                        f"KV_METADATA {{'{PHI_KEY.decode()}': '{_phi_flag(self.keep_phi).decode()}'}})")
+                        f"KV_METADATA {{'{PHI_KEY.decode()}': '{self.flag.decode()}'}})")
             _fsync(compact)
             final = self.journal / f"part-{self._seq:08d}-{os.urandom(4).hex()}.parquet"
             os.replace(compact, final)

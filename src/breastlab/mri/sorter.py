@@ -124,6 +124,7 @@ def sort_exam(
     image_models: Sequence[Any] | None = None,
     full: bool = False,
     keep_records: bool = True,
+    open_archives: bool = True,
 ) -> SortResult:
     """Sort the DICOM files under ``inputs`` (files, folders or list files) into labelled image sets.
 
@@ -142,7 +143,9 @@ def sort_exam(
     last batch. Grouping, rules, image models, export and outputs then run one study
     at a time (:mod:`breastlab.mri.stream`): memory does not grow with the number of
     studies. ``keep_records=False`` keeps only light sets in the result (for a summary
-    table) instead of every record.
+    table) instead of every record. ``.zip``/``.tar(.gz)`` inputs are read member by
+    member without unpacking (:mod:`breastlab.dicom.archives`), unless
+    ``open_archives=False`` or an export is asked for (exported files must exist on disk).
 
     ``image_models`` (from ``breastlab.mri.imaging.fusion.load_models``) add the image
     path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
@@ -153,23 +156,24 @@ def sort_exam(
     import tempfile
 
     from breastlab.core.publish import staged_outputs
-    from breastlab.dicom.headers import read_many
+    from breastlab.dicom.archives import read_closed, read_open
     from breastlab.dicom.scan import expand_inputs
     from breastlab.index.store import HeaderIndex
 
+    open_archives = open_archives and export_dir is None
     with contextlib.ExitStack() as stack:
         # lock and stage before any work; the export (entered last) is published first
         out_stage = stack.enter_context(staged_outputs(out_dir)) if out_dir is not None else None
         export_stage = stack.enter_context(staged_outputs(export_dir)) if export_dir is not None else None
         if out_dir is not None:
-            index = HeaderIndex(out_dir, full=full, keep_phi=keep_phi)
+            index = HeaderIndex(out_dir, full=full, keep_phi=keep_phi, open_archives=open_archives)
         else:  # no output folder: a throw-away index
             index = HeaderIndex(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="breastlab-index-")))
-                                / "out", keep_phi=keep_phi)
+                                / "out", keep_phi=keep_phi, open_archives=open_archives)
         index.open()
         files, walk_skipped = expand_inputs(list(inputs))
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
-        index.refresh(files, read_many, workers=n_workers, progress=progress)
+        index.refresh(files, read_open if open_archives else read_closed, workers=n_workers, progress=progress)
         from breastlab.index.view import _IndexView
 
         with _IndexView(index) as view:

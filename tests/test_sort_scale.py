@@ -255,3 +255,26 @@ def test_zip_and_tar_members_are_read_without_unpacking(archive, tmp_path, kind)
     same_outputs(tmp_path / "from_archive", sort([packed], tmp_path / "clean").out_dir)
     exported = sort([packed], tmp_path / "with_export", export_dir=tmp_path / "exp")
     assert exported.n_records == 0 and exported.skipped[0].reason == "archive"
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_equals_the_default_engine(archive, tmp_path):
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    ref = sort([archive], tmp_path / "default")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        got = sort([archive], tmp_path / "dask", engine="dask", scheduler=cluster.scheduler_address)
+        with Client(cluster) as client:
+            assert len(client.nthreads()) == 2
+    assert got.index["files_read"] == ref.index["files_read"] > 0
+    same_outputs(tmp_path / "dask", tmp_path / "default")
+    # without --scheduler: a LocalCluster owned by the run, through the command line
+    from typer.testing import CliRunner
+
+    from breastlab.cli.main import app
+
+    res = CliRunner().invoke(app, ["sort", str(archive), "--out", str(tmp_path / "local"), "--engine", "dask",
+                                   "-j", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    same_outputs(tmp_path / "local", tmp_path / "default")

@@ -145,19 +145,7 @@ class HeaderIndex:
         from breastlab.core.progress import make_progress
         from breastlab.dicom.scan import CHUNK_SIZE, _worker_init
 
-        todo: list[tuple[str, tuple[int, int] | None]] = []
-        for path in files:
-            key = os.fsencode(path)
-            st = _stat(path)
-            known = self._known.get(key)
-            if st is not None and known is not None and known[:2] == st:
-                self._live[key] = known[2]
-                for member in self._members.get(key, ()):  # an unchanged archive: its members too
-                    self._live[member] = known[2]
-                self.n_reused += 1
-            else:
-                todo.append((path, st))
-        self.n_read = len(todo)
+        todo = self.plan(files)
         if not todo:
             return
         with contextlib.ExitStack() as stack:
@@ -178,43 +166,50 @@ class HeaderIndex:
                 bar.advance(task, len(batch))
 
     def _commit(self, batch: list[tuple[str, tuple[int, int] | None]], results: list) -> None:
-        from breastlab.dicom.archives import ArchiveMembers
-
-        rows: list[dict] = []
-        keys: list[bytes] = []
-
-        def add(result, size: int, mtime: int, archive: bytes | None) -> None:  # noqa: ANN001
-            if isinstance(result, SkippedFile):
-                rows.append(skipped_row(result, size, mtime) | {"archive_bytes": archive})
-                keys.append(os.fsencode(result.path))
-                return
-            for r in result:
-                if not self.keep_phi:
-                    r = replace(r, patient_id=None, patient_name=None)
-                rows.append(record_row(r, size, mtime) | {"archive_bytes": archive})
-            if result:
-                keys.append(os.fsencode(result[0].path))
-
-        for (path, st), result in zip(batch, results):
-            size, mtime = st if st is not None else (-1, -1)
-            key = os.fsencode(path)
-            if isinstance(result, ArchiveMembers):
-                row = dict.fromkeys(SCHEMA.names)
-                row.update(path=_display(path), path_bytes=key, size=size, mtime_ns=mtime, status="archive",
-                           archive_bytes=key, record="{}")
-                rows.append(row)
-                for member, member_result in result:
-                    add(member_result, size, mtime, key)
-                keys.append(key)
-            else:
-                add(result, size, mtime, None)
-                keys.append(key)
-        part = write_part(self.journal, self._seq, rows, flag=self.flag)
+        part, keys = commit_batch(self.journal, self._seq, batch, results, keep_phi=self.keep_phi, flag=self.flag)
         self._seq += 1
+        self._mark(batch, part, keys)
+
+    def _mark(self, batch: list, part: str, keys: list[bytes]) -> None:
         for key in keys:
-            self._live[key] = part.name
+            self._live[key] = part
         for (path, st) in batch:
-            self._known[os.fsencode(path)] = (*(st or (-1, -1)), part.name)
+            self._known[os.fsencode(path)] = (*(st or (-1, -1)), part)
+
+    def plan(self, files: Sequence[str]) -> list[tuple[str, tuple[int, int] | None]]:
+        """Mark the fresh files live; returns the (path, stat) of those to read."""
+        todo: list[tuple[str, tuple[int, int] | None]] = []
+        for path in files:
+            key = os.fsencode(path)
+            st = _stat(path)
+            known = self._known.get(key)
+            if st is not None and known is not None and known[:2] == st:
+                self._live[key] = known[2]
+                for member in self._members.get(key, ()):  # an unchanged archive: its members too
+                    self._live[member] = known[2]
+                self.n_reused += 1
+            else:
+                todo.append((path, st))
+        self.n_read = len(todo)
+        return todo
+
+    def refresh_dask(self, files: Sequence[str], client, read_many: Callable, *, batch_files: int = 256) -> None:  # noqa: ANN001
+        """Like :meth:`refresh`, with every batch read and committed by a Dask worker (into the journal,
+        which must be on a file system the workers share)."""
+        from distributed import as_completed
+
+        todo = self.plan(files)
+        step = int(os.environ.get("BREASTLAB_INDEX_BATCH", batch_files))
+        batches = [todo[i:i + step] for i in range(0, len(todo), step)]
+        futures = {}
+        for batch in batches:
+            fut = client.submit(read_and_commit, self.journal, self._seq, batch, read_many, self.keep_phi, self.flag,
+                                pure=False)
+            futures[fut] = batch
+            self._seq += 1
+        for fut in as_completed(futures):
+            part, keys = fut.result()
+            self._mark(futures.pop(fut), part, keys)
 
     def live_table(self) -> pa.Table:
         """(path_bytes, part) of every live row: what the queries join against."""
@@ -256,6 +251,49 @@ class HeaderIndex:
 
 def _sql_path(path: Path) -> str:
     return os.fspath(path).replace("'", "''")
+
+
+def commit_batch(journal: Path, seq: int, batch: list[tuple[str, tuple[int, int] | None]], results: list, *,
+                 keep_phi: bool, flag: bytes) -> tuple[str, list[bytes]]:
+    """Write the rows of one batch of read files as part ``seq``; returns (part name, live keys)."""
+    from breastlab.dicom.archives import ArchiveMembers
+
+    rows: list[dict] = []
+    keys: list[bytes] = []
+
+    def add(result, size: int, mtime: int, archive: bytes | None) -> None:  # noqa: ANN001
+        if isinstance(result, SkippedFile):
+            rows.append(skipped_row(result, size, mtime) | {"archive_bytes": archive})
+            keys.append(os.fsencode(result.path))
+            return
+        for r in result:
+            if not keep_phi:
+                r = replace(r, patient_id=None, patient_name=None)
+            rows.append(record_row(r, size, mtime) | {"archive_bytes": archive})
+        if result:
+            keys.append(os.fsencode(result[0].path))
+
+    for (path, st), result in zip(batch, results):
+        size, mtime = st if st is not None else (-1, -1)
+        key = os.fsencode(path)
+        if isinstance(result, ArchiveMembers):
+            row = dict.fromkeys(SCHEMA.names)
+            row.update(path=_display(path), path_bytes=key, size=size, mtime_ns=mtime, status="archive",
+                       archive_bytes=key, record="{}")
+            rows.append(row)
+            for _member, member_result in result:
+                add(member_result, size, mtime, key)
+        else:
+            add(result, size, mtime, None)
+        keys.append(key)
+    part = write_part(journal, seq, rows, flag=flag)
+    return part.name, keys
+
+
+def read_and_commit(journal: Path, seq: int, batch: list, read_many: Callable, keep_phi: bool,
+                    flag: bytes) -> tuple[str, list[bytes]]:
+    """One task of the Dask engine: read a batch of files and commit it as a part."""
+    return commit_batch(journal, seq, batch, read_many([p for p, _ in batch]), keep_phi=keep_phi, flag=flag)
 
 
 def _read_batch(paths: list[str], read_many: Callable, pool: ProcessPoolExecutor | None, chunk: int) -> list:

@@ -125,6 +125,8 @@ def sort_exam(
     full: bool = False,
     keep_records: bool = True,
     open_archives: bool = True,
+    engine: str = "default",
+    scheduler: str | None = None,
 ) -> SortResult:
     """Sort the DICOM files under ``inputs`` (files, folders or list files) into labelled image sets.
 
@@ -146,6 +148,9 @@ def sort_exam(
     table) instead of every record. ``.zip``/``.tar(.gz)`` inputs are read member by
     member without unpacking (:mod:`breastlab.dicom.archives`), unless
     ``open_archives=False`` or an export is asked for (exported files must exist on disk).
+    ``engine="dask"`` reads headers and runs each study's rules on a Dask cluster
+    (``scheduler`` address, or a LocalCluster of ``workers`` processes):
+    :mod:`breastlab.index.dask_engine`; the outputs are the same.
 
     ``image_models`` (from ``breastlab.mri.imaging.fusion.load_models``) add the image
     path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
@@ -173,7 +178,17 @@ def sort_exam(
         index.open()
         files, walk_skipped = expand_inputs(list(inputs))
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
-        index.refresh(files, read_open if open_archives else read_closed, workers=n_workers, progress=progress)
+        reader = read_open if open_archives else read_closed
+        client = None
+        if engine == "dask":
+            from breastlab.index.dask_engine import dask_client
+
+            client = stack.enter_context(dask_client(scheduler, n_workers))
+            index.refresh_dask(files, client, reader)
+        elif engine == "default":
+            index.refresh(files, reader, workers=n_workers, progress=progress)
+        else:
+            raise ValueError(f"engine must be 'default' or 'dask', not {engine!r}")
         from breastlab.index.view import _IndexView
 
         with _IndexView(index) as view:
@@ -181,7 +196,7 @@ def sort_exam(
                                   inputs=inputs, n_files=len(files), out_dir=out_dir, out_stage=out_stage,
                                   export_dir=export_dir, export_stage=export_stage, b_threshold=b_threshold,
                                   keep_phi=keep_phi, export_mode=export_mode, image_models=image_models,
-                                  keep_records=keep_records)
+                                  keep_records=keep_records, client=client)
             result.index = {"files_read": index.n_read, "files_reused": index.n_reused}
             if out_stage is not None:
                 index.publish_into(out_stage, view.con)
@@ -230,7 +245,7 @@ def sort_instances(
 
 def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, out_dir, out_stage,  # noqa: ANN001
                  export_dir, export_stage, b_threshold, keep_phi, export_mode, image_models,
-                 keep_records) -> SortResult:
+                 keep_records, client=None) -> SortResult:
     """Per study: group → rules → image models → export → rows appended; then skipped.csv and provenance."""
     from breastlab.mri import outputs
     from breastlab.mri.stream import StreamWriter, light_set
@@ -249,9 +264,15 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
     writer = StreamWriter(out_stage, columns, outputs.INSTANCE_COLUMNS) if out_stage is not None else None
     labels: dict[str, int] = {}
     export_counts: dict[str, int] = {}
+    if client is not None:  # the rules of each study as a Dask task; results in study order
+        from breastlab.index.dask_engine import map_in_order
+
+        labelled = map_in_order(client, sort_records, studies, window=2 * max(1, len(client.nthreads())),
+                                b_threshold=b_threshold)
+    else:
+        labelled = (sort_records(records, b_threshold=b_threshold) for records in studies)
     try:
-        for records in studies:
-            sets = sort_records(records, b_threshold=b_threshold)
+        for sets in labelled:
             extra: dict[str, dict[str, Any]] = {}
             if fusion is not None:
                 fused = fuse_study(sets, image_models)

@@ -234,7 +234,7 @@ class HeaderIndex:
         dest.mkdir()
         if self.stale_parts():
             compact = self.journal / f".tmp-compact-{os.getpid()}.parquet"
-            con.execute(f"COPY (SELECT * EXCLUDE (part) FROM live_rows ORDER BY path_bytes, frame_index) "
+            con.execute(f"COPY (SELECT * EXCLUDE (part) FROM live_rows) "
                         f"TO '{_sql_path(compact)}' (FORMAT parquet, COMPRESSION zstd, "
                         f"KV_METADATA {{'{PHI_KEY.decode()}': '{self.flag.decode()}'}})")
             _fsync(compact)

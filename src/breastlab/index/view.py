@@ -16,7 +16,9 @@ from breastlab.index.records_io import record_from_json, skipped_from_json
 from breastlab.index.store import HeaderIndex, _sql_path
 
 #: DuckDB's working memory for the sort's queries (it spills to disk beyond that)
-MEMORY_LIMIT = "256MB"
+MEMORY_LIMIT = "128MB"
+#: records per spill range of the study pass (memory: about this many records, or the largest study)
+BUCKET_RECORDS = 8192
 STUDY_BATCH_ROWS = 2048
 
 
@@ -102,40 +104,65 @@ class _IndexView:
 
         A series belongs to the study most of its records name (ties: the first record
         in instance order), as :func:`breastlab.mri.grouping.group_image_sets` decides.
+        Out of core without a large sort: studies are cut into consecutive ranges of
+        about :data:`BUCKET_RECORDS` records, one streaming pass writes each record to
+        its range's spill file, then the ranges are read back one at a time.
         """
-        import pyarrow.parquet as pq
+        import json
 
-        sorted_file = self.tmp / "by_study.parquet"
-        self.con.execute(f"""
-            COPY (
-              WITH counts AS (
+        import pyarrow as pa
+
+        self.con.execute("""
+            CREATE TEMP TABLE series_study AS
+            WITH counts AS (
                 SELECT series_key, study_uid, count(*) AS n,
                        min(struct_pack(i := coalesce(instance_number, 1073741824), f := coalesce(frame_index, -1),
                                        p := path_bytes)) AS first
-                FROM kept GROUP BY series_key, study_uid),
-              series_study AS (
-                SELECT series_key, arg_min_null(study_uid, struct_pack(n := -n, first := first)) AS study
-                FROM counts GROUP BY series_key)
-              SELECT coalesce(s.study, '') AS study_key, k.record
-              FROM kept k JOIN series_study s USING (series_key)
-              ORDER BY study_key, k.path_bytes, coalesce(k.frame_index, -1)
-            ) TO '{_sql_path(sorted_file)}' (FORMAT parquet, ROW_GROUP_SIZE {STUDY_BATCH_ROWS})""")
-        current: str | None = None
-        records: list[InstanceRecord] = []
-        pf = pq.ParquetFile(sorted_file)
-        for batch in pf.iter_batches(batch_size=STUDY_BATCH_ROWS):
-            keys = batch.column(0).to_pylist()
-            texts = batch.column(1).to_pylist()
-            for key, text in zip(keys, texts):
-                if key != current and records:
-                    yield _in_path_order(records)
-                    records = []
-                current = key
-                records.append(record_from_json(text))
-        if records:
-            yield _in_path_order(records)
+                FROM kept GROUP BY series_key, study_uid)
+            SELECT series_key, coalesce(arg_min_null(study_uid, struct_pack(n := -n, first := first)), '') AS study_key
+            FROM counts GROUP BY series_key""")
+        sizes = dict(self.con.execute("""SELECT s.study_key, count(*) FROM kept k JOIN series_study s
+                                         USING (series_key) GROUP BY s.study_key""").fetchall())
+        order = sorted(sizes)
+        bucket_of: dict[str, int] = {}
+        bucket, filled = 0, 0
+        for key in order:
+            if filled and filled + sizes[key] > BUCKET_RECORDS:
+                bucket, filled = bucket + 1, 0
+            bucket_of[key] = bucket
+            filled += sizes[key]
+        if not order:
+            return
+        self.con.register("buckets", pa.table({"study_key": pa.array(list(bucket_of), pa.string()),
+                                               "bucket": pa.array(list(bucket_of.values()), pa.int64())}))
+        spill = self.tmp / "buckets"
+        spill.mkdir()
+        handles: dict[int, object] = {}
+        try:
+            reader = self.con.execute("""SELECT b.bucket, s.study_key, k.record FROM kept k
+                                         JOIN series_study s USING (series_key) JOIN buckets b USING (study_key)
+                                         """).to_arrow_reader(STUDY_BATCH_ROWS)
+            for batch in reader:
+                for b, key, text in zip(*(batch.column(i).to_pylist() for i in range(3))):
+                    fh = handles.get(b)
+                    if fh is None:
+                        fh = handles[b] = open(spill / f"{b:06d}.jsonl", "w", encoding="utf-8")
+                    fh.write(json.dumps(key) + "\t" + text + "\n")
+        finally:
+            for fh in handles.values():
+                fh.close()
+        for b in range(bucket + 1):
+            path = spill / f"{b:06d}.jsonl"
+            by_study: dict[str, list[InstanceRecord]] = {}
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    key, _, text = line.rstrip("\n").partition("\t")
+                    by_study.setdefault(json.loads(key), []).append(record_from_json(text))
+            path.unlink()
+            for key in sorted(by_study):
+                yield _in_path_order(by_study.pop(key))
 
 
 def _in_path_order(records: list[InstanceRecord]) -> list[InstanceRecord]:
-    """Scan order: by path (as ``str``), frames of a file in order (the sort is stable)."""
-    return sorted(records, key=lambda r: r.path)
+    """Scan order: by path (as ``str``), then frame."""
+    return sorted(records, key=lambda r: (r.path, -1 if r.frame_index is None else r.frame_index))

@@ -11,7 +11,9 @@ copies, given to one ``breastlab sort`` as several inputs. Then, in the same run
 1. a full run per tree (``--full``, fresh ``--out``): wall, CPU, peak RSS of the largest
    process (``ru_maxrss`` of waited-for children), files/s; RSS ratio largest/smallest;
 2. an incremental re-run on the largest tree after adding one exam (one more rewritten
-   copy of the NACT DCE study) against that tree's full run.
+   copy of the NACT DCE study) against that tree's full run;
+3. ``--engine dask`` with a LocalCluster of 2 worker processes against the default engine
+   with 2 worker processes, on the smallest tree.
 
 Every command runs in a fresh process with a warm page cache.
 
@@ -130,6 +132,19 @@ def main() -> None:
     n_exam = sum(1 for p in exam.rglob("*") if p.is_file())
     inc.update(name=f"incremental, +1 exam ({n_exam} files)", n_files=rows[-1]["n_files"] + n_exam)
     rows.append(inc)
+    # the Dask engine, 2 local worker processes, against the default engine with 2 workers (smallest tree)
+    small = sizes[0]
+    inputs = [str(p) for p in copies[: copies_for[small]]]
+    pair = {}
+    for engine in ("default", "dask"):
+        out = OUT / f"scale_out_{engine}"
+        shutil.rmtree(out, ignore_errors=True)
+        run = timed([exe, "sort", *inputs, "--out", str(out), "--full", "--no-progress", "-j", "2",
+                     "--engine", engine], env)
+        run.update(name=f"engine {engine}, 2 workers, {copies_for[small] * n_source} files",
+                   n_files=copies_for[small] * n_source)
+        rows.append(run)
+        pair[engine] = run
 
     print(f"{'run':42s} {'wall s':>8s} {'cpu s':>8s} {'peak RSS MB':>12s} {'files/s':>9s}")
     for r in rows:
@@ -138,6 +153,8 @@ def main() -> None:
     full = [r for r in rows if r["name"].startswith("full")]
     print(f"\npeak RSS, largest / smallest tree: {full[-1]['maxrss_kb'] / full[0]['maxrss_kb']:.2f}x (target <= 1.25x)")
     print(f"incremental re-run / full run ({largest}): {inc['wall'] / full[-1]['wall']:.1%} (target <= 5%)")
+    print(f"dask (2 local workers) / default (2 workers): {pair['dask']['wall'] / pair['default']['wall']:.2f}x "
+          f"(target <= 1.3x); per dask worker: {pair['dask']['n_files'] / pair['dask']['wall'] / 2:.0f} files/s")
     print(f"cores: {os.cpu_count()}  load average before: {load_before}  python {platform.python_version()}")
     (OUT / "sort_scale.json").write_text(json.dumps(rows, indent=2))
 

@@ -48,6 +48,8 @@ BASES = (
     "dcmqa/philips/In/Vanderbilt_2018/601_WIP_dti_ax/0016.dcm",
     "dcmqa/siemens_mosaic_nibabel/In/dwi_b1000/siemens_dwi_1000.dcm",
     "dcmqa/siemens_xa30/In/12_DWI_dir80_PA",  # first file of the folder
+    "dcmqa/transfer_syntax/In/3.dcm",  # Explicit VR Big Endian: mutants go through pydicom
+    "dcmqa/transfer_syntax/In/9.dcm",  # JPEG 2000: encapsulated pixel data
 )
 GIB = 1 << 30
 
@@ -129,6 +131,12 @@ BYTE_MUTATIONS: tuple[Callable[[bytes, random.Random], bytes], ...] = (
 
 
 # ----------------------------------------------------------------------------- data-set mutations
+def _set(ds: Dataset, tag: int, vr: str, value: object) -> Dataset:
+    ds = copy.deepcopy(ds)
+    ds.add_new(tag, vr, value)
+    return ds
+
+
 ODD_VALUES: tuple[tuple[int, str, object], ...] = (
     (0x00189087, "FD", float("inf")), (0x00189087, "FD", float("nan")), (0x00189087, "FD", -1.0),
     (0x00189087, "FD", 1e308), (0x00280008, "IS", "1000000000"), (0x00280008, "IS", "-5"),
@@ -291,8 +299,9 @@ def build_tree(root: Path, data: Path, seed: int = 7, n_byte: int = 320, n_ds: i
         ds, raw, _, _ = rng.choice(templates)
         op = rng.choice(BYTE_MUTATIONS)
         put(op.__name__, op(unique(ds, raw, i), rng))
-    for i in range(n_ds):
-        ds, _, rich, explicit = rng.choice(templates)
+    little_endian = [t for t in templates if t[0].file_meta.TransferSyntaxUID != "1.2.840.10008.1.2.2"]
+    for i in range(n_ds):  # byte-level splicing of values assumes little endian
+        ds, _, rich, explicit = rng.choice(little_endian)
         op = rng.choice(MUTATIONS_DS)
         put(op.__name__, op(unique(ds, rich, n_byte + i), explicit, rng))
     for _ in range(6):
@@ -314,8 +323,12 @@ def build_tree(root: Path, data: Path, seed: int = 7, n_byte: int = 320, n_ds: i
     good_file = sorted((tree.good / GOOD[0].replace("/", "_")).iterdir())[0]
     os.mkfifo(special / "fifo")
     sock = socket.socket(socket.AF_UNIX)
-    sock.bind(os.fspath(special / "socket"))
-    sock.close()
+    try:
+        sock.bind(os.fspath(special / "socket"))
+    except OSError:  # AF_UNIX paths are limited to 107 bytes: a deep TMPDIR gets no socket
+        pass
+    finally:
+        sock.close()
     os.symlink("loop-b", special / "loop-a")
     os.symlink("loop-a", special / "loop-b")
     os.symlink("self", special / "self")

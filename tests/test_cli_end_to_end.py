@@ -251,8 +251,11 @@ def test_cases_and_predict_report_bad_files_and_carry_on(bsgi_run: dict, damaged
 
 def test_empty_folder_for_cases_is_reported(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    res = _invoke(["cases", tmp_path / "empty", "--out", tmp_path / "c.csv", "--no-progress"])
-    assert "no cases found" in res.output
+    res = _invoke(["cases", tmp_path / "empty", "--out", tmp_path / "c.csv", "--no-progress"],
+                  ok=False)
+    # issue 11: a run that built no case did nothing, so it exits non-zero and says why
+    assert res.exit_code == 1 and "no case built" in res.output
+    assert not (tmp_path / "c.csv").exists()
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")

@@ -158,11 +158,29 @@ def test_sigkill_at_any_moment_leaves_old_or_new_set(tmp_path, delay):
     assert _siblings(out) == [".out.lock", "writer.py"]
 
 
-def test_an_output_folder_of_an_older_version_may_be_replaced(tmp_path):
+def test_outputs_of_an_older_version_may_be_replaced_but_nothing_else(tmp_path):
+    legacy = {"series.csv", "provenance.json"}
     old = tmp_path / "sorted"
     old.mkdir()
-    (old / "provenance.json").write_text("{}")
-    (old / "series.csv").write_text("old")
-    with staged_outputs(old) as stage:
+    for name in legacy:
+        (old / name).write_text("old")
+    with staged_outputs(old, replaceable=legacy) as stage:
         atomic.write_text(stage / "series.csv", "new")
     assert (old / "series.csv").read_text() == "new" and not (old / "provenance.json").exists()
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "provenance.json").write_text("{}")
+    with pytest.raises(OutputError, match="not written by breastlab"):
+        with staged_outputs(run, replaceable=legacy):
+            pass
+    assert (run / "models").is_dir()
+
+
+def test_a_link_to_the_output_folder_stays_a_link(tmp_path):
+    (tmp_path / "disk" / "sorted").mkdir(parents=True)
+    (tmp_path / "sorted").symlink_to(tmp_path / "disk" / "sorted")
+    for text in ("one", "two"):
+        with staged_outputs(tmp_path / "sorted") as stage:
+            atomic.write_text(stage / "a.csv", text)
+    assert (tmp_path / "sorted").is_symlink() and (tmp_path / "sorted" / "a.csv").read_text() == "two"
+    assert verify_outputs(tmp_path / "sorted") == []

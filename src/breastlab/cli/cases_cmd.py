@@ -109,6 +109,16 @@ def register(app: typer.Typer) -> None:
             console.print(f"no case table written; problems listed in {prob}")
             raise typer.Exit(1)
 
+        if not len(table):
+            from breastlab.core import atomic
+            from breastlab.multiview.cases import PROBLEM_COLUMNS
+
+            prob = atomic.write_csv(problems_path(out), (p.row() for p in table.problems), PROBLEM_COLUMNS)
+            reasons = ", ".join(f"{r}: {n}" for r, n in sorted(table.problem_counts().items()))
+            console.print(f"[bold red]error:[/] no case built from the inputs"
+                          + (f" ({reasons})" if reasons else " (no DICOM or image files found)")
+                          + f"; no case table written; see {prob}")
+            raise typer.Exit(1)
         out_csv, prob = write_cases(table, out)
         summary = Table(title=f"breastlab cases: {len(table)} cases ({table.view_set.name}: "
                               f"{', '.join(table.view_names)})")
@@ -127,6 +137,3 @@ def register(app: typer.Typer) -> None:
             summary.add_row(f"[yellow]problem: {reason}[/]", str(n))
         Console().print(summary)
         typer.echo(f"wrote {out_csv} and {prob}" + ("" if keep_phi else " (pseudonymised ids)"))
-        if not len(table):
-            console.print("[yellow]warning:[/] no cases found (the table is empty); "
-                          f"see {prob} for skipped files")

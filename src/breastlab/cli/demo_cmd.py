@@ -91,6 +91,13 @@ def register(app: typer.Typer) -> None:
         cases_csv, _ = write_cases(table, out / "bsgi-cases.csv")
         console.print(f"{len(table.cases)} cases assembled → {cases_csv}")
         run_dir = out / "bsgi-run"
+        from breastlab.models.weights import hub_cache_path
+
+        # ImageNet weights when already cached; the demo never downloads (it runs offline)
+        pretrained = hub_cache_path().is_file()
+        console.print("ResNet18 initialisation: "
+                      + ("ImageNet (hub cache)" if pretrained else
+                         "random (no ImageNet weights in the torch hub cache)"))
         run_fourview(
             cases_csv,
             run_dir,
@@ -99,6 +106,7 @@ def register(app: typer.Typer) -> None:
             image_size=image_size,
             train_config=TrainConfig(epochs=epochs),
             autoencoder_pretrain_epochs=max(2, epochs // 2),
+            pretrained=pretrained,
             extra_config={"demo": True, "data": "synthetic BSGI phantom"},
         )
         report = write_report(run_dir)

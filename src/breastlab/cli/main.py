@@ -11,6 +11,10 @@ import importlib
 
 import typer
 
+from ._help import install as _install_help
+
+_install_help()  # flags without <bool>, choices listed, NAME-style usage (cli/_help.py)
+
 app = typer.Typer(
     name="breastlab",
     help="Breast-imaging AI toolkit: MRI series sorting and four-view diagnosis.",

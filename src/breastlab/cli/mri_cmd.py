@@ -102,7 +102,16 @@ def train(
                          slices_per_series=slices, aggregation=aggregation, epochs=epochs, batch_size=batch_size,
                          lr=lr, repeats=repeats, split=split, folds=folds, seed=seed, num_threads=threads,
                          synthetic=synthetic)
-    run = train_run(dataset, out, cfg, test_data=test_data, progress=progress, resume=resume, report=report)
+    if len(dataset.items) < 2:  # e.g. a series.csv whose label column is empty
+        typer.echo(f"error: {data}: {len(dataset.items)} labelled series in column "
+                   f"{label_column!r} (need at least 2 of {', '.join(names)}); label the series "
+                   "first or choose --label-column", err=True)
+        raise typer.Exit(1)
+    try:
+        run = train_run(dataset, out, cfg, test_data=test_data, progress=progress, resume=resume, report=report)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     _print_metrics(run)
     typer.echo(f"run folder: {run}; model for `breastlab sort --model`: {run / 'model.pt'}")
 

@@ -7,6 +7,19 @@ from pathlib import Path
 import typer
 
 
+def _print_metrics(console, metrics: dict | None, out: Path) -> None:
+    """Metrics on the labelled inputs (binary), with 95% CIs."""
+    if not metrics:
+        return
+    from breastlab.evaluation.metrics import format_figure
+
+    parts = [f"{name} {format_figure(metrics.get(key))}" for key, name in (
+        ("accuracy", "accuracy"), ("sensitivity", "sensitivity"),
+        ("specificity", "specificity"), ("auc", "AUC"))]
+    console.print(f"labelled inputs (n = {metrics['n']}, {metrics['n_pos']} positive): "
+                  + ", ".join(parts) + f" (95% CIs; {out / 'metrics.json'})")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``predict`` to the app."""
 
@@ -43,9 +56,10 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True)
         counts = ", ".join(f"{k}: {v}" for k, v in res["counts"].items())
         thr = (f"; threshold {res['threshold']:.3f} ({res['threshold_source']})"
-               if len(res["class_names"]) == 2 else "")
+               if len(res["class_names"]) == 2 else "; predicted class = most probable")
         console.print(f"{res['n_cases']} case(s) predicted ({counts}){thr}; "
-                      f"{res['n_skipped']} skipped")
+                      f"{res['n_skipped']} skipped; file names relative to {res['input_root']}")
+        _print_metrics(console, res.get("metrics"), out)
         if res.get("n_problems"):
             console.print(f"[yellow]{res['n_problems']} problem(s) while assembling cases "
                           f"(unreadable files, incomplete cases left out): see "

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
+
+ProportionCi = Literal["wilson", "exact"]
+AucCi = Literal["delong", "bootstrap"]
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -35,16 +39,30 @@ def _print_metrics(metrics: dict) -> None:
     console.print(table)
     pairs = metrics.get("paired") or []
     if pairs:
-        pt = Table(title="Paired tests, pooled over repeats (per repeat in metrics.json)")
-        for col in ("A vs B", "McNemar p (acc.)", "DeLong p (AUC)"):
+        pt = Table(title="Paired tests per repeat (repeats share test cases: no pooled test)")
+        for col in ("A vs B", "McNemar p (acc.) per repeat", "DeLong p (AUC) per repeat",
+                    "DeLong p, repeat-averaged"):
             pt.add_column(col)
+        fmt = (lambda v: "n/a" if v is None else f"{v:.3g}")
         for pr in pairs:
-            d = pr["pooled"].get("delong", {})
-            fmt = (lambda v: "n/a" if v is None else f"{v:.3g}")
-            pt.add_row(f"{pr['model_a']} vs {pr['model_b']}",
-                       fmt(pr["pooled"]["mcnemar"]["accuracy"]["p_value"]),
-                       fmt(d.get("p_value")))
+            acr = pr.get("across_repeats", {})
+            mc = ", ".join(fmt(v) for v in acr.get("mcnemar_accuracy", {}).get("p_values", []))
+            dl = ", ".join(fmt(v) for v in acr.get("delong_auc", {}).get("p_values", []))
+            av = (pr.get("averaged") or {}).get("delong", {})
+            pt.add_row(f"{pr['model_a']} vs {pr['model_b']}", mc, dl or "n/a",
+                       fmt(av.get("p_value")) if av else "n/a")
         console.print(pt)
+    levels_rows = [(model, level, lv) for model, m in metrics["models"].items()
+                   for level, lv in (m.get("levels") or {}).items()]
+    if levels_rows:
+        lt = Table(title="Breast / exam / patient level: mean ± sd across repeats")
+        for col in ("model", "level", "unit", "AUC", "Sensitivity", "Specificity"):
+            lt.add_column(col)
+        for model, level, lv in levels_rows:
+            s = lv.get("summary", {})
+            lt.add_row(model, level, lv.get("unit", ""), format_mean_sd(s.get("auc")),
+                       format_mean_sd(s.get("sensitivity")), format_mean_sd(s.get("specificity")))
+        console.print(lt)
     for w in metrics.get("warnings", []):
         console.print(f"[yellow]note:[/yellow] {w}")
 
@@ -60,25 +78,44 @@ def register(app: typer.Typer) -> None:
         threshold_rule: str | None = typer.Option(
             None, "--threshold-rule",
             help="youden (default), 'sensitivity>=0.9' or 'fixed:0.5'; chosen on validation."),
-        ci: str = typer.Option("wilson", "--ci",
-                               help="Proportion CI: wilson or exact (Clopper-Pearson)."),
-        auc_ci: str = typer.Option("delong", "--auc-ci", help="AUC CI: delong or bootstrap."),
+        ci: ProportionCi = typer.Option("wilson", "--ci",
+                                        help="Proportion CI (exact = Clopper-Pearson)."),
+        auc_ci: AucCi = typer.Option("delong", "--auc-ci",
+                                     help="AUC CI in the main tables (the other is in the "
+                                          "level tables: both are always computed)."),
+        set_threshold: bool = typer.Option(
+            False, "--set-threshold",
+            help="Make --threshold-rule the operating rule: rewrite threshold.json, which "
+                 "`breastlab predict` uses. Without it another rule goes to "
+                 "metrics_<rule>.json and predict is unchanged."),
     ) -> None:
-        """Recompute thresholds and metrics.json (CIs, mean ± sd, paired tests); print a table."""
-        from breastlab.evaluation.run import evaluate_run
+        """Recompute thresholds and metrics (CIs, mean ± sd, paired tests); print a table."""
+        from breastlab.evaluation.run import evaluate_run, operating_rule
+        from breastlab.evaluation.threshold import parse_rule
 
-        if ci not in ("wilson", "exact"):
-            raise typer.BadParameter("choose wilson or exact", param_hint="--ci")
-        if auc_ci not in ("delong", "bootstrap"):
-            raise typer.BadParameter("choose delong or bootstrap", param_hint="--auc-ci")
+        if threshold_rule is not None:
+            try:
+                parse_rule(threshold_rule)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--threshold-rule") from exc
+        before = operating_rule(run_dir)
         try:
             metrics = evaluate_run(run_dir, threshold_rule=threshold_rule, ci=ci,
-                                   auc_method=auc_ci)
+                                   auc_method=auc_ci, set_threshold=set_threshold)
         except (FileNotFoundError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
         _print_metrics(metrics)
-        typer.echo(f"wrote {run_dir / 'metrics.json'}", err=True)
+        st = metrics["settings"]
+        typer.echo(f"wrote {run_dir / metrics['written_to']}", err=True)
+        if metrics["task"] == "binary":
+            if st["threshold_rule"] != st["operating_threshold_rule"]:
+                typer.echo(f"threshold rule {st['threshold_rule']!r} evaluated only: "
+                           f"`breastlab predict` keeps the {before!r} thresholds "
+                           "(threshold.json); add --set-threshold to switch", err=True)
+            else:
+                typer.echo(f"operating threshold rule: {st['operating_threshold_rule']!r} "
+                           "(threshold.json, used by `breastlab predict`)", err=True)
 
     @app.command("report")
     def report(

@@ -33,9 +33,10 @@ Contract of :func:`staged_outputs` (stable API; other commands publish their tre
 * **Failure.** If the body raises (or the process is interrupted), the stage is removed
   and the target is left exactly as it was.
 * **Ownership.** The whole target folder is the output set. A target that exists, is
-  not empty and has neither a manifest nor a ``provenance.json`` (a folder breastlab
-  did not write) is refused with :class:`OutputError` rather than replaced, so user
-  files are never deleted.
+  not empty and has no manifest (a folder breastlab did not write) is refused with
+  :class:`OutputError` rather than replaced, so user files are never deleted; only a
+  folder holding nothing but the files named in ``replaceable`` (what an older version
+  wrote, without a manifest) is replaced as well.
 """
 from __future__ import annotations
 
@@ -48,15 +49,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from breastlab.core.atomic import current_umask, write_json
 
 MANIFEST_NAME = "manifest.json"
-#: a folder holding one of these was written by breastlab and may be replaced
-#: (provenance.json: output folders of versions before manifests)
-OWNED_MARKERS = (MANIFEST_NAME, "provenance.json")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -195,21 +193,26 @@ def verify_outputs(out_dir: str | os.PathLike) -> list[str]:
     return problems
 
 
-def check_target(target: str | os.PathLike) -> Path:
+def check_target(target: str | os.PathLike, replaceable: Collection[str] = ()) -> Path:
     """Raise :class:`OutputError` unless ``target`` can be (re)published; returns it absolute.
 
-    Checks, without writing anything: the parent is a writable folder; the target is
-    absent, an empty folder, or a folder holding a manifest (an earlier output set).
+    Symbolic links in ``target`` are resolved (a link to a folder stays a link; the
+    folder it points to is replaced). Checks, without writing anything: the parent is
+    a writable folder; the target is
+    absent, an empty folder, a folder holding a manifest (an earlier output set), or a
+    folder holding nothing but files named in ``replaceable`` (the outputs of a version
+    that wrote no manifest).
     """
-    target = Path(os.path.abspath(os.fspath(target)))
+    target = Path(os.path.realpath(os.fspath(target)))  # a link to a folder publishes at the folder
     parent = target.parent
     if target.exists() or target.is_symlink():
         if not target.is_dir() or target.is_symlink():
             raise OutputError(f"{target} exists and is not a folder")
-        if any(target.iterdir()) and not any((target / name).is_file() for name in OWNED_MARKERS):
+        legacy = bool(replaceable) and all(p.name in replaceable and p.is_file() for p in target.iterdir())
+        if any(target.iterdir()) and not (target / MANIFEST_NAME).is_file() and not legacy:
             raise OutputError(
-                f"{target} is not empty and was not written by breastlab (no {MANIFEST_NAME}); "
-                "choose a new or empty folder"
+                f"{target} is not empty and was not written by breastlab (no {MANIFEST_NAME}; an older "
+                "version's outputs have none either): choose a new or empty folder, or empty this one"
             )
     probe = parent
     while not probe.exists():  # the nearest existing ancestor must let us create folders
@@ -267,24 +270,28 @@ def _stop_watchdog(proc) -> None:  # noqa: ANN001
 
 
 @contextlib.contextmanager
-def staged_outputs(out_dir: str | os.PathLike, *, manifest: bool = True) -> Iterator[Path]:
+def staged_outputs(
+    out_dir: str | os.PathLike, *, manifest: bool = True, replaceable: Collection[str] = ()
+) -> Iterator[Path]:
     """Yield a staging folder; on success publish it as ``out_dir`` in one step (see module doc).
 
     Args:
         out_dir: the folder the set is published as (created with its parents).
         manifest: hash every file into ``manifest.json`` (sizes only when False).
+        replaceable: file names an older version wrote without a manifest; a folder
+            holding only such files may be replaced too (see :func:`check_target`).
 
     Raises:
         OutputLocked: another run is writing to ``out_dir``.
         OutputError: ``out_dir`` is not a folder breastlab may replace.
     """
-    target = check_target(out_dir)
+    target = check_target(out_dir, replaceable)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {target.parent}: {exc.strerror or exc}") from None
     with output_lock(target):
-        check_target(target)  # again, now that nobody else can change it
+        check_target(target, replaceable)  # again, now that nobody else can change it
         clean_stale(target)
         _, staging, old = _names(target)
         stage = Path(tempfile.mkdtemp(prefix=staging, dir=target.parent))

@@ -432,7 +432,12 @@ def _pydicom_node(path: str) -> tuple[Node, dict[int, str]]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about every oddity of a bad file
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, defer_size=FALLBACK_DEFER)
+        with _open_regular(path) as fh:  # never a FIFO swapped in since the first look
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True, defer_size=FALLBACK_DEFER)
+            for tag in list(ds.keys()):  # deferred values cannot be read once the file is closed
+                raw = ds.get_item(tag)
+                if getattr(raw, "value", b"") is None and (getattr(raw, "length", 0) or 0) > FALLBACK_DEFER:
+                    del ds[tag]
         meta = {}
         fm = getattr(ds, "file_meta", None)
         if fm is not None:
@@ -557,7 +562,7 @@ def _encapsulated_complete(path: str, size: int, buf: bytes, start: int) -> bool
     if size <= len(buf):
         tail = buf[size - tail_len : size]
     else:
-        with open(path, "rb") as fh:
+        with _open_regular(path) as fh:
             fh.seek(size - tail_len)
             tail = fh.read(tail_len)
     return b"\xfe\xff\xdd\xe0\x00\x00\x00\x00" in tail

@@ -131,10 +131,16 @@ def _walk_folder(folder: str, skipped: list[SkippedFile] | None = None) -> Itera
                 skipped.append(SkippedFile(path, *kind))
 
 
+#: largest path list read (a list of a million paths is ~100 MB)
+MAX_LIST_BYTES = 256 * 1024 * 1024
+
+
 def _read_list(list_file: Path) -> list[str]:
     base = list_file.parent
+    if list_file.stat().st_size > MAX_LIST_BYTES:
+        raise OSError(f"larger than {MAX_LIST_BYTES >> 20} MiB: not read as a path list")
     out = []
-    for line in list_file.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in list_file.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue

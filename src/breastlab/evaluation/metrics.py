@@ -115,11 +115,15 @@ def _bootstrap_auc(y: np.ndarray, s: np.ndarray, n_boot: int, alpha: float,
     """Stratified percentile bootstrap (positives and negatives resampled separately)."""
     rng = np.random.default_rng(seed)
     pi, ni = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    m, n = len(pi), len(ni)
     vals = np.empty(n_boot)
-    lab = np.r_[np.ones(len(pi), int), np.zeros(len(ni), int)]
-    for b in range(n_boot):
-        idx = np.r_[rng.choice(pi, len(pi)), rng.choice(ni, len(ni))]
-        vals[b] = auc_point(lab, s[idx])
+    chunk = max(1, 2_000_000 // max(m + n, 1))  # bounded memory for large test sets
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        # the same draws, in the same order, as one replicate at a time would make
+        idx = np.stack([np.r_[rng.choice(pi, m), rng.choice(ni, n)] for _ in range(b)])
+        ranks = stats.rankdata(s[idx], axis=1)  # midranks: ties count one half
+        vals[start:start + b] = (ranks[:, :m].sum(axis=1) - m * (m + 1) / 2.0) / (m * n)
     return float(np.quantile(vals, alpha / 2)), float(np.quantile(vals, 1 - alpha / 2))
 
 

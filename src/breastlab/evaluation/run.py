@@ -15,10 +15,12 @@ concatenated test predictions of all repeats (each repeat at its own threshold).
 Paired tests between every pair of models on the test cases they share, per repeat:
 exact McNemar on correctness (all cases = accuracy; positives = sensitivity; negatives
 = specificity) and DeLong for AUC (binary only). Across repeats the per-repeat p-values
-are listed with their count below alpha and median, and the same tests are run once on
-the concatenated (repeat, case) pairs ("pooled"). Pooled p-values treat a case seen in
-several repeats' test sets as independent observations, so they are optimistic when
-repeats overlap; the per-repeat tests are the primary ones.
+are listed with their count below alpha and median. No test is run on the pooled
+(repeat, case) pairs: repeats share test cases, and a pooled test would count each of them
+once per repeat. When every repeat has the same test cases, "averaged" adds one paired
+DeLong test on each case's repeat-averaged probability (each case counted once).
+Pooled *figures* (concatenated repeats) are kept as description; when repeats share
+cases their CIs are dropped. Levels (breast / exam / patient) are in ``levels.py``.
 
 Everything is written atomically to ``RUN_DIR/metrics.json``.
 """
@@ -37,7 +39,7 @@ import numpy as np
 
 from breastlab.core import atomic
 
-from .metrics import ALPHA, binary_metrics, multiclass_metrics, summarise_repeats
+from .metrics import ALPHA, auc_ci, binary_metrics, multiclass_metrics, summarise_repeats
 from .paired import delong_paired, mcnemar_exact
 from .threshold import DEFAULT_RULE, choose_threshold
 
@@ -135,10 +137,19 @@ def class_names_for(run_dir: str | Path, k: int) -> list[str]:
     return list(BINARY_NAMES) if k == 2 else [f"class_{i}" for i in range(k)]
 
 
-def _rule_for(run_dir: Path) -> str:
+def operating_rule(run_dir: Path) -> str:
+    """The rule behind the thresholds ``predict`` uses: the ``rule`` of the run's
+    ``threshold.json`` files, else the run configuration's ``threshold_rule``, else Youden."""
+    for tj in sorted(Path(run_dir).glob("models/*/repeat*/threshold.json")):
+        rule = read_json(tj).get("rule")
+        if rule:
+            return str(rule)
     prov = read_json(run_dir / "provenance.json")
     cfg = prov.get("config", {}) if isinstance(prov.get("config"), dict) else {}
     return str(cfg.get("threshold_rule") or DEFAULT_RULE)
+
+
+_rule_for = operating_rule
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -187,20 +198,36 @@ def _p_summary(values: list[float | None], alpha: float) -> dict[str, Any]:
             "n_repeats": len(vals), "median_p": float(np.median(vals)) if vals else None}
 
 
+def metrics_path(run_dir: Path, rule: str, operating: str) -> Path:
+    """``metrics.json`` for the operating rule; ``metrics_<rule>.json`` for any other, so an
+    evaluation under another rule never replaces the figures that match predict's threshold."""
+    if rule == operating:
+        return Path(run_dir) / "metrics.json"
+    slug = re.sub(r"[^A-Za-z0-9.]+", "_", rule).strip("_")
+    return Path(run_dir) / f"metrics_{slug}.json"
+
+
 def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
                  ci: str = "wilson", auc_method: str = "delong", alpha: float = ALPHA,
-                 write: bool = True) -> dict[str, Any]:
-    """Evaluate every model/repeat under ``run_dir``; write ``threshold.json`` files and
-    ``metrics.json`` (unless ``write=False``). Returns the metrics dict.
+                 write: bool = True, set_threshold: bool = False) -> dict[str, Any]:
+    """Evaluate every model/repeat under ``run_dir``; write ``metrics.json`` (unless
+    ``write=False``). Returns the metrics dict (``result["written_to"]``: the file).
 
-    ``threshold_rule``: see :mod:`breastlab.evaluation.threshold`; default from the run's
-    ``provenance.json`` config (``threshold_rule``) or Youden's J.
+    ``threshold_rule``: see :mod:`breastlab.evaluation.threshold`; default: the run's
+    operating rule (:func:`operating_rule`). A different rule is evaluated into
+    ``metrics_<rule>.json`` and leaves ``threshold.json`` (what ``breastlab predict`` uses)
+    alone, unless ``set_threshold=True`` makes it the new operating rule.
     """
     run_dir = Path(run_dir)
     found = discover(run_dir)
     if not found:
         raise FileNotFoundError(f"no models/*/repeat*/predictions.csv under {run_dir}")
-    rule = threshold_rule or _rule_for(run_dir)
+    operating = operating_rule(run_dir)
+    rule = threshold_rule or operating
+    has_thresholds = any(Path(run_dir).glob("models/*/repeat*/threshold.json"))
+    if set_threshold or not has_thresholds:  # the first evaluation sets the operating rule
+        operating = rule
+    write_thresholds = write and rule == operating
     first = read_predictions(next(iter(next(iter(found.values())).values())))
     names = class_names_for(run_dir, first.k)
     task = "binary" if first.k == 2 else "multiclass"
@@ -226,12 +253,15 @@ def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
             else:
                 thr = {"threshold": None, "rule": "argmax",
                        "rationale": f"{first.k} classes: predicted class = highest probability"}
-            if write:
+            if write_thresholds:
                 atomic.write_json(found[model][r].parent / "threshold.json", thr)
             entry: dict[str, Any] = {"threshold": thr, "n_test": len(test.label),
                                      "n_val": len(val.label)}
             if len(test.label):
                 entry["test"] = _metrics(test, names, thr["threshold"], ci, auc_method, alpha)
+                if task == "binary":
+                    entry["test"]["auc_bootstrap"] = auc_ci(test.label, test.prob[:, 1],
+                                                            "bootstrap", alpha, n_boot=2000, seed=r)
                 h = _predicted(test, thr["threshold"])
                 hard[(model, r)] = h
                 pooled_parts.append((test, h))
@@ -250,26 +280,68 @@ def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
             out["pooled"] = _metrics(Predictions([], np.array([]), y, prob), names, None, ci,
                                      auc_method, alpha, hard=hp)
             out["pooled"]["confusion_matrix_sum"] = out["pooled"]["confusion_matrix"]
+            ids = [c for p, _ in pooled_parts for c in p.case_id]
+            if len(set(ids)) < len(ids):
+                _drop_cis(out["pooled"])
+                out["pooled"]["note"] = (
+                    f"{len(ids)} test predictions of {len(set(ids))} distinct cases: repeats "
+                    "share test cases, so pooled figures are descriptive only (no CI)")
         models_out[model] = out
 
     paired = _paired_all(loaded, hard, alpha, warnings)
     _sample_warnings(models_out, task, warnings)
+    prov_cfg = read_json(run_dir / "provenance.json").get("config", {}) or {}
+    split_info = {"unit": prov_cfg.get("split_unit", "patient"),
+                  "warnings": list(prov_cfg.get("split_warnings") or [])}
+    warnings[:0] = [w for w in split_info["warnings"] if w not in warnings]
+    levels: dict[str, Any] = {}
+    if task == "binary":
+        from .levels import evaluate_levels
+
+        n_views = len(prov_cfg.get("views") or []) or None
+        levels = evaluate_levels(run_dir, found, rule, ci, alpha, n_views=n_views)
+        for model, lv in levels.items():
+            models_out.setdefault(model, {})["levels"] = lv
     result = {
         "schema": SCHEMA,
         "task": task,
         "class_names": names,
         "positive_class": names[1] if task == "binary" else None,
         "settings": {"threshold_rule": rule if task == "binary" else "argmax",
-                     "proportion_ci": ci, "auc_ci": auc_method, "alpha": alpha,
-                     "sd": "sample standard deviation across repeats (ddof=1)"},
+                     "operating_threshold_rule": operating if task == "binary" else "argmax",
+                     "proportion_ci": ci, "auc_ci": auc_method,
+                     "auc_ci_also": "bootstrap (2000 stratified replicates, seed = repeat)",
+                     "alpha": alpha,
+                     "sd": "sample standard deviation across repeats (ddof=1)",
+                     "paired_tests": PAIRED_METHOD},
+        "split": split_info,
         "data": data,
         "models": models_out,
         "paired": paired,
         "warnings": warnings,
     }
+    target = metrics_path(run_dir, rule, operating)
+    result["written_to"] = target.name
     if write:
-        atomic.write_json(run_dir / "metrics.json", result)
+        atomic.write_json(target, result)
     return result
+
+
+PAIRED_METHOD = (
+    "per repeat: exact McNemar and paired DeLong on that repeat's test cases; across "
+    "repeats: the per-repeat p-values are listed, never pooled (repeats share test cases, "
+    "so a pooled test would count a case once per repeat). When every repeat has the same "
+    "test cases, 'averaged' adds one paired DeLong test on each case's probability averaged "
+    "over repeats: every case counted once.")
+
+
+def _drop_cis(figures: dict[str, Any]) -> None:
+    for value in figures.values():
+        if isinstance(value, dict) and "ci_low" in value:
+            value["ci_low"] = value["ci_high"] = None
+            value["method"] = "not computed: repeats share test cases"
+        elif isinstance(value, dict):
+            _drop_cis(value)
 
 
 def _paired_all(loaded: dict[str, dict[int, Predictions]],
@@ -278,7 +350,6 @@ def _paired_all(loaded: dict[str, dict[int, Predictions]],
     out = []
     for a, b in itertools.combinations(loaded, 2):
         per_rep: dict[str, Any] = {}
-        pool: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "pa", "pb", "ha", "hb")}
         for r in sorted(set(loaded[a]) & set(loaded[b])):
             if (a, r) not in hard or (b, r) not in hard:
                 continue
@@ -300,23 +371,48 @@ def _paired_all(loaded: dict[str, dict[int, Predictions]],
                                 "shared test cases only")
             parts = (y, ta.prob[xa], tb.prob[xb], hard[(a, r)][xa], hard[(b, r)][xb])
             per_rep[f"repeat{r}"] = _paired(*parts, alpha)
-            for key, arr in zip(pool, parts):
-                pool[key].append(arr)
         if not per_rep:
             continue
         entry: dict[str, Any] = {"model_a": a, "model_b": b, "repeats": per_rep}
-        pooled = _paired(*(np.concatenate(pool[k]) for k in pool), alpha)
-        entry["pooled"] = pooled
+        first = next(iter(per_rep.values()))
         summ: dict[str, Any] = {}
-        for test_name in pooled["mcnemar"]:
+        for test_name in first["mcnemar"]:
             summ[f"mcnemar_{test_name}"] = _p_summary(
                 [v["mcnemar"][test_name]["p_value"] for v in per_rep.values()], alpha)
-        if "delong" in pooled:
+        if "delong" in first:
             summ["delong_auc"] = _p_summary(
                 [v["delong"]["p_value"] for v in per_rep.values()], alpha)
         entry["across_repeats"] = summ
+        averaged = _averaged_delong(loaded, a, b, sorted(int(k[6:]) for k in per_rep), alpha)
+        if averaged is not None:
+            entry["averaged"] = averaged
         out.append(entry)
     return out
+
+
+def _averaged_delong(loaded: dict[str, dict[int, Predictions]], a: str, b: str,
+                     repeats: list[int], alpha: float) -> dict[str, Any] | None:
+    """Paired DeLong on repeat-averaged probabilities, when all repeats share one test set."""
+    if len(repeats) < 2:
+        return None
+    tests_a = [loaded[a][r].subset("test") for r in repeats]
+    tests_b = [loaded[b][r].subset("test") for r in repeats]
+    ids = sorted(tests_a[0].case_id)
+    if any(sorted(t.case_id) != ids for t in tests_a + tests_b) or tests_a[0].k != 2:
+        return None
+
+    def mean_prob(tests: list[Predictions]) -> tuple[np.ndarray, np.ndarray]:
+        rows = [{c: i for i, c in enumerate(t.case_id)} for t in tests]
+        p = np.mean([[t.prob[ix[c], 1] for c in ids] for t, ix in zip(tests, rows)], axis=0)
+        y = np.array([tests[0].label[rows[0][c]] for c in ids])
+        return y, p
+
+    y, pa = mean_prob(tests_a)
+    _, pb = mean_prob(tests_b)
+    res = delong_paired(y, pa, pb, alpha)
+    return {"n_cases": len(ids), "n_repeats": len(repeats),
+            "method": "paired DeLong on each test case's probability averaged over repeats",
+            "delong": res}
 
 
 def _sample_warnings(models: dict[str, Any], task: str, warnings: list[str]) -> None:

@@ -107,3 +107,15 @@ def _parse_fixed(rule: str) -> float | None:
     if not 0 <= value <= 1:
         raise ValueError(f"fixed threshold must be in [0, 1]: {rule!r}")
     return value
+
+
+def parse_rule(rule: str) -> str:
+    """Check a threshold rule before any work; returns it normalised, raises ValueError."""
+    rule_l = rule.strip().lower()
+    if rule_l == "youden" or _parse_fixed(rule_l) is not None:
+        return rule_l
+    m = _SENS.match(rule_l)
+    if m and 0 < float(m.group(1)) <= 1:
+        return rule_l
+    raise ValueError(f"unknown threshold rule {rule!r}: use 'youden', 'sensitivity>=0.9', "
+                     "'fixed:0.5' or a number in [0, 1]")

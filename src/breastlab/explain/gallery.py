@@ -111,7 +111,7 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
     from breastlab.models.files import load_model
 
     from .gradcam import explain
-    from .overlays import save_overlay
+    from .overlays import raw_views, save_overlay
     name, r, model_path = pick
     net, meta = load_model(model_path)
     names = list(meta.get("class_names") or [])
@@ -137,6 +137,7 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
         log.warning("gallery: no case images could be read (%s)", ds.skipped[:3])
         return []
     order = {c: i for i, c in enumerate(ds.case_ids)}
+    root = _input_root(cases_csv)
     index: list[dict[str, Any]] = []
     out_dir = run_dir / "explain"
     for i in chosen:
@@ -154,8 +155,15 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
                  f"{names[pred]}, truth {names[e.label]} "
                  f"({'correct' if pred == e.label else 'wrong'}) | drove: {e.top_view}")
         fname = f"{safe_name(name)}_repeat{r}_{safe_name(cid)}.png"
-        save_overlay(out_dir / fname, e, names, titles=[title])
+        row = ds.rows[order[cid]]
+        pre = meta.get("preprocessing") or {}
+        raws, flips = raw_views([row.get(v) for v in ds.views], list(ds.views),
+                                flip_right=bool(pre.get("flip_right", True)),
+                                slice_index=pre.get("slice_index"))
+        save_overlay(out_dir / fname, e, names, titles=[title], raw=[raws], flipped=[flips])
         index.append({
+            "files": {v: _relative(row.get(v), root) for v in ds.views},
+            "flipped": [v for v, f in zip(ds.views, flips) if f],
             "file": fname, "case_id": cid, "model": name, "repeat": r,
             "label": names[e.label], "predicted": names[pred], "correct": pred == e.label,
             "prob": [float(p) for p in e.prob], "threshold": threshold,
@@ -166,6 +174,36 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
         atomic.write_json(out_dir / "index.json", {"model": name, "repeat": r,
                                                    "class_names": names, "cases": index})
     return index
+
+
+def _input_root(cases_csv: Path) -> Path | None:
+    """The folder all of a run's case files share (file names are shown relative to it)."""
+    import os
+
+    from breastlab.multiview.dataset import read_case_csv
+
+    paths = [str(Path(v).resolve()) for row in read_case_csv(cases_csv)
+             for k, v in row.items() if k not in ("case_id", "patient_id", "label") and v
+             and ("/" in str(v) or "\\" in str(v))]
+    if not paths:
+        return None
+    try:
+        common = Path(os.path.commonpath(paths))
+    except ValueError:
+        return None
+    return common if common.is_dir() else common.parent
+
+
+def _relative(path: str | None, root: Path | None) -> str:
+    if not path:
+        return ""
+    p = Path(path).resolve()
+    if root is not None:
+        try:
+            return p.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return p.name
 
 
 def gallery_entries(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -39,7 +39,7 @@ PHI_KEY = b"breastlab.patient_identity"
 
 
 def journal_dir(out_dir: str | os.PathLike) -> Path:
-    target = Path(os.path.abspath(os.fspath(out_dir)))
+    target = Path(os.path.realpath(os.fspath(out_dir)))  # beside the folder the set is published at
     return target.parent / f".{target.name}.index"
 
 
@@ -84,7 +84,7 @@ class HeaderIndex:
         self.keep_phi = keep_phi
         self.flag = _phi_flag(keep_phi, open_archives)
         self._members: dict[bytes, list[bytes]] = {}  # archive -> its members' paths
-        self.out_dir = Path(os.path.abspath(os.fspath(out_dir)))
+        self.out_dir = Path(os.path.realpath(os.fspath(out_dir)))
         self.journal = journal_dir(self.out_dir)
         self.full = full
         self.n_read = 0

@@ -94,7 +94,7 @@ def check_paths(
         if any(real == v or Path(v) in real.parents for v in VIRTUAL_ROOTS):
             raise ValueError(f"{name} {real} is on a virtual file system")
         try:
-            check_target(real)
+            check_target(real, LEGACY_OUTPUTS if name == "--out" else ())
         except OutputError as exc:
             raise ValueError(f"{name}: {exc}") from None
         for src in resolved_inputs:
@@ -109,6 +109,8 @@ def check_paths(
 
 
 VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
+#: what ``--out`` held before output sets had a manifest: such a folder may be replaced
+LEGACY_OUTPUTS = frozenset({"series.csv", "series.json", "instances.csv", "skipped.csv", "provenance.json"})
 
 
 def sort_exam(
@@ -156,6 +158,9 @@ def sort_exam(
     path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
     and cross-check the header rules; export and outputs then follow the fused labels.
     Without them the header rules alone decide.
+
+    Raises ``ValueError`` (see :func:`check_paths`) or
+    ``breastlab.core.publish.OutputError`` before any work when the paths cannot work.
     """
     import contextlib
     import tempfile
@@ -165,10 +170,12 @@ def sort_exam(
     from breastlab.dicom.scan import expand_inputs
     from breastlab.index.store import HeaderIndex
 
+    check_paths(inputs, out_dir, export_dir)  # ValueError before any work
     open_archives = open_archives and export_dir is None
     with contextlib.ExitStack() as stack:
         # lock and stage before any work; the export (entered last) is published first
-        out_stage = stack.enter_context(staged_outputs(out_dir)) if out_dir is not None else None
+        out_stage = (stack.enter_context(staged_outputs(out_dir, replaceable=LEGACY_OUTPUTS))
+                     if out_dir is not None else None)
         export_stage = stack.enter_context(staged_outputs(export_dir)) if export_dir is not None else None
         if out_dir is not None:
             index = HeaderIndex(out_dir, full=full, keep_phi=keep_phi, open_archives=open_archives)
@@ -234,7 +241,8 @@ def sort_instances(
     kept = deduplicate(list(records), skipped_list)
     skipped_list.sort(key=lambda s: s.path)
     with contextlib.ExitStack() as stack:
-        out_stage = stack.enter_context(staged_outputs(out_dir)) if out_dir is not None else None
+        out_stage = (stack.enter_context(staged_outputs(out_dir, replaceable=LEGACY_OUTPUTS))
+                     if out_dir is not None else None)
         export_stage = stack.enter_context(staged_outputs(export_dir)) if export_dir is not None else None
         return _sort_stream(iter(group_studies(kept)), skipped_list, len(kept), lambda: (r.path for r in kept),
                             inputs=inputs, n_files=n_files, out_dir=out_dir, out_stage=out_stage,

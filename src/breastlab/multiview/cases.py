@@ -28,6 +28,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from breastlab.core import atomic
+from breastlab.multiview.conventions import (
+    cbis_exclusion,
+    is_vindr_manifest,
+    parse_birads,
+    parse_cbis_id,
+    pixel_key,
+    vindr_candidates,
+)
 from breastlab.multiview.views import (
     View,
     ViewSet,
@@ -44,6 +52,14 @@ MISSING_POLICIES = ("error", "drop", "duplicate-contralateral", "blank")
 DUPLICATE_POLICIES = ("error", "first", "drop")
 GROUP_BY = ("study", "patient", "folder")
 BASE_COLUMNS = ("case_id", "patient_id", "label")
+#: Optional per-breast label columns of ``cases.csv`` (1 malignant, 0 not, empty unknown).
+BREAST_LABEL_COLUMNS = ("label_L", "label_R")
+#: Optional columns of ``cases.csv`` that are not views: the public-set convention that
+#: assembled the case, and (in a run's own ``cases.csv``, written by training) the
+#: manufacturer of its images, for breakdowns.
+INFO_COLUMNS = ("convention", "manufacturer")
+WRITTEN_INFO_COLUMNS = ("convention",)
+NON_VIEW_COLUMNS = (*BASE_COLUMNS, *BREAST_LABEL_COLUMNS, *INFO_COLUMNS)
 PROBLEM_COLUMNS = ("case_id", "view", "reason", "detail", "path")
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"})
@@ -74,10 +90,18 @@ class Case:
     label: int | None
     paths: dict[str, str | None]
     filled: dict[str, str] = field(default_factory=dict)  # view -> how a missing view was filled
+    breast_labels: dict[str, int] = field(default_factory=dict)  # "L"/"R" -> 1 malignant / 0 not
+    convention: str = ""  # public-set convention that assembled the case (cbis-ddsm, cmmd, vindr)
+    manufacturer: str = ""
 
-    def row(self) -> dict[str, Any]:
+    def row(self, extra: Sequence[str] = ()) -> dict[str, Any]:
         row: dict[str, Any] = {"case_id": self.case_id, "patient_id": self.patient_id,
                                "label": "" if self.label is None else self.label}
+        for col in extra:
+            if col in BREAST_LABEL_COLUMNS:
+                row[col] = self.breast_labels.get(col[-1], "")
+            else:
+                row[col] = getattr(self, col, "") or ""
         row.update({k: (v or "") for k, v in self.paths.items()})
         return row
 
@@ -111,11 +135,21 @@ class CaseTable:
         return self.view_set.views
 
     @property
+    def extra_columns(self) -> list[str]:
+        """Per-breast label and info columns, present only when some case has them."""
+        cols = []
+        if any(c.breast_labels for c in self.cases):
+            cols += list(BREAST_LABEL_COLUMNS)
+        cols += [c for c in WRITTEN_INFO_COLUMNS if any(getattr(k, c, "") for k in self.cases)]
+        return cols
+
+    @property
     def columns(self) -> list[str]:
-        return [*BASE_COLUMNS, *self.view_names]
+        return [*BASE_COLUMNS, *self.extra_columns, *self.view_names]
 
     def rows(self) -> list[dict[str, Any]]:
-        return [c.row() for c in self.cases]
+        extra = self.extra_columns
+        return [c.row(extra) for c in self.cases]
 
     def label_counts(self) -> Counter:
         return Counter(c.label for c in self.cases)
@@ -183,6 +217,9 @@ def parse_label(value: Any, label_map: Mapping[str, Any] | None = None) -> int |
                 if mapped in (None, "", "none", "unknown"):
                     return None
                 return int(mapped)
+    birads = parse_birads(text)  # "BI-RADS 4" (VinDr-Mammo breast_birads)
+    if birads is not None:
+        return birads
     if norm in _POSITIVE or norm.startswith("malignan"):
         return 1
     if norm in _NEGATIVE or norm.startswith("benign"):
@@ -221,12 +258,14 @@ _HEADER_ALIASES: dict[str, tuple[str, ...]] = {
              "imagefilepath", "img", "imgpath", "dicompath", "location", "fname"),
     "case_id": ("case_id", "case", "caseid", "exam", "examid", "study", "studyid", "accession",
                 "accessionnumber", "studyinstanceuid", "studyuid"),
-    "patient_id": ("patient_id", "patient", "patientid", "pid", "subject", "subjectid", "mrn"),
+    "patient_id": ("patient_id", "patient", "patientid", "pid", "subject", "subjectid", "mrn",
+                   "id1"),
     "view": ("view", "viewname", "views", "imageview", "viewposition", "projection", "position"),
     "laterality": ("laterality", "side", "leftorrightbreast", "breast", "breastside",
-                   "imagelaterality"),
+                   "imagelaterality", "leftright"),
     "label": ("label", "class", "classname", "diagnosis", "pathology", "malignant", "malignancy",
-              "target", "outcome", "y", "groundtruth"),
+              "target", "outcome", "y", "groundtruth", "classification", "breastbirads",
+              "birads"),
 }
 
 
@@ -271,6 +310,8 @@ class _Item:
     keys: tuple[str, ...] = ()  # raw values that a labels table may use to name this case
     uid: str | None = None  # SOPInstanceUID (DICOM) for exact-duplicate detection
     note: str = ""  # why no view was found
+    convention: str = ""  # cbis-ddsm, vindr-mammo, ... (conventions.py)
+    manufacturer: str = ""
 
 
 def _expand_inputs(inputs: Iterable[str | Path]) -> tuple[list[tuple[Path, Path]], list[Path]]:
@@ -350,14 +391,27 @@ def _items_from_dicom(files: list[Path], vs: ViewSet, group_by: str, workers: in
             continue
         seen_paths.add(rec.path)
         view, source = view_from_record(rec)
-        slot = vs.slot(view)
         patient = rec.patient_id or ""
-        if source.endswith("patient_id") and patient:
+        convention = ""
+        cbis = parse_cbis_id(patient)
+        if cbis is not None:
+            why = cbis_exclusion(cbis, rec.series_description)
+            if why:
+                problems.append(Problem("excluded-series", why, path=str(rec.path)))
+                continue
+            convention, patient = "cbis-ddsm", cbis.woman
+            if view is None or source != "tags":
+                view, source = View(cbis.laterality, cbis.projection), "cbis-ddsm patient_id"
+        elif source.endswith("patient_id") and patient:
             patient = strip_view_text(patient) or patient
+        slot = vs.slot(view)
         study = rec.study_uid or ""
         folder = str(Path(rec.path).resolve().parent)
         if vs.any_image:
             group: tuple = ("image", rec.sop_instance_uid or str(Path(rec.path).resolve()))
+        elif cbis is not None and group_by != "folder":
+            # one StudyInstanceUID per image in CBIS-DDSM: the woman's images are the case
+            group = ("woman", patient)
         elif group_by == "folder" or not (patient or study):
             group = ("folder", folder)
         elif group_by == "patient":
@@ -372,7 +426,8 @@ def _items_from_dicom(files: list[Path], vs: ViewSet, group_by: str, workers: in
                            uid=rec.sop_instance_uid,
                            note="no view in DICOM tags (ImageLaterality/Laterality, ViewPosition, "
                                 "ViewCodeSequence), SeriesDescription, ProtocolName, PatientID or "
-                                "file path"))
+                                "file path",
+                           convention=convention, manufacturer=rec.manufacturer or ""))
     return items
 
 
@@ -381,7 +436,14 @@ def _items_from_manifest(manifest: Path, extra_roots: Sequence[Path], vs: ViewSe
                          problems: list[Problem]) -> list[_Item]:
     fieldnames, rows = _read_csv(manifest)
     cols = _map_headers(fieldnames)
-    if "path" not in cols:
+    vindr = "path" not in cols and is_vindr_manifest(fieldnames)
+    if vindr:  # VinDr-Mammo breast-level_annotations.csv: images/{study_id}/{image_id}.dicom
+        lower = {f.strip().lower(): f for f in fieldnames if f}
+        cols.update(case_id=lower["study_id"], patient_id=lower["study_id"],
+                    laterality=lower["laterality"], view=lower["view_position"])
+        if "breast_birads" in lower:
+            cols["label"] = lower["breast_birads"]
+    if "path" not in cols and not vindr:
         raise ValueError(
             f"manifest {manifest} has no path column (found: {', '.join(fieldnames)}); "
             f"accepted names: {', '.join(_HEADER_ALIASES['path'])}"
@@ -389,14 +451,20 @@ def _items_from_manifest(manifest: Path, extra_roots: Sequence[Path], vs: ViewSe
     base = manifest.resolve().parent
     items: list[_Item] = []
     for n, row in enumerate(rows, start=2):
-        raw_path = (row.get(cols["path"]) or "").strip()
-        if not raw_path:
-            problems.append(Problem("missing-file", f"manifest line {n} has an empty path"))
-            continue
-        p = Path(raw_path).expanduser()
-        if not p.is_absolute():
-            candidates = [base / p, *(r / p for r in extra_roots)]
+        if vindr:
+            study_id = (row.get(lower["study_id"]) or "").strip()
+            image_id = (row.get(lower["image_id"]) or "").strip()
+            candidates = [c for b in (base, *extra_roots) for c in vindr_candidates(b, study_id, image_id)]
             p = next((c for c in candidates if c.exists()), candidates[0])
+        else:
+            raw_path = (row.get(cols["path"]) or "").strip()
+            if not raw_path:
+                problems.append(Problem("missing-file", f"manifest line {n} has an empty path"))
+                continue
+            p = Path(raw_path).expanduser()
+            if not p.is_absolute():
+                candidates = [base / p, *(r / p for r in extra_roots)]
+                p = next((c for c in candidates if c.exists()), candidates[0])
         if not p.is_file():
             problems.append(Problem("missing-file", f"manifest line {n}: file not found",
                                     path=str(p)))
@@ -434,28 +502,100 @@ def _items_from_manifest(manifest: Path, extra_roots: Sequence[Path], vs: ViewSe
         label = parse_label(label_raw, label_map)
         items.append(_Item(str(p.resolve()), slot, view, source, group, patient, display,
                            label, label_raw, keys=tuple(k for k in (case_raw, patient_raw) if k),
-                           note=note))
+                           note=note, convention="vindr-mammo" if vindr else ""))
     return items
 
 
-def _read_labels(path: Path, label_map: Mapping[str, Any] | None) -> dict[str, Any]:
+@dataclass
+class _LabelEntry:
+    """Labels of one id in a labels file: the exam label and, where the file names a
+    breast (a laterality column, or ``label_L``/``label_R``), one label per breast."""
+
+    label: Any = None
+    breasts: dict[str, Any] = field(default_factory=dict)
+
+
+def _combine(a: Any, b: Any) -> Any:
+    """Several rows for one breast or exam: drop wins, then malignant (any malignant
+    finding makes the breast malignant, as for CBIS-DDSM's one row per abnormality)."""
+    if a == "drop" or b == "drop":
+        return "drop"
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def _read_labels(path: Path, label_map: Mapping[str, Any] | None) -> dict[str, _LabelEntry]:
     fieldnames, rows = _read_csv(path)
     cols = _map_headers(fieldnames)
-    if "label" not in cols:
+    breast_cols = {c[-1]: c for c in BREAST_LABEL_COLUMNS if c in fieldnames}
+    if "label" not in cols and not breast_cols:
         raise ValueError(f"labels file {path} has no label column (found: {', '.join(fieldnames)})")
     id_cols = [cols[c] for c in ("case_id", "patient_id") if c in cols]
     id_cols += [f for f in fieldnames if _norm_header(f) in ("id", "name", "folder", "studyinstanceuid")
                 and f not in id_cols]
     if not id_cols:
         raise ValueError(f"labels file {path} has no id column (case_id, patient_id, study_uid, ...)")
-    table: dict[str, Any] = {}
+    table: dict[str, _LabelEntry] = {}
     for row in rows:
-        label = parse_label(row.get(cols["label"]), label_map)
+        label = parse_label(row.get(cols["label"]), label_map) if "label" in cols else None
+        side = None
+        if "laterality" in cols:
+            side, _ = parse_view_parts(row.get(cols["laterality"]) or "")
+        breasts = {s: parse_label(row.get(c), label_map) for s, c in breast_cols.items()}
+        if side and label is not None:
+            breasts[side] = _combine(breasts.get(side), label)
+        breasts = {s: v for s, v in breasts.items() if v is not None}
         for c in id_cols:
             key = (row.get(c) or "").strip()
-            if key:
-                table.setdefault(key, label)
+            if not key:
+                continue
+            entry = table.setdefault(key, _LabelEntry())
+            entry.label = _combine(entry.label, label)
+            for s_, v in breasts.items():
+                entry.breasts[s_] = _combine(entry.breasts.get(s_), v)
+                entry.label = _combine(entry.label, v)
     return table
+
+
+def _drop_pixel_duplicates(items: list[_Item], problems: list[Problem]) -> None:
+    """Drop images whose pixels repeat an earlier image (by path), with a reason.
+
+    Public sets hold byte-identical images under different ids (CMMD; BUSI holds one image
+    in both benign/ and malignant/); a copy in two cases would put the same image in
+    training and test. The first by path is kept; when the copies carry different labels,
+    both are dropped (neither label can be trusted).
+    """
+    seen: dict[str, _Item] = {}
+    dropped: set[int] = set()
+    for it in sorted(items, key=lambda i: i.path):
+        key = pixel_key(it.path)
+        if key is None:
+            continue
+        other = seen.get(key)
+        if other is None:
+            seen[key] = it
+            continue
+        if it.uid and it.uid == other.uid:
+            continue  # same instance twice: reported as duplicate-instance
+        where = "another case" if other.group != it.group else "the same case"
+        dropped.add(id(it))
+        if other.label is not None and it.label is not None and other.label != it.label:
+            dropped.add(id(other))
+            problems.append(Problem("duplicate-image",
+                                    f"pixel data identical to {other.path} ({where}) but labelled "
+                                    f"{it.label_raw or it.label!r} there {other.label_raw or other.label!r}; "
+                                    "both dropped", path=it.path))
+            problems.append(Problem("duplicate-image",
+                                    f"pixel data identical to {it.path} with another label; dropped",
+                                    path=other.path))
+        else:
+            problems.append(Problem("duplicate-image",
+                                    f"pixel data identical to {other.path} ({where}); dropped",
+                                    path=it.path))
+    items[:] = [it for it in items if id(it) not in dropped]
 
 
 # --------------------------------------------------------------------------- assembly
@@ -512,7 +652,8 @@ def assemble_cases(
         items = _items_from_images(images, vs, label_map, problems)
         items += _items_from_dicom(others, vs, group_by, workers, progress, problems)
 
-    label_table: dict[str, Any] | None = None
+    _drop_pixel_duplicates(items, problems)
+    label_table: dict[str, _LabelEntry] | None = None
     if labels == "auto":
         labels = None
         if manifest is None and len(input_paths) == 1 and (input_paths[0] / "labels.csv").is_file():
@@ -536,7 +677,7 @@ def assemble_cases(
 
 def _build(items: list[_Item], vs: ViewSet, problems: list[Problem], *, missing: str,
            duplicates: str, keep_phi: bool, salt: str,
-           label_table: dict[str, Any] | None) -> tuple[CaseTable, list[str]]:
+           label_table: dict[str, _LabelEntry] | None) -> tuple[CaseTable, list[str]]:
     groups: dict[tuple, list[_Item]] = defaultdict(list)
     for item in items:
         groups[item.group].append(item)
@@ -655,20 +796,30 @@ def _build(items: list[_Item], vs: ViewSet, problems: list[Problem], *, missing:
         if drop:
             continue
 
-        # labels
+        # labels: per breast where the images name one, the exam label is the worst breast
         labels_found = {it.label for it in group if it.label is not None}
         label: Any = None
+        breast_labels: dict[str, Any] = {}
         if "drop" in labels_found:
             problems.append(Problem("excluded-label",
                                     f"label {first.label_raw!r} is mapped to drop; case left out",
                                     case_id=case_id, path=first.path))
             continue
-        if len(labels_found) > 1:
+        by_side: dict[str, set] = defaultdict(set)
+        for it in group:
+            if it.label is not None and it.view is not None and not vs.any_image:
+                by_side[it.view.laterality].add(it.label)
+        if len(labels_found) > 1 and by_side and all(len(v) == 1 for v in by_side.values()):
+            breast_labels = {side: next(iter(v)) for side, v in by_side.items()}
+            label = max(breast_labels.values())
+        elif len(labels_found) > 1:
             problems.append(Problem("label-conflict",
                                     f"files of this case carry labels {sorted(labels_found)}; label left empty",
                                     case_id=case_id, path=first.path))
         elif labels_found:
             label = labels_found.pop()
+            if by_side:
+                breast_labels = {side: label for side in by_side}
         if label_table is not None:
             keys = [case_id, *(k for it in group for k in it.keys)]
             match = next((k for k in keys if k in label_table), None)
@@ -676,18 +827,26 @@ def _build(items: list[_Item], vs: ViewSet, problems: list[Problem], *, missing:
                 problems.append(Problem("no-label", "case not found in the labels file",
                                         case_id=case_id, path=first.path))
             else:
-                label = label_table[match]
-                if label == "drop":
+                entry = label_table[match]
+                label = entry.label
+                if label == "drop" or "drop" in entry.breasts.values():
                     problems.append(Problem("excluded-label", "labels file maps this case to drop",
                                             case_id=case_id, path=first.path))
                     continue
+                breast_labels = dict(entry.breasts)
         elif label is None and any(it.label_raw for it in group):
             raw = next(it.label_raw for it in group if it.label_raw)
             problems.append(Problem("unknown-label",
                                     f"label {raw!r} is neither malignant nor benign; left empty "
                                     "(use a label map, e.g. --label-map normal=0)",
                                     case_id=case_id, path=first.path))
-        cases.append(Case(case_id, patient_id, label, {v: paths.get(v) for v in vs.views}, filled))
+        if vs.any_image:
+            breast_labels = {}
+        makers = sorted({it.manufacturer for it in group if it.manufacturer})
+        case = Case(case_id, patient_id, label, {v: paths.get(v) for v in vs.views}, filled,
+                    breast_labels={k_: int(v) for k_, v in breast_labels.items()},
+                    convention=first.convention, manufacturer="/".join(makers))
+        cases.append(case)
 
     return CaseTable(vs, cases, problems, sources), fatal
 
@@ -695,7 +854,8 @@ def _build(items: list[_Item], vs: ViewSet, problems: list[Problem], *, missing:
 # --------------------------------------------------------------------------- reading
 
 def read_cases(path: str | Path) -> CaseTable:
-    """Load a ``cases.csv``: every column after ``case_id, patient_id, label`` is a view.
+    """Load a ``cases.csv``: every column other than ``case_id, patient_id, label`` and the
+    optional ``label_L, label_R, convention, manufacturer`` is a view.
 
     Relative paths are resolved against the CSV's folder; empty cells are blank views
     (``None``); the label is 1, 0 or ``None``.
@@ -705,7 +865,7 @@ def read_cases(path: str | Path) -> CaseTable:
     missing_cols = [c for c in BASE_COLUMNS if c not in fieldnames]
     if missing_cols:
         raise ValueError(f"{path} is not a case table: missing column(s) {', '.join(missing_cols)}")
-    views = tuple(c for c in fieldnames if c not in BASE_COLUMNS)
+    views = tuple(c for c in fieldnames if c not in NON_VIEW_COLUMNS)
     if not views:
         raise ValueError(f"{path} has no view columns")
     if views == ("image",):
@@ -730,8 +890,12 @@ def read_cases(path: str | Path) -> CaseTable:
                 p = Path(cell).expanduser()
                 paths[v] = str(p if p.is_absolute() else (base / p))
         label = parse_label(row.get("label"))
+        breasts = {c[-1]: parse_label(row.get(c)) for c in BREAST_LABEL_COLUMNS}
         cases.append(Case(row["case_id"], row.get("patient_id") or "",
-                          label if isinstance(label, int) else None, paths))
+                          label if isinstance(label, int) else None, paths,
+                          breast_labels={k: v for k, v in breasts.items() if isinstance(v, int)},
+                          convention=row.get("convention") or "",
+                          manufacturer=row.get("manufacturer") or ""))
     return CaseTable(vs, cases)
 
 

@@ -92,7 +92,9 @@ def case_views(cases: Any) -> tuple[str, ...] | None:
     if isinstance(cases, (str, os.PathLike)):
         with open(cases, newline="", encoding="utf-8") as fh:
             header = next(csv.reader(fh), [])
-        views = tuple(h for h in header if h not in ("case_id", "patient_id", "label"))
+        from .cases import NON_VIEW_COLUMNS
+
+        views = tuple(h for h in header if h not in NON_VIEW_COLUMNS)
         return views or None
     return None
 
@@ -306,3 +308,55 @@ class CaseDataset(Dataset):
         """``subset`` by case id (in the order given); unknown ids raise KeyError."""
         pos = {c: i for i, c in enumerate(self.case_ids)}
         return self.subset([pos[str(c)] for c in case_ids], train=train)
+
+
+# ------------------------------------------------------------------- breast level
+def breast_views(views: Sequence[str]) -> dict[str, list[str]] | None:
+    """``{"L": ["LCC", "LMLO"], "R": ["RCC", "RMLO"]}``: each breast's views in one
+    projection order, or ``None`` when the two breasts do not have the same projections
+    (a breast-level model needs the same channels for every breast)."""
+    sides: dict[str, dict[str, str]] = {"L": {}, "R": {}}
+    for v in views:
+        if len(v) >= 3 and v[0] in sides:
+            sides[v[0]][v[1:]] = v
+    projections = sorted(sides["L"])
+    if not projections or projections != sorted(sides["R"]):
+        return None
+    return {s: [sides[s][p] for p in projections] for s in ("L", "R")}
+
+
+def breast_dataset(exams: CaseDataset) -> CaseDataset | None:
+    """One row per labelled breast of ``exams`` (``label_L`` / ``label_R`` columns).
+
+    Each breast gets its own views as channels (``CC, MLO``; right views are already
+    flipped when ``flip_right``, so every breast faces the same way). Row ids are
+    ``{case_id}:{L|R}``; ``exam_id`` and ``breast`` say where a row came from, and the
+    patient is the exam's patient, so splits by patient keep a woman's breasts together.
+    Breasts with no image of their own are left out. ``None`` when no breast is labelled
+    or the views do not pair up. Shares the exam cache (no re-decoding).
+    """
+    pairs = breast_views(exams.views)
+    if pairs is None or exams._data is None:
+        return None
+    index = {v: i for i, v in enumerate(exams.views)}
+    rows, tensors, labels = [], [], []
+    for i, row in enumerate(exams.rows):
+        for side, views in pairs.items():
+            value = parse_label(row.get(f"label_{side}"))
+            if value < 0 or not any(row.get(v) for v in views):
+                continue
+            rows.append({"case_id": f"{row['case_id']}:{side}", "exam_id": row["case_id"],
+                         "breast": side, "patient_id": row.get("patient_id") or row["case_id"],
+                         "label": value, **{p[1:]: row.get(v) for p, v in zip(views, views)}})
+            tensors.append(exams._data[i, [index[v] for v in views]])
+            labels.append(value)
+    if not rows or len(set(labels)) < 2:
+        return None
+    new = object.__new__(CaseDataset)
+    new.__dict__.update(exams.__dict__)
+    new.views = tuple(v[1:] for v in pairs["L"])
+    new.rows = rows
+    new._data = torch.stack(tensors)
+    new.labels = torch.tensor(labels, dtype=torch.long)
+    new.skipped = []
+    return new

@@ -7,9 +7,12 @@
   listed in ``OUT/problems.csv``);
 * preprocessing is rebuilt from the model file's metadata (views, image size,
   normalisation, flips), so new cases are treated exactly like the training cases;
-* writes ``OUT/predictions.csv``: ``case_id, prob_0..prob_{K-1}, prob`` (binary:
-  P(positive)), ``predicted`` (class name), ``predicted_index``, ``threshold`` and, with
-  heat maps, ``top_view`` and the per-view shares; plus ``OUT/heatmaps/{case}.png``.
+* writes ``OUT/predictions.csv``: ``case_id``, ``file_<view>`` (each input file, relative
+  to the input root: the INPUT folder, or the folder of the ``cases.csv``),
+  ``prob_0..prob_{K-1}, prob`` (binary: P(positive)), ``predicted`` (class name),
+  ``predicted_index``, ``threshold`` and, with heat maps, ``top_view`` and the per-view
+  shares; plus ``OUT/heatmaps/{case}.png``; with folder input also ``OUT/cases.csv``;
+  when the inputs carry labels, ``OUT/metrics.json`` (binary metrics with 95% CIs).
 
 The binary operating threshold is, in order: ``threshold=`` given by the caller, the
 ``threshold.json`` next to the model file (chosen on validation by ``evaluate_run``), the
@@ -31,37 +34,79 @@ log = logging.getLogger(__name__)
 
 def resolve_threshold(model_file: Path, meta: dict[str, Any], threshold: float | None
                       ) -> tuple[float, str]:
+    """The binary threshold and where it came from, naming the rule that chose it."""
     if threshold is not None:
         return float(threshold), "given on the command line"
     tj = Path(model_file).parent / "threshold.json"
     if tj.is_file():
         try:
-            value = json.loads(tj.read_text(encoding="utf-8")).get("threshold")
+            doc = json.loads(tj.read_text(encoding="utf-8"))
+            value = doc.get("threshold")
             if value is not None:
-                return float(value), f"{tj.name} (chosen on validation)"
+                rule = doc.get("rule") or "unknown rule"
+                return float(value), f"{tj.name}: rule {rule!r}, chosen on validation"
         except ValueError:
             log.warning("unreadable %s; ignored", tj)
     if meta.get("threshold") is not None:
-        return float(meta["threshold"]), "model file metadata"
+        return float(meta["threshold"]), "model file metadata (no threshold.json beside it)"
     return 0.5, "default 0.5"
 
 
-def _rows_from_input(inp: Path, views: list[str] | None, out_dir: Path) -> tuple[Any, int]:
-    """The case rows (or the CSV path) and the number of problems written to problems.csv."""
-    if inp.is_file():
-        return inp, 0                                # CaseDataset reads the CSV itself
-    from breastlab.multiview.cases import assemble_cases
+def view_set_for(views: list[str] | None) -> Any:
+    """The view set to assemble a folder with, from the model's views (``image`` = one view)."""
+    if not views:
+        return None
+    if list(views) == ["image"]:
+        return "single"
+    return views
 
-    table = assemble_cases([inp], view_set=views, missing="drop", duplicates="drop",
-                           labels="auto")
+
+def _rows_from_input(inp: Path, views: list[str] | None, out_dir: Path) -> tuple[Any, int, Path]:
+    """The case rows (or the CSV path), the number of problems written to problems.csv, and
+    the input root that file names in the outputs are relative to."""
+    if inp.is_file():
+        return inp, 0, inp.resolve().parent           # CaseDataset reads the CSV itself
+    from breastlab.multiview.cases import assemble_cases, write_cases
+
+    table = assemble_cases([inp], view_set=view_set_for(views), missing="drop",
+                           duplicates="drop", labels="auto")
+    write_cases(table, out_dir / "cases.csv")       # the folder's case table, for the record
     if table.problems:
         atomic.write_csv(out_dir / "problems.csv", [p.row() for p in table.problems],
                          ["case_id", "view", "reason", "detail", "path"])
-    return table.rows(), len(table.problems)
+    return table.rows(), len(table.problems), inp.resolve()
+
+
+def relative_to_root(path: str | None, root: Path) -> str:
+    """``path`` relative to the input root (POSIX), or as given when it lies outside."""
+    if not path:
+        return ""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _metrics_if_labelled(rows: list[dict[str, Any]], names: list[str], thr: float,
+                         k: int) -> dict[str, Any] | None:
+    """Metrics with 95% CIs on the labelled predicted cases (binary), else ``None``."""
+    labelled = [r for r in rows if r.get("label") in names]
+    if k != 2 or not labelled:
+        return None
+    from breastlab.evaluation.metrics import auc_ci, binary_metrics
+
+    y = np.array([names.index(r["label"]) for r in labelled])
+    p = np.array([float(r["prob"]) for r in labelled])
+    m = binary_metrics(y, p, thr)
+    m["auc_bootstrap"] = auc_ci(y, p, "bootstrap", n_boot=2000, seed=0)
+    m["n_unlabelled"] = len(rows) - len(labelled)
+    return m
 
 
 def _write_provenance(out_dir: Path, model_file: Path, meta: dict[str, Any], input_path: str | Path,
-                      ds: Any, thr: float, thr_source: str, heatmaps: bool) -> None:
+                      ds: Any, thr: float, thr_source: str, heatmaps: bool,
+                      root: Path | None = None) -> None:
     """``OUT/provenance.json``: which model (by SHA-256), which inputs, which versions."""
     import hashlib
 
@@ -74,6 +119,7 @@ def _write_provenance(out_dir: Path, model_file: Path, meta: dict[str, Any], inp
         "model_name": meta.get("name"),
         "demo_model": bool(meta.get("demo")),
         "input": str(input_path),
+        "input_root": str(root) if root else None,
         "threshold": thr,
         "threshold_source": thr_source,
         "heatmaps": heatmaps,
@@ -91,7 +137,7 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
 
     from breastlab.explain.gallery import dataset_from_meta, safe_name
     from breastlab.explain.gradcam import explain, logits_to_prob
-    from breastlab.explain.overlays import save_overlay
+    from breastlab.explain.overlays import raw_views, save_overlay
     from breastlab.models.files import load_model
 
     model_file, out_dir = Path(model_file), Path(out_dir)
@@ -102,8 +148,14 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
     names = list(meta.get("class_names") or [])
     if len(names) != k:
         names = ["benign", "malignant"] if k == 2 else [f"class_{i}" for i in range(k)]
-    rows, n_problems = _rows_from_input(Path(input_path), meta.get("views"), out_dir)
+    rows, n_problems, root = _rows_from_input(Path(input_path), meta.get("views"), out_dir)
     ds = dataset_from_meta(rows, meta, progress=progress)
+    if not len(ds):
+        raise ValueError(f"no case to predict in {input_path}"
+                         + (f" ({n_problems} problem(s): see {out_dir / 'problems.csv'})"
+                            if n_problems else ""))
+    files = {cid: {v: relative_to_root(r.get(v), root) for v in ds.views}
+             for cid, r in zip(ds.case_ids, ds.rows)}
     if ds.skipped:
         atomic.write_csv(out_dir / "skipped.csv",
                          [{"case_id": c, "reason": r} for c, r in ds.skipped],
@@ -133,6 +185,7 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
                 exps = [None] * len(idx)
             for j, (cid, p, e, pred) in enumerate(zip(ids, probs, exps, preds)):
                 row: dict[str, Any] = {"case_id": cid,
+                                       **{f"file_{v}": files[cid][v] for v in views},
                                        **{f"prob_{c}": float(p[c]) for c in range(k)}}
                 if k == 2:
                     row["prob"] = float(p[1])
@@ -145,7 +198,12 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
                              + (f"P({names[1]}) = {p[1]:.2f} (threshold {thr:.3f})"
                                 if k == 2 else f"P = {p[pred]:.2f}")
                              + f" | drove: {e.top_view}")
-                    save_overlay(out_dir / "heatmaps" / fname, e, names, titles=[title])
+                    raws, flips = raw_views(
+                        [ds.rows[idx[j]].get(v) for v in views], views,
+                        flip_right=bool((meta.get("preprocessing") or {}).get("flip_right", True)),
+                        slice_index=(meta.get("preprocessing") or {}).get("slice_index"))
+                    save_overlay(out_dir / "heatmaps" / fname, e, names, titles=[title],
+                                 raw=[raws], flipped=[flips])
                     row.update(top_view=e.top_view, heatmap=f"heatmaps/{fname}",
                                **{f"share_{v}": round(float(s), 4)
                                   for v, s in zip(views, e.shares)})
@@ -155,13 +213,19 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
     finally:
         if bar is not None:
             bar.stop()
-    cols = ["case_id", *[f"prob_{c}" for c in range(k)], *(["prob"] if k == 2 else []),
+    cols = ["case_id", *[f"file_{v}" for v in views],
+            *[f"prob_{c}" for c in range(k)], *(["prob"] if k == 2 else []),
             "predicted", "predicted_index", "threshold", "label"]
     if heatmaps:
         cols += ["top_view", *[f"share_{v}" for v in views], "heatmap"]
     atomic.write_csv(out_dir / "predictions.csv", out_rows, cols)
-    _write_provenance(out_dir, model_file, meta, input_path, ds, thr, thr_source, heatmaps)
+    metrics = _metrics_if_labelled(out_rows, names, thr, k)
+    if metrics is not None:
+        atomic.write_json(out_dir / "metrics.json", metrics)
+    _write_provenance(out_dir, model_file, meta, input_path, ds, thr, thr_source, heatmaps,
+                      root)
     return {"n_cases": len(out_rows), "n_skipped": len(ds.skipped), "n_problems": n_problems,
+            "metrics": metrics, "input_root": str(root),
             "threshold": thr,
             "threshold_source": thr_source, "class_names": names, "views": views,
             "predictions": out_dir / "predictions.csv",

@@ -195,3 +195,43 @@ def repeat_metrics_figure(values: Mapping[str, Mapping[str, Sequence[float | Non
     if models:
         ax.legend(fontsize=7.5, loc="lower left")
     return to_png(fig)
+
+
+def learning_curves_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]]) -> bytes:
+    """Per model: training and validation loss (left) and validation AUC (right) per epoch,
+    one line per repeat (``history.csv`` rows)."""
+    n = len(histories)
+    fig = _figure(9.5, 2.6 * n)
+    for row, (model, runs) in enumerate(histories.items()):
+        ax_loss = fig.add_subplot(n, 2, 2 * row + 1)
+        ax_auc = fig.add_subplot(n, 2, 2 * row + 2)
+        for r, hist in enumerate(runs):
+            ep = [int(h["epoch"]) + 1 for h in hist]
+
+            def col(key: str) -> list[float]:
+                out = []
+                for h in hist:
+                    try:
+                        out.append(float(h.get(key)))
+                    except (TypeError, ValueError):
+                        out.append(float("nan"))
+                return out
+            alpha = 0.9 if r == 0 else 0.45
+            ax_loss.plot(ep, col("train_loss"), color=PALETTE[0], alpha=alpha, lw=1.2,
+                         label="train" if r == 0 else None)
+            ax_loss.plot(ep, col("val_loss"), color=PALETTE[1], alpha=alpha, lw=1.2,
+                         label="validation" if r == 0 else None)
+            ax_auc.plot(ep, col("val_auc"), color=PALETTE[2], alpha=alpha, lw=1.2)
+            best = [e for e, h in zip(ep, hist) if str(h.get("best")) in ("1", "True")]
+            if best:
+                ax_auc.axvline(best[-1], color="#999", lw=0.8, ls=":")
+        ax_loss.set_title(f"{model}: loss", fontsize=9)
+        ax_auc.set_title(f"{model}: validation AUC (dotted: selected epoch)", fontsize=9)
+        ax_auc.set_ylim(0, 1.02)
+        for ax in (ax_loss, ax_auc):
+            ax.set_xlabel("epoch", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+        ax_loss.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return to_png(fig)

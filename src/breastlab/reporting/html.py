@@ -130,6 +130,28 @@ def _load_metrics(run_dir: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- sections
+def _merge_repeats(warnings: Sequence[str]) -> list[str]:
+    """Say each caveat once: ``repeat0: only 30 test cases ...`` and the same for repeat1
+    become ``repeat0, repeat1: only 30 test cases ...``."""
+    import re
+
+    groups: dict[str, list[str]] = {}
+    order: list[str] = []
+    for w in warnings:
+        m = re.match(r"^(\S+ )?(repeat\d+):? (.*)$", w)
+        key = f"{m.group(1) or ''}{m.group(3)}" if m else w
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        if m:
+            groups[key].append(m.group(2))
+    out = []
+    for key in order:
+        reps = groups[key]
+        out.append(f"{', '.join(reps)}: {key}" if reps else key)
+    return out
+
+
 def _notes(metrics: Mapping[str, Any], prov: Mapping[str, Any], run_dir: Path) -> str:
     parts = []
     if _is_phantom(prov, run_dir):
@@ -137,20 +159,79 @@ def _notes(metrics: Mapping[str, Any], prov: Mapping[str, Any], run_dir: Path) -
                      "synthetic. The figures below show that the pipeline runs end to end; "
                      "they are <b>not</b> evidence of diagnostic accuracy and must never be "
                      "quoted as such.</div>")
-    items = [esc(w) for w in metrics.get("warnings", [])]
+    split = metrics.get("split") or {}
+    split_warnings = list(split.get("warnings") or [])
+    if split.get("unit") == "image" or split_warnings:
+        parts.append('<div class="warn"><b>Image-level split.</b> '
+                     + " ".join(esc(w) for w in split_warnings)
+                     + " The split is by image, not by patient.</div>")
+    items = [esc(w) for w in _merge_repeats([w for w in metrics.get("warnings", [])
+                                             if w not in split_warnings])]
     items += [
         "95% CIs describe sampling uncertainty of the test cases of one repeat only; "
         "they do not cover variation from training randomness or case selection, which the "
         "spread across repeats (mean ± sd) partly shows.",
         "The operating threshold was chosen on validation cases only; test cases never "
         "influenced it.",
-        "Pooled figures concatenate the test predictions of all repeats; when repeats "
-        "share cases these are not independent, so pooled p-values and CIs are optimistic.",
+        "Paired tests are run per repeat only: repeats share test cases, so no test pools "
+        "them. Pooled figures (all repeats' test predictions together) are descriptive; "
+        "when repeats share cases they carry no CI.",
         "Paired tests are not corrected for multiple comparisons.",
     ]
     lis = "".join(f"<li>{i}</li>" for i in items)
     return "<h2 id='notes'>Notes and caveats</h2>" + "".join(parts) + \
         f'<div class="note"><ul>{lis}</ul></div>'
+
+
+LEVEL_NAMES = {"breast": "breast", "exam": "exam", "exam_from_breasts": "exam (from breast models)",
+               "patient": "patient"}
+
+
+def _levels_section(metrics: Mapping[str, Any]) -> str:
+    """Breast-, exam- and patient-level results side by side (binary runs)."""
+    if metrics["task"] != "binary":
+        return ""
+    rows, detail, by_rows = [], [], []
+    for model, m in metrics["models"].items():
+        for level, lv in (m.get("levels") or {}).items():
+            s = lv.get("summary", {})
+            rows.append([model, LEVEL_NAMES.get(level, level), lv.get("unit", ""),
+                         format_mean_sd(s.get("auc")), format_mean_sd(s.get("sensitivity")),
+                         format_mean_sd(s.get("specificity")), lv.get("note", "")])
+            for rep, e in lv.get("repeats", {}).items():
+                t = e["test"]
+                thr = e.get("threshold")
+                detail.append([model, LEVEL_NAMES.get(level, level), rep, t["n"],
+                               f"{t['n_pos']}/{t['n_neg']}",
+                               "n/a" if thr is None else f"{thr:.3f}",
+                               format_figure(t.get("auc")), format_figure(t.get("auc_bootstrap")),
+                               format_figure(t.get("sensitivity")),
+                               format_figure(t.get("specificity"))])
+                for field, groups in (e.get("by") or {}).items():
+                    for value, g in groups.items():
+                        by_rows.append([model, LEVEL_NAMES.get(level, level), rep,
+                                        f"{field} = {value}", g.get("n"),
+                                        f"{g.get('n_pos')}/{g.get('n_neg')}",
+                                        format_figure(g.get("auc")) if "auc" in g else g.get("note", ""),
+                                        format_figure(g.get("sensitivity")) if "sensitivity" in g else "",
+                                        format_figure(g.get("specificity")) if "specificity" in g else ""])
+    if not rows:
+        return ""
+    out = ("<h2 id='levels'>Breast, exam and patient level</h2>"
+           "<p class='small'>Each level has its own threshold, chosen on its validation rows "
+           "with the run's rule. AUC 95% CIs: DeLong and a stratified percentile bootstrap "
+           "(2,000 replicates, seeded); sensitivity and specificity: Wilson. An exam is as "
+           "suspicious as its worse breast, a patient as her most suspicious exam (max).</p>")
+    out += "<h3>Mean ± sd across repeats</h3>" + table(
+        ["model", "level", "unit", "AUC", "Sensitivity", "Specificity", "how"], rows, left=3)
+    out += "<h3>Each repeat, value (95% CI)</h3>" + table(
+        ["model", "level", "repeat", "n", "pos/neg", "threshold", "AUC (DeLong)",
+         "AUC (bootstrap)", "Sensitivity", "Specificity"], detail, left=3)
+    if by_rows:
+        out += "<h3>By manufacturer and by breast</h3>" + table(
+            ["model", "level", "repeat", "group", "n", "pos/neg", "AUC (DeLong)", "Sensitivity",
+             "Specificity"], by_rows, left=4)
+    return out
 
 
 def _data_section(metrics: Mapping[str, Any], prov: Mapping[str, Any]) -> str:
@@ -281,7 +362,7 @@ def _paired_section(metrics: Mapping[str, Any]) -> str:
     alpha = metrics["settings"]["alpha"]
     rows = []
     for pr in pairs:
-        items = list(pr["repeats"].items()) + [("pooled", pr["pooled"])]
+        items = list(pr["repeats"].items())
         for rep, v in items:
             mc = v["mcnemar"]
             row = [f"{pr['model_a']} vs {pr['model_b']}", rep, v["n"],
@@ -301,6 +382,14 @@ def _paired_section(metrics: Mapping[str, Any]) -> str:
             row += [_count(acr.get("mcnemar_sensitivity")), _count(acr.get("mcnemar_specificity")),
                     "", _count(acr.get("delong_auc"))]
         rows.append(row)
+        av = pr.get("averaged")
+        if av and binary:
+            d = av["delong"]
+            rows.append([f"{pr['model_a']} vs {pr['model_b']}",
+                         f"averaged over {av['n_repeats']} repeats", av["n_cases"], "", "", "", "",
+                         "n/a" if d["difference"] is None else
+                         f"{d['difference']:+.3f} ({d['ci_low']:+.3f} to {d['ci_high']:+.3f})",
+                         _p(d["p_value"])])
     header = ["models (A vs B)", "repeat", "n", "discordant A-only/B-only", "McNemar p (accuracy)"]
     if binary:
         header += ["McNemar p (sensitivity)", "McNemar p (specificity)",
@@ -309,7 +398,10 @@ def _paired_section(metrics: Mapping[str, Any]) -> str:
             "the paired χ² test"
             + ("; sensitivity on positives, specificity on negatives) and DeLong's test for "
                "correlated AUCs." if binary else ").")
-            + " 'pooled' concatenates all repeats.</p>")
+            + " Tests are per repeat; no test pools repeats, which share test cases and would "
+            "count each case once per repeat. 'averaged' (when every repeat has the same test "
+            "cases): one DeLong test on each case's probability averaged over repeats, each "
+            "case counted once.</p>")
     return out + table(header, rows, left=2)
 
 
@@ -403,7 +495,9 @@ def _gallery_section(run_dir: Path, make: bool, n_cases: int) -> str:
     out = "<h2 id='gradcam'>Grad-CAM gallery</h2>"
     if not entries:
         return out + (note or "<p>No heat maps: no model file or case images available.</p>")
-    out += ("<p class='small'>Grad-CAM on the last convolutional block (layer4). The stacked "
+    out += ("<p class='small'>Each view: the image as stored (its own aspect ratio) and the "
+            "Grad-CAM map mapped back onto it (right views are flipped for the network and "
+            "shown here as stored). Grad-CAM on the last convolutional block (layer4). The stacked "
             "model has one spatial map shared by its views; the percentage under each view "
             "is that view's share of the input attribution (gradient × input summed per "
             "view; the view-wise model uses its per-view logits); ★ marks the view that "
@@ -413,11 +507,47 @@ def _gallery_section(run_dir: Path, make: bool, n_cases: int) -> str:
         cap = ""
         if "case_id" in e:
             shares = ", ".join(f"{v} {100 * s:.0f}%" for v, s in zip(e["views"], e["shares"]))
+            files = "; ".join(f"{v}: {f}" for v, f in (e.get("files") or {}).items() if f)
+            flipped = e.get("flipped") or []
             cap = (f"case {e['case_id']} — {e['model']} repeat {e['repeat']}: truth "
                    f"{e['label']}, predicted {e['predicted']} "
-                   f"({'correct' if e['correct'] else 'wrong'}); view shares: {shares}")
+                   f"({'correct' if e['correct'] else 'wrong'}); view shares: {shares}"
+                   + (f"; files (relative to the input root): {files}" if files else "")
+                   + (f"; flipped for the network, shown as stored: {', '.join(flipped)}"
+                      if flipped else ""))
         out += f"<figure>{img_tag(png, e['file'])}<figcaption>{esc(cap)}</figcaption></figure>"
     return out
+
+
+def _learning_section(run_dir: Path) -> str:
+    """Learning curves from every ``history.csv`` (exam-level models)."""
+    import csv
+
+    histories: dict[str, list[list[dict[str, str]]]] = {}
+    for mdir in sorted((run_dir / "models").glob("*")) if (run_dir / "models").is_dir() else []:
+        for hist in sorted(mdir.glob("repeat*/history.csv"), key=lambda p: p.parent.name):
+            with open(hist, newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+            if rows:
+                histories.setdefault(mdir.name, []).append(rows)
+    out = "<h2 id='learning'>Learning curves</h2>"
+    if not histories:
+        return out + "<p>No history.csv in this run.</p>"
+    png = figures.learning_curves_figure(histories)
+    return out + (f"<figure>{img_tag(png, 'learning curves')}<figcaption>Per epoch, from "
+                  "models/*/repeat*/history.csv: training and validation loss, validation AUC; "
+                  "repeat 0 dark, other repeats light.</figcaption></figure>")
+
+
+KEY_SETTINGS = (("models", "models"), ("views", "views (channel order)"),
+                ("repeats", "repeats"), ("split", "split"), ("split_unit", "split unit"),
+                ("image_size", "image size"), ("pretrained", "ImageNet initialisation"),
+                ("train.epochs", "epochs"), ("train.batch_size", "batch size"),
+                ("train.optimizer", "optimizer"), ("train.lr", "learning rate"),
+                ("train.momentum", "momentum"), ("train.weight_decay", "weight decay"),
+                ("train.select_metric", "model selection"), ("levels", "levels trained"),
+                ("n_cases", "cases"), ("n_breasts", "labelled breasts"), ("seed", "seed"),
+                ("config_file", "configuration file"))
 
 
 def _provenance_section(prov: Mapping[str, Any]) -> str:
@@ -426,10 +556,25 @@ def _provenance_section(prov: Mapping[str, Any]) -> str:
     cfg = _scrub(prov.get("config") or {})
     versions = prov.get("versions") or {}
     out = "<h2 id='provenance'>Configuration and versions</h2>"
-    out += table(["item", "value"], [["created (UTC)", prov.get("created_utc", "")],
-                                     ["data fingerprint", prov.get("data_fingerprint", "")]])
+    command = prov.get("command") or ""
+    if isinstance(command, (list, tuple)):
+        command = " ".join(str(c) for c in command)
+    out += table(["item", "value"], [["command", f"<code>{esc(command)}</code>" if command else ""],
+                                     ["created (UTC)", esc(prov.get("created_utc", ""))],
+                                     ["data fingerprint", esc(prov.get("data_fingerprint", ""))]],
+                 raw=True)
+    rows = []
+    for key, label in KEY_SETTINGS:
+        value: Any = cfg
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value not in (None, "", [], {}):
+            rows.append([label, ", ".join(map(str, value)) if isinstance(value, list) else value])
+    if rows:
+        out += "<h3>Configuration</h3>" + table(["setting", "value"], rows)
+    out += ("<details><summary>Full configuration (JSON)</summary><pre>"
+            + esc(json.dumps(cfg, indent=2, default=str)) + "</pre></details>")
     out += "<h3>Versions</h3>" + table(["library", "version"], sorted(versions.items()))
-    out += "<h3>Configuration</h3><pre>" + esc(json.dumps(cfg, indent=2, default=str)) + "</pre>"
     return out
 
 
@@ -445,9 +590,10 @@ def render_report(run_dir: str | Path, *, gallery: bool = True, n_gallery: int =
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     toc = " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in (
         ("notes", "notes"), ("data", "data"), ("metrics", "metrics"),
-        ("threshold", "thresholds"), ("paired", "paired tests"), ("roc", "ROC"),
+        ("levels", "breast/exam/patient"), ("threshold", "thresholds"), ("paired", "paired tests"), ("roc", "ROC"),
         ("calibration", "calibration"),
-        ("confusion", "confusion matrices"), ("gradcam", "Grad-CAM"),
+        ("confusion", "confusion matrices"), ("learning", "learning curves"),
+        ("gradcam", "Grad-CAM"),
         ("provenance", "configuration")))
     body = "".join([
         f"<h1>breastlab report: {esc(run_dir.name)}</h1>",
@@ -455,9 +601,11 @@ def render_report(run_dir: str | Path, *, gallery: bool = True, n_gallery: int =
         _notes(metrics, prov, run_dir),
         _data_section(metrics, prov),
         _metrics_section(metrics),
+        _levels_section(metrics),
         _threshold_section(metrics),
         _paired_section(metrics),
         _figures_section(run_dir, metrics),
+        _learning_section(run_dir),
         _gallery_section(run_dir, gallery, n_gallery),
         _provenance_section(prov),
     ])

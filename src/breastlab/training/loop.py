@@ -54,6 +54,8 @@ HISTORY_COLUMNS = (
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_auc", "lr", "seconds", "best",
 )
 SELECT_METRICS = ("auc", "accuracy", "loss")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("none", "cosine", "step")
 # Config fields that may change between a killed run and its resumption.
 _RESUME_IGNORED = ("num_threads", "eval_batch_size")
 
@@ -100,6 +102,28 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def validate(self) -> TrainConfig:
+        """Raise ``ValueError`` naming the first bad setting (call before any work)."""
+        checks = (
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                                           f"not {self.optimizer!r}"),
+            ((self.scheduler or "none") in SCHEDULERS,
+             f"scheduler must be one of {', '.join(SCHEDULERS)}, not {self.scheduler!r}"),
+            (self.select_metric in SELECT_METRICS,
+             f"select_metric must be one of {', '.join(SELECT_METRICS)}, not {self.select_metric!r}"),
+            (self.class_weight in (None, "balanced"),
+             f"class_weight must be None or 'balanced', not {self.class_weight!r}"),
+            (int(self.epochs) >= 1, f"epochs must be at least 1, not {self.epochs}"),
+            (int(self.batch_size) >= 1, f"batch_size must be at least 1, not {self.batch_size}"),
+            (float(self.lr) > 0, f"lr must be positive, not {self.lr}"),
+            (self.patience is None or int(self.patience) >= 1,
+             f"patience must be at least 1, not {self.patience}"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
 
 
 @dataclass
@@ -314,6 +338,7 @@ def train_classifier(
     resume: bool = True,
     meta: dict[str, Any] | None = None,
     label: str = "",
+    on_epoch: Any = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_ds``, select on ``val_ds``, write to ``out_dir``.
 
@@ -331,6 +356,8 @@ def train_classifier(
             match); ``False`` starts over and overwrites.
         meta: extra JSON metadata for ``model.pt`` (views, preprocessing, class_names...).
         label: prefix for progress-bar descriptions.
+        on_epoch: called with each epoch's history row (a dict) after it is saved, e.g.
+            to write log lines when no terminal shows the bars.
 
     Returns:
         ``TrainResult``; ``model`` is left in eval mode holding the best weights.
@@ -340,8 +367,7 @@ def train_classifier(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, model_path, hist_path = out / "checkpoint.pt", out / "model.pt", out / "history.csv"
-    if config.select_metric not in SELECT_METRICS:
-        raise ValueError(f"select_metric must be one of {SELECT_METRICS}")
+    config.validate()
     if config.num_threads:
         torch.set_num_threads(int(config.num_threads))
     seed_everything(config.seed)
@@ -479,6 +505,8 @@ def train_classifier(
                 "finished": finished,
             })
             bars.update(epoch_task, advance=1)
+            if on_epoch is not None:
+                on_epoch({**history[-1], "epochs": config.epochs})
     finally:
         bars.close()
 

@@ -32,7 +32,7 @@ from breastlab.dicom.records import SkippedFile
 from breastlab.index.records_io import SCHEMA, _text as _display, record_row, skipped_row
 
 #: files read per committed part (bounds the memory of the reading process)
-BATCH_FILES = 2048
+BATCH_FILES = 512
 PART_GLOB = "part-*.parquet"
 #: Parquet key-value metadata of every part: were patient name and ID kept (``--keep-phi``)?
 PHI_KEY = b"breastlab.patient_identity"

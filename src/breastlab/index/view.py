@@ -139,7 +139,7 @@ class _IndexView:
         spill.mkdir()
         handles: dict[int, object] = {}
         try:
-            reader = self.con.execute("""SELECT b.bucket, s.study_key, k.record FROM kept k
+            reader = self.con.sql("""SELECT b.bucket, s.study_key, k.record FROM kept k
                                          JOIN series_study s USING (series_key) JOIN buckets b USING (study_key)
                                          """).to_arrow_reader(STUDY_BATCH_ROWS)
             for batch in reader:

@@ -60,7 +60,7 @@ def set_facts(ls: LabelledSet) -> dict[str, Any]:
         "set_id": ls.set_id,
         "label": c.label,
         "confidence": round(c.confidence, 2),
-        "evidence": c.evidence,
+        "evidence": c.evidence_text,
         "evidence_source": c.source,
         "rule": c.rule,
         "b_value": _num(ls.b_value),

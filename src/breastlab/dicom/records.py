@@ -120,6 +120,13 @@ class InstanceRecord:
         return [f.name for f in fields(cls)]
 
 
+def series_key(r: InstanceRecord) -> str:
+    """The series a record belongs to: its SeriesInstanceUID, or a stand-in when it has none."""
+    if r.series_uid:
+        return r.series_uid
+    return f"nouid:{r.study_uid}:{r.series_number}:{r.series_description}"
+
+
 @dataclass(frozen=True, slots=True)
 class SkippedFile:
     """A file that was not used, and why (written to ``skipped.csv``)."""

@@ -27,9 +27,14 @@ from breastlab.mri.imageset import ImageSet
 class Classification:
     label: Label
     confidence: float
-    evidence: str  # the tags and values that decided it
+    evidence: str  # the tags and values that decided it (its source is not part of it)
     rule: str  # the rule name (or the model name for an image classification)
     source: str = "header"  # header | image | both
+
+    @property
+    def evidence_text(self) -> str:
+        """The evidence as the outputs write it, its source first (``header: TE 90 ms >= 60, ...``)."""
+        return f"{self.source}: {self.evidence}" if self.evidence else self.source
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,7 @@ def classify_summary(s: SetSummary, *, b_threshold: float = diffusion.DEFAULT_B_
             confidence = min(confidence, 0.75)
     if rule.name.startswith("dce_") and s.dce_seconds is None:
         confidence = min(confidence, 0.6)
-    # The evidence text names its source first ("header: ..."); image-model fusion
-    # (breastlab.mri.imaging.fusion) rewrites it as "image: ..." or "both: ...".
-    return Classification(label, confidence, "header: " + "; ".join(evidence), rule.name)
+    return Classification(label, confidence, "; ".join(evidence), rule.name)
 
 
 def _is_candidate(s: SetSummary, c: Classification) -> bool:

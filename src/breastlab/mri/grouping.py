@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from breastlab.dicom.records import InstanceRecord
+from breastlab.dicom.records import InstanceRecord, series_key
 from breastlab.dicom.times import format_tod, parse_dicom_datetime, unwrap_midnight
 from breastlab.mri.dce import may_be_dynamic
 from breastlab.mri.imageset import ImageSet
@@ -150,12 +150,6 @@ def _describe_value(name: str, value: object) -> str:
 
 
 # --------------------------------------------------------------------------- grouping
-
-def series_key(r: InstanceRecord) -> str:
-    if r.series_uid:
-        return r.series_uid
-    return f"nouid:{r.study_uid}:{r.series_number}:{r.series_description}"
-
 
 CANON_B0_SOURCE = "Canon: no b-value tag in a b>0 series (b=0)"
 

@@ -27,6 +27,8 @@ class ImageSet:
         series_b_values: distinct b-values of the whole series (the acquisition).
         time_order: 0-based time point inside the series, when split by time.
         n_series_timepoints: time points of its series (1 unless split by time).
+        n_records: its number of images on a light copy whose records were dropped
+            (the streaming sort); ``None`` when ``records`` holds them all.
     """
 
     study_uid: str | None
@@ -39,10 +41,11 @@ class ImageSet:
     series_b_values: tuple[float, ...] = ()
     time_order: int | None = None
     n_series_timepoints: int = 1
+    n_records: int | None = None
 
     @property
     def n_images(self) -> int:
-        return len(self.records)
+        return self.n_records if self.n_records is not None else len(self.records)
 
     @property
     def first(self) -> InstanceRecord:

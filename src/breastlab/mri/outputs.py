@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from breastlab.core import atomic
+from breastlab.core.labels import Label
 from breastlab.dicom.records import SkippedFile
 from breastlab.mri.classify import LabelledSet
 from breastlab.mri.grouping import format_tod
@@ -77,7 +78,7 @@ def series_row(ls: LabelledSet, *, keep_phi: bool = False) -> dict[str, Any]:
     starts = [r.acquisition_time if r.acquisition_time is not None else r.content_time for r in recs]
     starts = [t for t in starts if t is not None]
     series_times = [r.series_time for r in recs if r.series_time is not None]
-    diffusion_like = ls.b_value is not None or c.label == "ADC" or c.rule == "dwi_b_unknown"
+    diffusion_like = ls.b_value is not None or c.label == Label.ADC or c.rule == "dwi_b_unknown"
     row: dict[str, Any] = {
         "series_uid": st.series_uid,
         "series_number": st.series_number,
@@ -89,7 +90,7 @@ def series_row(ls: LabelledSet, *, keep_phi: bool = False) -> dict[str, Any]:
         "dce_phase": s.dce_phase,
         "dce_seconds": _num(s.dce_seconds, 1),
         "confidence": round(c.confidence, 2),
-        "evidence": c.evidence,
+        "evidence": c.evidence_text,
         "evidence_source": c.source,
         "rule": c.rule,
         "study": ls.study,

@@ -116,7 +116,7 @@ def _image_set_container(ls: LabelledSet):  # noqa: ANN202
         items.append(_num("DCE_SECONDS", "Seconds after pre-contrast", s.dce_seconds, "s", "second"))
     items += [
         _num("CONFIDENCE", "Confidence", c.confidence, "1", "no units"),
-        _text("EVIDENCE", "Evidence", c.evidence or ""),
+        _text("EVIDENCE", "Evidence", c.evidence_text),
         _text("EVIDENCE_SOURCE", "Evidence source", c.source or "header"),
         _text("RULE", "Rule", c.rule or ""),
     ]

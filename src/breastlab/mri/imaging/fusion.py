@@ -1,8 +1,10 @@
 """Fuse the image models with the header rules of ``breastlab sort`` (the hybrid path).
 
-``sort_exam(..., image_models=load_models(files))`` calls ``fuse_result`` on the
-``SortResult`` of the header rules, before export and output writing, with one or more
-image models (``--model FILE``, repeatable, or a model in the user configuration):
+``sort_exam(..., image_models=load_models(files))`` calls :func:`fuse_study` on the
+labelled sets of each study, before export and before any output is written, with one
+or more image models (``--model FILE``, repeatable, or a model in the user
+configuration); :class:`FusionTotals` gathers the run's summary and the header-less
+sets into the ``SortResult``, and the outputs are then written once:
 
 1. **fills in** image sets whose header label is ``UNKNOWN`` or whose rule confidence is
    below ``low_confidence``: the image model's label is used when its probability is at
@@ -16,14 +18,13 @@ image models (``--model FILE``, repeatable, or a model in the user configuration
    folder are one image set.
 
 Evidence: ``evidence_source`` is ``header``, ``image`` or ``both``; with a model, the
-``evidence`` text starts with the same word. series.csv/json gain the columns
+``evidence`` text is written after the same word (``both: ...``). series.csv/json gain the columns
 ``header_label, header_confidence, image_label, image_confidence, image_agrees,
 image_model``. A demo model is named as such in every row it touched and in the
 provenance. Without a model none of this runs and sort's outputs are unchanged.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from breastlab.core import atomic
+from breastlab.core.labels import DCE_LABELS, Label
 from breastlab.core.privacy import hashed_id
 
 from .config import configured_models  # noqa: F401  (re-exported)
@@ -76,25 +77,13 @@ def _best(models: Sequence[SeriesModel], probs: dict[int, dict[str, np.ndarray]]
 
 def _dce_family(op: ImageOpinion) -> float:
     """Probability that the set is one of the DCE phases (whichever)."""
-    return float(sum(op.probs.get(c, 0.0) for c in ("DCE_pre", "DCE_early", "DCE_delayed")))
+    return float(sum(op.probs.get(c, 0.0) for c in DCE_LABELS))
 
 
 def _set_item(ls: Any) -> SeriesItem:
     recs = ls.image_set.records
     return SeriesItem(series_id=ls.set_id, patient_id="", label=None, files=[r.path for r in recs],
                       frames=[r.frame_index for r in recs], kind="dicom")
-
-
-_SOURCES = ("header: ", "image: ", "both: ")
-
-
-def _prefixed(source: str, text: str) -> str:
-    """``text`` with its leading evidence source replaced by ``source``."""
-    for prefix in _SOURCES:
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-            break
-    return f"{source}: {text}" if text else source
 
 
 def fuse_sets(sets: Sequence[Any], models: Sequence[SeriesModel], *, low_confidence: float = LOW_CONFIDENCE,
@@ -108,23 +97,23 @@ def fuse_sets(sets: Sequence[Any], models: Sequence[SeriesModel], *, low_confide
 
     all_classes = {c for m in models for c in m.class_names}
     wanted = [ls for ls in sets
-              if ls.label in all_classes or ls.label == "UNKNOWN" or ls.classification.confidence < low_confidence]
+              if ls.label in all_classes or ls.label == Label.UNKNOWN or ls.classification.confidence < low_confidence]
     probs: dict[int, dict[str, np.ndarray]] = {}
     for m_idx, model in enumerate(models):
         items = [_set_item(ls) for ls in wanted
-                 if ls.label in model.class_names or ls.label == "UNKNOWN"
+                 if ls.label in model.class_names or ls.label == Label.UNKNOWN
                  or ls.classification.confidence < low_confidence]
         probs[m_idx] = model.predict_items(items)
 
     out, extra = [], {}
     for ls in sets:
         c = ls.classification
-        header_known = ls.label != "UNKNOWN" and c.confidence >= low_confidence
+        header_known = ls.label != Label.UNKNOWN and c.confidence >= low_confidence
         # cross-check against a model that knows the header label; fill-in with any model
         op = _best(models, probs, ls.set_id, only=ls.label if header_known else None)
         if op is None:
             extra[ls.set_id] = {"header_label": ls.label, "header_confidence": round(c.confidence, 2)}
-            out.append(replace(ls, classification=replace(c, evidence=_prefixed("header", c.evidence))))
+            out.append(ls)
             continue
         row = {"header_label": ls.label, "header_confidence": round(c.confidence, 2), "image_label": op.label,
                "image_confidence": round(op.confidence, 3), "image_model": op.model_name}
@@ -134,44 +123,38 @@ def fuse_sets(sets: Sequence[Any], models: Sequence[SeriesModel], *, low_confide
             row["image_agrees"] = "yes" if agree else "no"
             if agree:
                 new = replace(c, confidence=max(c.confidence, op.confidence), source="both",
-                              evidence=_prefixed("both", f"{c.evidence}; {note}, agrees"))
+                              evidence=f"{c.evidence}; {note}, agrees")
             elif op.confidence < min_image_confidence:  # an unsure image model is not a disagreement
                 row["image_agrees"] = "unsure"
                 new = replace(c, source="header",
-                              evidence=_prefixed("header", f"{c.evidence}; {note}, below "
-                                                           f"{min_image_confidence:.2f}: no cross-check"))
+                              evidence=f"{c.evidence}; {note}, below {min_image_confidence:.2f}: no cross-check")
             else:
                 new = replace(c, source="header",
-                              evidence=_prefixed("header", f"{c.evidence}; IMAGE/HEADER DISAGREE: {note}; "
-                                                           f"header label kept, please review"))
+                              evidence=f"{c.evidence}; IMAGE/HEADER DISAGREE: {note}; header label kept, please review")
         elif op.confidence < min_image_confidence and _dce_family(op) >= min_image_confidence:
             # sure it is dynamic, unsure which phase: keep the best phase; exam-level ordering decides later
             p_dce = _dce_family(op)
             phase = max((c for c in DCE_LABELS if c in op.probs), key=lambda c: op.probs[c])
             row.update(image_label=phase, image_confidence=round(p_dce, 3), image_agrees="")
             new = Classification(phase, round(p_dce, 3),
-                                 _prefixed("image", f"image model {op.model_name} says a DCE phase (p={p_dce:.2f}), "
-                                                    f"phase uncertain (best {phase}, p={op.probs[phase]:.2f}); "
-                                                    f"header rules gave {ls.label}"),
+                                 f"image model {op.model_name} says a DCE phase (p={p_dce:.2f}), "
+                                 f"phase uncertain (best {phase}, p={op.probs[phase]:.2f}); header rules gave {ls.label}",
                                  f"image:{op.model.path.name}", "image")
         elif op.confidence >= min_image_confidence:
-            row["image_agrees"] = "" if ls.label == "UNKNOWN" else ("yes" if op.label == ls.label else "no")
+            row["image_agrees"] = "" if ls.label == Label.UNKNOWN else ("yes" if op.label == ls.label else "no")
             src = "both" if op.label == ls.label else "image"
             new = Classification(op.label, round(op.confidence, 3),
-                                 _prefixed(src, f"{note}; header rules gave {ls.label} "
-                                                f"(confidence {c.confidence:.2f}, {c.rule})"),
+                                 f"{note}; header rules gave {ls.label} (confidence {c.confidence:.2f}, {c.rule})",
                                  f"image:{op.model.path.name}", src)
         else:
             row["image_agrees"] = ""
-            new = replace(c, evidence=_prefixed("header", f"{c.evidence}; {note}, below {min_image_confidence:.2f}: "
-                                                          f"not used"))
+            new = replace(c, evidence=f"{c.evidence}; {note}, below {min_image_confidence:.2f}: not used")
         extra[ls.set_id] = row
         out.append(replace(ls, classification=new))
     return out, extra
 
 
 # --------------------------------------------------------------------------- exam-level DCE ordering
-DCE_LABELS = ("DCE_pre", "DCE_early", "DCE_delayed")
 
 
 def _repeats(records: Sequence[Any]) -> int:
@@ -213,7 +196,7 @@ def order_dce_sets(sets: Sequence[Any], extra: dict[str, dict[str, Any]], *,
 
     def candidate(ls: Any) -> bool:
         row = extra.get(ls.set_id, {})
-        header_known = row.get("header_label", ls.label) != "UNKNOWN" and \
+        header_known = row.get("header_label", ls.label) != Label.UNKNOWN and \
             float(row.get("header_confidence", 1.0) or 0.0) >= low_confidence
         return not header_known and ls.label in DCE_LABELS
 
@@ -256,7 +239,7 @@ def order_dce_sets(sets: Sequence[Any], extra: dict[str, dict[str, Any]], *,
             for i, label, rank in zip(members, res.labels, res.rank):
                 ls = out[i]
                 said = extra.get(ls.set_id, {}).get("image_label", ls.label)
-                ev = (f"image: exam-level enhancement ordering of {len(members)} volumes, rank {rank} "
+                ev = (f"exam-level enhancement ordering of {len(members)} volumes, rank {rank} "
                       f"(confidence {res.confidence:.2f}); slice model said {said}")
                 out[i] = replace(ls, classification=Classification(label, round(res.confidence, 3), ev,
                                                                    "image:phase_order", "image"))
@@ -296,9 +279,9 @@ def headerless_rows(items: Sequence[SeriesItem], models: Sequence[SeriesModel], 
     series_rows, inst_rows = [], []
     for item in items:
         op = _best(models, probs, item.series_id)
-        label = op.label if op and op.confidence >= min_image_confidence else "UNKNOWN"
+        label = op.label if op and op.confidence >= min_image_confidence else Label.UNKNOWN
         note = (f"image model {op.model_name} says {op.label} (p={op.confidence:.2f})" if op else "no model")
-        if op and label == "UNKNOWN":
+        if op and label == Label.UNKNOWN:
             note += f", below {min_image_confidence:.2f}"
         kind = "NIfTI volume" if item.kind == "nifti" else f"{len(item.files)} {Path(item.files[0]).suffix.lower()} image(s)"
         row = {c: None for c in columns}
@@ -337,83 +320,10 @@ def load_models(paths: Sequence[str | os.PathLike]) -> list[SeriesModel]:
     return [SeriesModel(p) for p in paths]
 
 
-def fuse_result(result: Any, models: Sequence[SeriesModel], *, low_confidence: float = LOW_CONFIDENCE,
-                min_image_confidence: float = MIN_IMAGE_CONFIDENCE) -> dict[str, Any]:
-    """Fuse ``result`` (a ``SortResult``) with ``models`` in place; writes nothing.
-
-    Sets ``result.sets`` (fused labels), ``result.image_rows`` (header-less PNG/JPEG/NIfTI
-    sets labelled by the model alone), ``result.image_columns`` (per-set image columns) and
-    removes the header-less files it labelled from ``result.skipped``. Returns a summary:
-    counts of sets by evidence source, disagreements, header-less sets, and the demo notice
-    when a demo model was used.
-    """
-    sets, extra = fuse_sets(result.sets, models, low_confidence=low_confidence,
-                            min_image_confidence=min_image_confidence)
-    if any(c in DCE_LABELS for m in models for c in m.class_names):
-        sets = order_dce_sets(sets, extra, low_confidence=low_confidence)
-    result.sets = sets
-    handled = [s.path for s in result.skipped if s.reason == "not-dicom" and file_kind(s.path) in ("nifti", "raster")]
-    items = headerless_items(handled)
-    extra_rows, extra_inst = headerless_rows(items, models, _fused_columns(False), min_image_confidence=min_image_confidence) \
-        if items else ([], [])
-    used = {f for i in items for f in i.files}
-    result.skipped = [s for s in result.skipped if s.path not in used]
-    result.image_rows = extra_rows  # header-less image sets (not LabelledSets)
-    result.image_instances = extra_inst
-    result.image_columns = extra
-
-    demo = any(m.demo for m in models)
-    summary = {
-        "models": [{"path": str(m.path), "task": m.task, "classes": m.class_names, "demo": m.demo} for m in models],
-        "evidence_source": {},
-        "disagreements": [k for k, v in extra.items() if v.get("image_agrees") == "no"],
-        "image_only_sets": len(extra_rows),
-        "low_confidence": low_confidence,
-        "min_image_confidence": min_image_confidence,
-    }
-    for ls in sets:
-        src = ls.classification.source
-        summary["evidence_source"][src] = summary["evidence_source"].get(src, 0) + 1
-    if extra_rows:
-        summary["evidence_source"]["image"] = summary["evidence_source"].get("image", 0) + len(extra_rows)
-    if demo:
-        summary["notice"] = DEMO_NOTICE
-    result.fusion = summary
-    return summary
-
-
 def _fused_columns(keep_phi: bool) -> tuple[str, ...]:
     from breastlab.mri import outputs
 
     return tuple(outputs.series_columns(keep_phi)) + IMAGE_COLUMNS
-
-
-def write_fused_outputs(out_dir: str | os.PathLike, result: Any, *, keep_phi: bool = False,
-                        export_paths: dict[tuple[str, str], str] | None = None) -> None:
-    """Rewrite series.csv/json and instances.csv of a fused ``result`` with the image columns."""
-    from breastlab.mri import outputs
-
-    out = Path(out_dir)
-    summary = getattr(result, "fusion", {}) or {}
-    extra = getattr(result, "image_columns", {}) or {}
-    extra_rows = getattr(result, "image_rows", []) or []
-    extra_inst = getattr(result, "image_instances", []) or []
-    columns = _fused_columns(keep_phi)
-    rows = [outputs.series_row(ls, keep_phi=keep_phi) | {c: extra.get(ls.set_id, {}).get(c) for c in IMAGE_COLUMNS}
-            for ls in result.sets] + [{c: r.get(c) for c in columns} for r in extra_rows]
-    atomic.write_csv(out / "series.csv", rows, columns)
-    atomic.write_json(out / "series.json", rows)
-    if extra_inst:
-        inst = list(outputs.instance_rows(result.sets, export_paths)) + extra_inst
-        atomic.write_csv(out / "instances.csv", inst, outputs.INSTANCE_COLUMNS)
-    prov = out / "provenance.json"
-    if prov.is_file() and summary:
-        manifest = json.loads(prov.read_text(encoding="utf-8"))
-        demo = "notice" in summary
-        manifest.setdefault("config", {})["classifier"] = "header rules + image model" + (" (DEMO)" if demo else "")
-        manifest["config"]["image_models"] = summary.get("models")
-        manifest["image_model_summary"] = summary
-        atomic.write_json(prov, manifest)
 
 
 def report_fusion(console: Any, result: Any, summary: dict[str, Any]) -> None:
@@ -426,5 +336,97 @@ def report_fusion(console: Any, result: Any, summary: dict[str, Any]) -> None:
     if summary["disagreements"]:
         console.print(f"[yellow]image and header disagree on {len(summary['disagreements'])} image set(s): "
                       f"{', '.join(summary['disagreements'])} (header label kept; see series.csv image_agrees)[/]")
-    for row in getattr(result, "image_rows", []):
+    for row in result.image_rows:
         console.print(f"no DICOM header: {row['first_path']} -> {row['label']} ({row['evidence']})")
+
+
+# --------------------------------------------------------------------------- streaming (one study at a time)
+@dataclass
+class StudyFusion:
+    """Image-model results of one study, before anything is written."""
+
+    sets: list[Any]  # LabelledSet, fused
+    image_columns: dict[str, dict[str, Any]]  # set_id -> IMAGE_COLUMNS values
+    disagreements: list[str]
+    split_disagreements: list[str]  # of sets that the exam-level DCE ordering split (listed last, as before)
+
+
+def fuse_study(sets: Sequence[Any], models: Sequence[SeriesModel], *, low_confidence: float = LOW_CONFIDENCE,
+               min_image_confidence: float = MIN_IMAGE_CONFIDENCE) -> StudyFusion:
+    """Fuse the labelled sets of one study with the image models (what ``fuse_result`` does per study)."""
+    fused, extra = fuse_sets(sets, models, low_confidence=low_confidence, min_image_confidence=min_image_confidence)
+    before = list(extra)
+    if any(c in DCE_LABELS for m in models for c in m.class_names):
+        fused = order_dce_sets(fused, extra, low_confidence=low_confidence)
+    seen = set(before)
+    base = [k for k in before if k in extra and extra[k].get("image_agrees") == "no"]
+    tail = [k for k in extra if k not in seen and extra[k].get("image_agrees") == "no"]
+    return StudyFusion(fused, extra, base, tail)
+
+
+@dataclass
+class FusionTotals:
+    """Fusion over a whole sort, accumulated study by study; ``summary`` gives what provenance records."""
+
+    models: Sequence[SeriesModel]
+    low_confidence: float = LOW_CONFIDENCE
+    min_image_confidence: float = MIN_IMAGE_CONFIDENCE
+    evidence_source: dict[str, int] | None = None
+    disagreements: list[str] | None = None
+    split_disagreements: list[str] | None = None
+    image_rows: list[dict[str, Any]] | None = None
+    image_instances: list[dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        self.evidence_source, self.disagreements, self.split_disagreements = {}, [], []
+        self.image_rows, self.image_instances = [], []
+
+    def add(self, study: StudyFusion) -> None:
+        for ls in study.sets:
+            src = ls.classification.source
+            self.evidence_source[src] = self.evidence_source.get(src, 0) + 1
+        self.disagreements += study.disagreements
+        self.split_disagreements += study.split_disagreements
+
+    def headerless(self, skipped: Sequence[Any]) -> list[Any]:
+        """Label the header-less PNG/JPEG/NIfTI files among ``skipped``; returns the skipped left."""
+        handled = [s.path for s in skipped if s.reason == "not-dicom" and file_kind(s.path) in ("nifti", "raster")]
+        items = headerless_items(handled)
+        if items:
+            self.image_rows, self.image_instances = headerless_rows(
+                items, self.models, _fused_columns(False), min_image_confidence=self.min_image_confidence)
+        used = {f for i in items for f in i.files}
+        return [s for s in skipped if s.path not in used]
+
+    def summary(self) -> dict[str, Any]:
+        out = {
+            "models": [{"path": str(m.path), "task": m.task, "classes": m.class_names, "demo": m.demo}
+                       for m in self.models],
+            "evidence_source": dict(self.evidence_source),
+            "disagreements": self.disagreements + self.split_disagreements,
+            "image_only_sets": len(self.image_rows),
+            "low_confidence": self.low_confidence,
+            "min_image_confidence": self.min_image_confidence,
+        }
+        if self.image_rows:
+            out["evidence_source"]["image"] = out["evidence_source"].get("image", 0) + len(self.image_rows)
+        if any(m.demo for m in self.models):
+            out["notice"] = DEMO_NOTICE
+        return out
+
+    def series_rows(self, columns: Sequence[str]) -> list[dict[str, Any]]:
+        return [{c: r.get(c) for c in columns} for r in self.image_rows]
+
+
+def fused_columns(keep_phi: bool) -> tuple[str, ...]:
+    """series.csv columns with image models: the header columns, then :data:`IMAGE_COLUMNS`."""
+    return _fused_columns(keep_phi)
+
+
+def provenance_with_models(manifest: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The provenance of a sort with image models (classifier named, models and their summary added)."""
+    demo = "notice" in summary
+    manifest.setdefault("config", {})["classifier"] = "header rules + image model" + (" (DEMO)" if demo else "")
+    manifest["config"]["image_models"] = summary.get("models")
+    manifest["image_model_summary"] = summary
+    return manifest

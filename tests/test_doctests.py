@@ -14,7 +14,7 @@ MODULES = (
     "breastlab.core.labels",  # Label
     "breastlab.core.privacy",  # hashed_id
     "breastlab.dicom.times",
-    "breastlab.mri",  # sort_exam
+    "breastlab.mri.sorter",  # sort_exam
     "breastlab.mri.features",  # summarize
     "breastlab.mri.names",
     "breastlab.mri.rules",  # the rule table

@@ -1,7 +1,20 @@
 """``sort_exam``: scan → group into image sets → label → write outputs → export.
 
->>> result = sort_exam(["/data/exam"], out_dir="sorted")        # doctest: +SKIP
->>> [(s.set_id, s.label, s.b_value) for s in result.sets]      # doctest: +SKIP
+Example:
+    Sort a small synthetic GE exam (written by :mod:`breastlab.phantom.mri`):
+
+    >>> import tempfile
+    >>> from breastlab.phantom.mri import write_mri_phantom
+    >>> exam = Path(tempfile.mkdtemp()) / "exam"
+    >>> _ = write_mri_phantom(exam, vendors=("GE",), n_slices=4, matrix=32)
+    >>> result = sort_exam([exam], out_dir=exam.parent / "sorted", workers=1, progress=False)
+    >>> sorted({str(s.label) for s in result.sets})  # doctest: +NORMALIZE_WHITESPACE
+    ['ADC', 'DCE_delayed', 'DCE_early', 'DCE_pre', 'DWI_high', 'DWI_low', 'LOCALIZER', 'MIP', 'SUB',
+     'T1', 'T2WI', 'T2WI_FS']
+    >>> [(s.label, s.b_value) for s in result.by_label("DWI_high")]
+    [(<Label.DWI_HIGH: 'DWI_high'>, 800.0)]
+    >>> sorted(p.name for p in result.outputs.values())
+    ['instances.csv', 'provenance.json', 'series.csv', 'series.json', 'skipped.csv']
 """
 from __future__ import annotations
 

@@ -6,16 +6,18 @@ labels, they are the contract's other side). A string constant equal to a label 
 share a word with a label:
 
 * a docstring;
-* a DICOM value: an element of a list/tuple/set of header values that also holds a
-  non-label string (``ImageType=["DERIVED", "PRIMARY", "ADC"]``), the value given to a
-  DICOM keyword (``ScanOptions="OTHER"``, ``{"ImageType": ...}``), an ImageType token
-  handed to the rule table's ``_itype``, or a comparison with an ImageType or
-  AcquisitionContrast value (``"LOCALIZER" in s.image_type``);
+* a DICOM value: a Code String (upper case, digits, space, ``_``; at most 16 characters,
+  so ``DWI_low`` or ``DCE_pre`` never is one) that is an element of a list/tuple/set of
+  such strings holding at least one non-label (``ImageType=["DERIVED", "PRIMARY", "ADC"]``),
+  the value given to a DICOM keyword (``ScanOptions="OTHER"``, ``{"ImageType": ...}``), an
+  ImageType token handed to the rule table's ``_itype``, or a comparison with an ImageType
+  or AcquisitionContrast value (``"LOCALIZER" in s.image_type``);
 * an entry of :data:`ALLOWED` below (file, string, why).
 """
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from pydicom.datadict import keyword_dict
@@ -32,6 +34,7 @@ ALLOWED: dict[tuple[str, str], str] = {
 }
 
 _DICOM_VALUE_HINTS = ("image_type", "itype", "AcquisitionContrast")
+_CODE_STRING = re.compile(r"[A-Z0-9 _]{0,16}")
 
 
 def test_label_type_has_exactly_todays_strings() -> None:
@@ -57,12 +60,14 @@ def _dicom_values(tree: ast.AST) -> set[int]:
     out: set[int] = set()
 
     def strings(node: ast.AST) -> list[ast.Constant]:
-        return [n for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        return [n for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                and _CODE_STRING.fullmatch(n.value)]
 
     for node in ast.walk(tree):
         if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
             consts = [e for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
-            if any(c.value not in VALUES for c in consts):
+            if (len(consts) == len(node.elts) and all(_CODE_STRING.fullmatch(c.value) for c in consts)
+                    and any(c.value not in VALUES for c in consts)):
                 out.update(id(c) for c in consts)
         elif isinstance(node, ast.keyword) and node.arg in keyword_dict:
             out.update(id(c) for c in strings(node.value))
@@ -110,8 +115,10 @@ def test_the_check_tells_a_label_from_a_dicom_value() -> None:
         'ds = dict(ScanOptions="OTHER")\n'
         'if "LOCALIZER" in s.image_type or label == "DCE_early":\n'
         '    names = ("T2WI", "T2WI_FS")\n'
+        'sets = f(("DWI_low", 50.0, "DWI_b50"), ("ADC", "dADC"), ImageType=("DWI_low", "X"))\n'
     )
-    assert sorted(label_literals(text)) == [(4, "DCE_early"), (5, "T2WI"), (5, "T2WI_FS")]
+    assert sorted(label_literals(text)) == [(4, "DCE_early"), (5, "T2WI"), (5, "T2WI_FS"),
+                                            (6, "ADC"), (6, "DWI_low"), (6, "DWI_low")]
 
 
 def test_allow_list_entries_are_still_needed() -> None:

@@ -435,7 +435,7 @@ def _plan_siemens(v, g, loc, dce_layout) -> list[_Series]:
                       RepetitionTime=TR_DWI, EchoTime=TE_DWI, FlipAngle=90, MRAcquisitionType="2D",
                       ImageType=["ORIGINAL", "PRIMARY", "DIFFUSION", "TRACEW", "ND", "NORM"])
     sets = []
-    for label, b, key in (("DWI_low", B_LOW, "DWI_b50"), ("DWI_high", B_HIGH, "DWI_b800")):
+    for label, b, key in ((Label.DWI_LOW, B_LOW, "DWI_b50"), (Label.DWI_HIGH, B_HIGH, "DWI_b800")):
         sets.append(_axial_set(label, v[key], g, b_value=b, public={"SequenceName": f"*ep_b{int(b)}t"},
                                private=[(0x0019, SIEMENS_HDR, 0x0C, "IS", int(b))]))
     s.append(_Series(4, "ep2d_diff_tra", 700, dwi_common, [], sets))
@@ -499,7 +499,7 @@ def _plan_ge(v, g, loc, dce_layout) -> list[_Series]:
                ScanOptions=["SAT_GEMS", "EDR_GEMS", "EPI_GEMS", "ACC_GEMS", "FS"], RepetitionTime=TR_DWI,
                EchoTime=TE_DWI, FlipAngle=90, MRAcquisitionType="2D")
     sets = []
-    for label, b, key in (("DWI_low", B_LOW, "DWI_b50"), ("DWI_high", B_HIGH, "DWI_b800")):
+    for label, b, key in ((Label.DWI_LOW, B_LOW, "DWI_b50"), (Label.DWI_HIGH, B_HIGH, "DWI_b800")):
         sets.append(_axial_set(label, v[key], g, b_value=b, public={"DiffusionBValue": b},
                                private=[_ge_b(b)]))
     s.append(_Series(4, "Ax DWI b50-800", 650, dwi, [(0x0019, GE_ACQU, 0x9C, "LO", "epi2")], sets, slice_major=True))

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from breastlab.evaluation.metrics import format_figure, multiclass_metrics
-from breastlab.mri.imaging.data import TASK_CLASSES, read_data
-from breastlab.mri.imaging.demo import phantom_class_folders
-from breastlab.mri.imaging.model import MRITrainConfig, train_run
-from breastlab.mri.imaging.phase_order import order_phases
+from breastlab.seriesmodels.data import TASK_CLASSES, read_data
+from breastlab.seriesmodels.demo import phantom_class_folders
+from breastlab.seriesmodels.model import MRITrainConfig, train_run
+from breastlab.seriesmodels.phase_order import order_phases
 
 TEST_SEEDS = (10, 11, 12)
 

@@ -16,7 +16,7 @@ mri_app = typer.Typer(
 
 
 def _classes(task: str, classes: str | None) -> list[str]:
-    from breastlab.mri.imaging.data import TASK_CLASSES
+    from breastlab.seriesmodels.data import TASK_CLASSES
 
     if classes:
         return [c.strip() for c in classes.split(",") if c.strip()]
@@ -31,10 +31,12 @@ def _print_metrics(run: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from breastlab.core.rundir import RunDir
     from breastlab.evaluation.metrics import format_figure
 
-    metrics = json.loads((run / "metrics.json").read_text())
-    slice_level = json.loads((run / "slice_metrics.json").read_text()) if (run / "slice_metrics.json").is_file() else {}
+    rd = RunDir(run)
+    metrics = json.loads(rd.metrics.read_text())
+    slice_level = json.loads(rd.slice_metrics.read_text()) if rd.slice_metrics.is_file() else {}
     names = metrics["class_names"]
     console = Console()
     for model, m in metrics["models"].items():
@@ -87,8 +89,8 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train a slice CNN whose slice probabilities aggregate to one label per series (patient-level splits)."""
-    from breastlab.mri.imaging.data import read_data
-    from breastlab.mri.imaging.model import MRITrainConfig, train_run
+    from breastlab.seriesmodels.data import read_data
+    from breastlab.seriesmodels.model import MRITrainConfig, train_run
 
     names = _classes(task, classes)
     try:
@@ -113,7 +115,9 @@ def train(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     _print_metrics(run)
-    typer.echo(f"run folder: {run}; model for `breastlab sort --model`: {run / 'model.pt'}")
+    from breastlab.core.rundir import RunDir
+
+    typer.echo(f"run folder: {run}; model for `breastlab sort --model`: {RunDir(run).run_model}")
 
 
 @mri_app.command("evaluate")
@@ -126,21 +130,23 @@ def evaluate(
     report: bool = typer.Option(True, "--report/--no-report"),
 ) -> None:
     """Confusion matrix, overall and per-class accuracy with 95% CIs, and the HTML report."""
-    from breastlab.mri.imaging.model import SeriesModel, evaluate_model_on, finish_run
+    from breastlab.seriesmodels.model import SeriesModel, evaluate_model_on, finish_run
 
     if model is None:
-        if not (target / "models").is_dir():
+        from breastlab.core.rundir import RunDir
+
+        if not RunDir(target).models_dir.is_dir():
             raise typer.BadParameter(f"{target} is not a run folder (no models/)", param_hint="TARGET")
         finish_run(target, report=report)
         _print_metrics(target)
         return
     if out is None:
         raise typer.BadParameter("--out is required with --model", param_hint="--out")
-    from breastlab.mri.imaging.data import read_data
+    from breastlab.seriesmodels.data import read_data
 
     sm = SeriesModel(model)
     if sm.demo:
-        from breastlab.mri.imaging.model import DEMO_NOTICE
+        from breastlab.seriesmodels.model import DEMO_NOTICE
 
         typer.echo(f"note: {DEMO_NOTICE}", err=True)
     dataset = read_data(target, sm.class_names, label_column=label_column)
@@ -158,8 +164,8 @@ def order_phases_cmd(
     import numpy as np
 
     from breastlab.core import atomic
-    from breastlab.mri.imaging.phase_order import order_phases
-    from breastlab.mri.imaging.volumes import read_volumes
+    from breastlab.seriesmodels.phase_order import order_phases
+    from breastlab.seriesmodels.volumes import read_volumes
 
     files: list[Path] = []
     for p in inputs:
@@ -194,8 +200,8 @@ def demo_model(
     epochs: int = typer.Option(6, "--epochs", min=1),
 ) -> None:
     """Train a small DEMO model on synthetic phantom exams (no clinical validity)."""
-    from breastlab.mri.imaging.demo import make_demo_model
-    from breastlab.mri.imaging.model import DEMO_NOTICE
+    from breastlab.seriesmodels.demo import make_demo_model
+    from breastlab.seriesmodels.model import DEMO_NOTICE
 
     path = make_demo_model(out, task=task, epochs=epochs, progress=True)
     typer.echo(f"{path}: {DEMO_NOTICE}")

@@ -68,7 +68,7 @@ def classify_summary(s: SetSummary, *, b_threshold: float = diffusion.DEFAULT_B_
     if rule.name.startswith("dce_") and s.dce_seconds is None:
         confidence = min(confidence, 0.6)
     # The evidence text names its source first ("header: ..."); image-model fusion
-    # (breastlab.mri.imaging.fusion) rewrites it as "image: ..." or "both: ...".
+    # (breastlab.seriesmodels.fusion) rewrites it as "image: ..." or "both: ...".
     return Classification(label, confidence, "header: " + "; ".join(evidence), rule.name)
 
 

@@ -27,7 +27,7 @@ class SortResult:
     export_dir: Path | None = None
     outputs: dict[str, Path] = field(default_factory=dict)
     export_counts: dict[str, int] = field(default_factory=dict)
-    # filled by image-model fusion (breastlab.mri.imaging.fusion.fuse_result)
+    # filled by image-model fusion (breastlab.seriesmodels.fusion.fuse_result)
     fusion: dict[str, Any] = field(default_factory=dict)
     image_rows: list[dict[str, Any]] = field(default_factory=list)
     image_instances: list[dict[str, Any]] = field(default_factory=list)
@@ -123,7 +123,7 @@ def sort_exam(
     staging folder and published whole (:func:`breastlab.core.publish.staged_outputs`):
     it holds the previous complete set or this run's, never a mix.
 
-    ``image_models`` (from ``breastlab.mri.imaging.fusion.load_models``) add the image
+    ``image_models`` (from ``breastlab.seriesmodels.fusion.load_models``) add the image
     path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
     and cross-check the header rules; export and outputs then follow the fused labels.
     Without them the header rules alone decide.
@@ -154,7 +154,7 @@ def _sort_into(inputs, scan_paths, out_dir, out_stage, export_dir, export_stage,
     sets = sort_records(scan.records, b_threshold=b_threshold)
     result = SortResult(sets=sets, skipped=list(scan.skipped), n_records=len(scan.records))
     if image_models:
-        from breastlab.mri.imaging.fusion import fuse_result
+        from breastlab.seriesmodels.fusion import fuse_result
 
         fuse_result(result, image_models)
         sets = result.sets
@@ -194,7 +194,7 @@ def _sort_into(inputs, scan_paths, out_dir, out_stage, export_dir, export_stage,
         written = write_outputs(out_stage, sets, result.skipped, keep_phi=keep_phi, manifest=manifest,
                                 export_paths=export_paths)
         if image_models:
-            from breastlab.mri.imaging.fusion import write_fused_outputs
+            from breastlab.seriesmodels.fusion import write_fused_outputs
 
             write_fused_outputs(out_stage, result, keep_phi=keep_phi, export_paths=export_paths)
         result.out_dir = Path(out_dir)

@@ -360,3 +360,19 @@ def breast_dataset(exams: CaseDataset) -> CaseDataset | None:
     new.labels = torch.tensor(labels, dtype=torch.long)
     new.skipped = []
     return new
+
+
+def dataset_from_meta(rows: Any, meta: Mapping[str, Any], *, progress: bool = False):
+    """A ``CaseDataset`` preprocessed exactly as the model was trained (model metadata)."""
+    pre = dict(meta.get("preprocessing") or {})
+    kwargs: dict[str, Any] = {
+        "views": meta.get("views") or pre.get("views"),
+        "image_size": int(pre.get("image_size") or meta.get("image_size") or 256),
+        "train": False, "cache": True, "progress": progress,
+    }
+    for key in ("flip_right", "normalization", "slice_index"):
+        if pre.get(key) is not None:
+            kwargs[key] = pre[key]
+    if pre.get("clip_percentiles") is not None:
+        kwargs["clip_percentiles"] = tuple(pre["clip_percentiles"])
+    return CaseDataset(rows, **kwargs)

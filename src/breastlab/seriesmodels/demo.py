@@ -6,7 +6,7 @@ phantom's image sets; the patient is the phantom seed, so one seed's exams in se
 dialects never straddle a split. ``make_demo_model`` trains a small model on it.
 
 The demo model is labelled as such everywhere: its metadata has ``demo: true`` and the
-notice :data:`~breastlab.mri.imaging.model.DEMO_NOTICE`, which ``breastlab sort`` prints
+notice :data:`~breastlab.seriesmodels.model.DEMO_NOTICE`, which ``breastlab sort`` prints
 and writes to its outputs. It is a test of the machinery on synthetic images, not a
 clinical model.
 """

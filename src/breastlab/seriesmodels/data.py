@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from breastlab.core.privacy import hashed_id
-from breastlab.multiview.preprocess import IMAGE_SUFFIXES, NIFTI_SUFFIXES, _is_dicom
+from breastlab.dicom.pixels import is_dicom
+from breastlab.multiview.preprocess import IMAGE_SUFFIXES, NIFTI_SUFFIXES
 
 TASK_CLASSES: dict[str, list[str]] = {
     "sequence": ["T2WI", "T2WI_FS", "ADC"],
@@ -81,7 +82,7 @@ def file_kind(path: str | os.PathLike) -> str | None:
         return "raster"
     if p.suffix.lower() in {".csv", ".json", ".txt", ".md"} or name.startswith("."):
         return None
-    if _is_dicom(p):
+    if is_dicom(p):
         return "dicom"
     return None
 

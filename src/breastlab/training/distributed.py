@@ -34,6 +34,10 @@ from torch.utils.data.distributed import DistributedSampler
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
+class DistributedRunError(RuntimeError):
+    """A training process failed; the message is its error."""
+
+
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
@@ -127,6 +131,9 @@ class ShardedBatchSampler(DistributedSampler):
             size = math.ceil(len(batch) / self.num_replicas)
             lo = self.rank * size
             yield batch[lo:lo + size] if lo < len(batch) else batch[-1:]
+        # torch's RandomSampler ends every epoch with one more (empty) randperm; drawing it
+        # too keeps the generator, hence every later epoch, as in one process
+        torch.randperm(self.n, generator=self.generator)
 
     def __len__(self) -> int:
         full = self.n // self.batch_size
@@ -161,14 +168,15 @@ def _die_with_parent() -> None:
 
 
 def _worker(local_rank: int, fn: Callable[..., Any], args: tuple[Any, ...], n: int,
-            addr: str, port: int, threads: int | None) -> None:
+            addr: str, port: int, threads: int | None, results: Any) -> None:
     _die_with_parent()
-    if threads:
-        torch.set_num_threads(int(threads))
+    torch.set_num_threads(int(threads) if threads else max(1, (os.cpu_count() or 1) // n))
     os.environ.update(MASTER_ADDR=addr, MASTER_PORT=str(port), RANK=str(local_rank),
                       WORLD_SIZE=str(n), LOCAL_RANK=str(local_rank))
     with process_group():
-        fn(*args)
+        out = fn(*args)
+        if is_main():
+            results.put(out)
 
 
 @contextlib.contextmanager
@@ -186,25 +194,43 @@ def process_group() -> Iterator[None]:
         dist.destroy_process_group()
 
 
-def launch(fn: Callable[..., Any], args: tuple[Any, ...], *, devices: int = 1, nodes: int = 1,
-           threads: int | None = None) -> None:
-    """Run ``fn(*args)`` on ``devices`` processes per node.
-
-    Under ``torchrun`` (its environment is set) this process is one rank already: it joins
-    the group. Otherwise ``nodes`` must be 1 and ``devices`` processes are spawned on this
-    machine (``torch.multiprocessing.spawn``); ``devices=1`` runs in this process.
-    """
+def check_devices(devices: int, nodes: int = 1) -> None:
+    """``ValueError`` for a device count this machine cannot serve (before any work)."""
+    if devices < 1 or nodes < 1:
+        raise ValueError("--devices and --nodes must be at least 1")
     if under_torchrun():
-        with process_group():
-            fn(*args)
         return
     if nodes > 1:
         raise ValueError(f"--nodes {nodes}: start every node with torchrun --nnodes {nodes} "
                          f"--nproc-per-node {devices} (see docs/training.md)")
+    if torch.cuda.is_available() and devices > torch.cuda.device_count():
+        raise ValueError(f"--devices {devices}: only {torch.cuda.device_count()} GPU(s) here")
+
+
+def launch(fn: Callable[..., Any], args: tuple[Any, ...], *, devices: int = 1, nodes: int = 1,
+           threads: int | None = None) -> Any:
+    """Run ``fn(*args)`` on ``devices`` processes per node; returns rank 0's result.
+
+    Under ``torchrun`` (its environment is set) this process is one rank already: it joins
+    the group (every rank returns its own result). Otherwise ``nodes`` must be 1 and
+    ``devices`` processes are spawned on this machine (``torch.multiprocessing.spawn``);
+    ``devices=1`` runs in this process. ``fn``, ``args`` and the result must pickle.
+    """
+    check_devices(devices, nodes)
+    if under_torchrun():
+        with process_group():
+            return fn(*args)
     if devices <= 1:
-        fn(*args)
-        return
+        return fn(*args)
     import torch.multiprocessing as mp
 
-    mp.spawn(_worker, args=(fn, args, devices, "127.0.0.1", _free_port(), threads),
-             nprocs=devices, join=True)
+    results = mp.get_context("spawn").SimpleQueue()
+    try:
+        mp.spawn(_worker, args=(fn, args, devices, "127.0.0.1", _free_port(), threads, results),
+                 nprocs=devices, join=True)
+    except mp.ProcessRaisedException as exc:  # the worker's own error, as one line
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        raise DistributedRunError(lines[-1] if lines else str(exc)) from None
+    except mp.ProcessExitedException as exc:
+        raise DistributedRunError(str(exc)) from None
+    return None if results.empty() else results.get()

@@ -442,7 +442,8 @@ def train_classifier(
     drop_last = config.batch_size > 1 and n % config.batch_size == 1  # BatchNorm needs >1
     if ddp.is_distributed():  # the same global batches as one process, shared out
         sampler = ddp.ShardedBatchSampler(n, config.batch_size, generator, drop_last=drop_last)
-        loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=0)
+        # the generator as in one process: the loader draws its base seed from it too
+        loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=0, generator=generator)
     else:
         loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
                             generator=generator, num_workers=0, drop_last=drop_last)
@@ -459,7 +460,8 @@ def train_classifier(
         if ddp.is_distributed():  # after pretraining: DDP starts every rank from rank 0's weights
             from torch.nn.parallel import DistributedDataParallel
 
-            net = DistributedDataParallel(model)
+            # the autoencoder's decoder takes no part in classification
+            net = DistributedDataParallel(model, find_unused_parameters=hasattr(model, "pretrain"))
         epoch_task = bars.add("epochs", config.epochs)
         bars.update(epoch_task, completed=start_epoch)
         epoch = start_epoch

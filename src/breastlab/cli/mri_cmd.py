@@ -87,6 +87,9 @@ def train(
     report: bool = typer.Option(True, "--report/--no-report"),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    devices: int = typer.Option(1, "--devices", min=1,
+                                help="Training processes on this machine (DistributedDataParallel)."),
+    nodes: int = typer.Option(1, "--nodes", min=1, help="Machines; more than 1 only under torchrun."),
 ) -> None:
     """Train a slice CNN whose slice probabilities aggregate to one label per series (patient-level splits)."""
     from breastlab.seriesmodels.data import read_data
@@ -109,15 +112,35 @@ def train(
                    f"{label_column!r} (need at least 2 of {', '.join(names)}); label the series "
                    "first or choose --label-column", err=True)
         raise typer.Exit(1)
+    from breastlab.training.distributed import (DistributedRunError, check_devices, launch,
+                                                under_torchrun)
+
     try:
-        run = train_run(dataset, out, cfg, test_data=test_data, progress=progress, resume=resume, report=report)
-    except ValueError as exc:
+        check_devices(devices, nodes)
+        kwargs = dict(test_data=test_data, progress=progress, resume=resume, report=report)
+        if devices == 1 and not under_torchrun():
+            run = train_run(dataset, out, cfg, **kwargs)
+        else:
+            run = launch(_train_run, (dataset, out, cfg, kwargs), devices=devices, nodes=nodes,
+                         threads=threads)
+            if run is None:  # another rank of a torchrun launch: rank 0 reports
+                return
+    except (ValueError, DistributedRunError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     _print_metrics(run)
     from breastlab.core.rundir import RunDir
 
     typer.echo(f"run folder: {run}; model for `breastlab sort --model`: {RunDir(run).run_model}")
+
+
+def _train_run(dataset, out, cfg, kwargs):
+    """One process of ``--devices N`` (module level, so that it pickles); rank 0 reports."""
+    from breastlab.seriesmodels.model import train_run
+    from breastlab.training import distributed as ddp
+
+    run = train_run(dataset, out, cfg, **kwargs)
+    return run if ddp.is_main() else None
 
 
 @mri_app.command("evaluate")

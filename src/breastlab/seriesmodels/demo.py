@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from breastlab.core import atomic
+from breastlab.core.rundir import RunDir
 
 from .data import TASK_CLASSES
 from .model import DEMO_NOTICE, MRITrainConfig, train_run
@@ -126,7 +127,7 @@ def make_demo_model(
                              epochs=epochs, batch_size=16, pretrained="no", demo=True, synthetic=True, seed=0)
         train_run(data, run_dir, cfg, progress=progress, resume=False, report=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_bytes(out, (run_dir / "model.pt").read_bytes())
+    atomic.write_bytes(out, RunDir(run_dir).run_model.read_bytes())
     atomic.write_text(out.with_name(out.stem + ".DEMO-README.txt"),
                       f"{DEMO_NOTICE}\n\nTask: {task} ({', '.join(classes)}). Trained by make_demo_model on "
                       f"phantom seeds {list(seeds)}, vendors {list(vendors)}. Run folder: {run_dir}\n")

@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from breastlab.core.atomic import write_csv, write_json
 from breastlab.core.provenance import run_manifest, seed_everything
-from breastlab.core.rundir import REPORT, RunConfig, RunDir
+from breastlab.core.rundir import PREDICTIONS, REPORT, RunConfig, RunDir
 
 from . import distributed as ddp
 from .loop import TrainConfig, train_classifier
@@ -248,8 +248,8 @@ def _train_one(task: Task, run: RunDir, name: str, r: int, sp: dict[str, Any], j
         out = run.model_dir(name, r, job.level)
         tables = task.predict(net, job)
         # predictions.csv last: its presence marks the model as done
-        for fname, (rows, cols) in sorted(tables.items(), key=lambda t: t[0] == "predictions.csv"):
-            if rows or fname == "predictions.csv":
+        for fname, (rows, cols) in sorted(tables.items(), key=lambda t: t[0] == PREDICTIONS):
+            if rows or fname == PREDICTIONS:
                 write_csv(out / fname, rows, cols)
         after = getattr(task, "after_model", None)
         if after is not None:

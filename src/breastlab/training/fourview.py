@@ -31,7 +31,7 @@ import torch
 
 from breastlab.core.atomic import write_csv
 from breastlab.core.provenance import fingerprint_files
-from breastlab.core.rundir import RunDir
+from breastlab.core.rundir import PREDICTIONS, RunDir
 from breastlab.models.registry import MODEL_NAMES, PRETRAINABLE, build_model
 from breastlab.multiview.dataset import CaseDataset, breast_dataset
 from breastlab.multiview.preprocess import Augment
@@ -405,7 +405,7 @@ class FourViewTask:
             pcols.append("prob")
         if job.level == "breast":
             pcols[1:1] = ["exam_id", "breast"]
-        return {"predictions.csv": (rows, pcols)}
+        return {PREDICTIONS: (rows, pcols)}
 
 
 def _add_manufacturers(dataset: CaseDataset) -> None:

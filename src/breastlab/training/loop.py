@@ -50,6 +50,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from breastlab.core.atomic import write_csv
 from breastlab.core.provenance import seed_everything
+from breastlab.core.rundir import CHECKPOINT, HISTORY, MODEL
 from breastlab.evaluation.metrics import auc_point
 
 from . import distributed as ddp
@@ -386,7 +387,7 @@ def train_classifier(
     main = ddp.is_main()
     if main:
         out.mkdir(parents=True, exist_ok=True)
-    ckpt_path, model_path, hist_path = out / "checkpoint.pt", out / "model.pt", out / "history.csv"
+    ckpt_path, model_path, hist_path = out / CHECKPOINT, out / MODEL, out / HISTORY
     config.validate()
     if config.num_threads:
         torch.set_num_threads(int(config.num_threads))

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export BREASTLAB_DATA ?= $(abspath ../shared/data)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test quick bench clean bids-validator
+.PHONY: install demo test quick bench clean bids-validator system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,18 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Debian packages for the PACS tests (a private Orthanc with DICOMweb, dcmtk's dsrdump):
+# installed when root with apt and missing; otherwise nothing (the PACS tests then skip and say why).
+ORTHANC_BITS := /usr/sbin/Orthanc /usr/share/orthanc/plugins/libOrthancDicomWeb.so /usr/bin/dsrdump
+system-deps:
+	@missing=0; for f in $(ORTHANC_BITS); do [ -e $$f ] || missing=1; done; \
+	if [ $$missing = 1 ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages orthanc orthanc-dicomweb dcmtk (PACS tests)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb dcmtk \
+	    >/dev/null; } || echo "warning: could not install orthanc/dcmtk: the PACS tests will skip"; \
+	fi
+
 
 # The BIDS validator (npm, legacy node-based 1.x line: 2.x needs Deno) in a project-local,
 # git-ignored folder; tests that need it skip with a reason when node/npm or the package is absent.
@@ -38,7 +50,7 @@ bids-validator: $(BIDS_VALIDATOR)
 demo: $(STAMP)
 	$(BIN)/breastlab demo --out demo-output
 
-test: $(STAMP) bids-validator
+test: $(STAMP) system-deps bids-validator
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 quick: $(STAMP)

@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "predict_cmd",
     "mri_cmd",
     "demo_cmd",
+    "pacs_cmd",
+    "listen_cmd",
 )
 
 for _name in COMMAND_MODULES:

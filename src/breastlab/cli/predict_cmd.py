@@ -40,6 +40,10 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(16, "--batch-size", min=1),
         progress: bool = typer.Option(True, "--progress/--no-progress",
                                       help="Progress bar on stderr."),
+        pacs: str | None = typer.Option(
+            None, "--pacs", help="Also store the results in this PACS (DICOMweb URL or dicom://AET@host:port): "
+            "an SR per study (probability, threshold) and the Grad-CAM overlays as Secondary Capture."),
+        calling_aet: str = typer.Option("BREASTLAB", "--calling-aet", help="Our AE title for --pacs (DIMSE)."),
     ) -> None:
         """Predict new cases: OUT/predictions.csv and OUT/heatmaps/*.png."""
         from rich.console import Console
@@ -64,4 +68,17 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]{res['n_problems']} problem(s) while assembling cases "
                           f"(unreadable files, incomplete cases left out): see "
                           f"{out / 'problems.csv'}[/yellow]")
+        if pacs:  # the write-back lives in breastlab.pacs.predict
+            from breastlab.pacs.errors import PacsError
+            from breastlab.pacs.predict import write_predictions_to_pacs
+
+            try:
+                info = write_predictions_to_pacs(out, input_path, res, pacs, model_file=model,
+                                                 calling_aet=calling_aet)
+            except PacsError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
+            n_sc = sum(s["n_overlays"] for s in info["studies"])
+            console.print(f"stored {len(info['studies'])} prediction SR(s) and {n_sc} overlay image(s) on "
+                          f"{info['pacs']} (research output)")
         typer.echo(str(res["predictions"]))

@@ -408,23 +408,6 @@ def node_from_dataset(ds) -> Node:  # noqa: ANN001 - pydicom Dataset
     return node
 
 
-def records_from_dataset(ds, path: str = "", meta: dict[int, str] | None = None) -> list[InstanceRecord]:  # noqa: ANN001
-    """Records (one per frame for enhanced files) of a pydicom ``Dataset``, e.g. from DICOM JSON.
-
-    ``path`` is what the records carry as their path (a URL or an id for non-file
-    sources); ``meta`` may give the SOP class (0002,0002) and transfer syntax (0002,0010).
-    Raises ``ValueError`` when the values cannot be read.
-    """
-    meta = dict(meta or {})
-    fm = getattr(ds, "file_meta", None)
-    if fm is not None:
-        for elem, keyword in ((0x0002, "MediaStorageSOPClassUID"), (0x0010, "TransferSyntaxUID")):
-            value = fm.get(keyword)
-            if value and elem not in meta:
-                meta[elem] = str(value)
-    return _build_records(path, node_from_dataset(ds), meta)
-
-
 def _pydicom_node(path: str) -> tuple[Node, dict[int, str]]:
     import warnings
 
@@ -554,6 +537,61 @@ def _frame_problem(node: Node, pixel: tuple[int, int] | None) -> str | None:
                 return (f"Pixel Data holds {pixel[1]} bytes; {declared or 1} frame(s) of "
                         f"{rows}x{cols}x{samples} at {bits} bits need {need}")
     return None
+
+
+def records_from_dataset(ds, path: str = "", meta: dict[int, str] | None = None, *,  # noqa: ANN001 - pydicom Dataset
+                         transfer_syntax: str | None = None) -> list[InstanceRecord] | SkippedFile:
+    """Records of an in-memory pydicom ``Dataset``, by the same extraction as the file path.
+
+    For headers that never were a file here: DICOMweb metadata (DICOM JSON through
+    ``Dataset.from_json``) and instances received over DIMSE. ``path`` names where the
+    instance lives (a URL, or the file it will be written to). ``meta`` may give the SOP
+    class (0002,0002) and transfer syntax (0002,0010). Pixel data is not needed.
+    """
+    meta = dict(meta or {})
+    fm = getattr(ds, "file_meta", None)
+    ts = transfer_syntax or (str(fm.get("TransferSyntaxUID")) if fm is not None and fm.get("TransferSyntaxUID")
+                             else None)
+    if ts and 0x0010 not in meta:
+        meta[0x0010] = ts
+    if fm is not None and fm.get("MediaStorageSOPClassUID") and 0x0002 not in meta:
+        meta[0x0002] = str(fm.MediaStorageSOPClassUID)
+    try:
+        node = node_from_dataset(ds)
+    except Exception as exc:  # noqa: BLE001 - a bad value must not stop the batch
+        said = (str(exc).splitlines() or [""])[0][:200]
+        return SkippedFile(path, "corrupt", f"pydicom could not encode the header: {type(exc).__name__}: {said}")
+    return _records_from_node(node, path, meta)
+
+
+def records_from_encoded(data: bytes, path: str, *, transfer_syntax: str | None = None
+                         ) -> list[InstanceRecord] | SkippedFile:
+    """Records of a data set already encoded as Explicit VR Little Endian (no preamble, no meta).
+
+    What :func:`records_from_dataset` does after pydicom has encoded the data set; for callers
+    that encode headers themselves (``breastlab.pacs.metadata`` turns DICOM JSON into these bytes).
+    """
+    try:
+        node, _, _ = walk(data, 0, len(data), True, DESCEND, top=True)
+    except (Malformed, NeedMore, LimitExceeded, ValueError, struct.error) as exc:
+        return SkippedFile(path, "corrupt", f"header could not be walked: {type(exc).__name__}: {exc}")
+    return _records_from_node(node, path, {0x0010: transfer_syntax} if transfer_syntax else {})
+
+
+def _records_from_node(node: Node, path: str, meta: dict[int, str]) -> list[InstanceRecord] | SkippedFile:
+    sop_class = node.str(0x00080016) or meta.get(0x0002)
+    reason = _non_image_reason(node, sop_class)
+    if reason:
+        return SkippedFile(path, "non-image", reason)
+    if node.int(0x00280010, "US") is None:
+        return SkippedFile(path, "non-image", "no Rows (0028,0010): not an image")
+    problem = _frame_problem(node, None)
+    if problem:
+        return SkippedFile(path, "corrupt", problem)
+    try:
+        return _build_records(path, node, meta)
+    except Exception as exc:  # noqa: BLE001 - a bad value must not stop the batch
+        return SkippedFile(path, "corrupt", f"header values could not be read: {type(exc).__name__}: {exc}")
 
 
 def _encapsulated_complete(path: str, size: int, buf: bytes, start: int) -> bool:
@@ -811,6 +849,8 @@ def read_many(paths: Sequence[str | Path]) -> list[list[InstanceRecord] | Skippe
 __all__ = [
     "read_records",
     "read_many",
+    "records_from_dataset",
+    "records_from_encoded",
     "parse_time",
     "datetime_time",
     "normalise_manufacturer",

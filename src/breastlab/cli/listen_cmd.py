@@ -1,0 +1,65 @@
+"""CLI: ``breastlab listen``: receive studies over C-STORE, store them durably, sort them as they arrive.
+
+See :mod:`breastlab.pacs.listen` and ``docs/pacs.md``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``listen`` to the app."""
+
+    @app.command("listen")
+    def listen(
+        store: Path = typer.Option(..., "--store", help="Where received instances are kept (STORE/<study>/<series>/)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Sorting outputs, one folder per study."),
+        port: int = typer.Option(11112, "--port", min=1, max=65535),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        aet: str = typer.Option("BREASTLAB", "--aet", help="Our AE title."),
+        allow_aet: list[str] | None = typer.Option(None, "--allow-aet", help="Accept only these calling AE titles."),
+        allow_host: list[str] | None = typer.Option(
+            None, "--allow-host", help="Accept C-STORE only from these addresses (default: loopback)."),
+        quiet: float = typer.Option(10.0, "--quiet-seconds", min=0.0,
+                                    help="Sort a study once nothing arrived for it this long."),
+        forward: str | None = typer.Option(None, "--forward", help="dicom://AET@host:port to forward sorted studies."),
+        forward_label: list[str] | None = typer.Option(
+            None, "--forward-label", help="Forward only image sets with this label (repeatable; default all)."),
+        write_back: str | None = typer.Option(None, "--write-back", help="PACS URL to store each study's result SR."),
+        calling_aet: str = typer.Option("BREASTLAB", "--calling-aet", help="Our AE title when sending."),
+        keep_phi: bool = typer.Option(False, "--keep-phi", help="Write patient name and ID into the outputs."),
+        timeout: float = typer.Option(60.0, "--timeout", min=0.1),
+        max_seconds: float | None = typer.Option(None, "--max-seconds", min=0.1, help="Stop after this long."),
+    ) -> None:
+        """Receive studies (C-STORE SCP), sort each after a quiet time, optionally forward and write back an SR."""
+        import logging
+
+        from breastlab.pacs.address import parse_pacs_url
+        from breastlab.pacs.errors import PacsError
+        from breastlab.pacs.listen import Listener, ListenConfig
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        for noisy in ("pynetdicom", "highdicom"):  # per-PDU chatter; highdicom names the modules it copies
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        try:
+            for url in (forward, write_back):
+                if url:
+                    parse_pacs_url(url)
+            if forward and not forward.startswith("dicom://"):
+                raise PacsError("--forward takes a DIMSE URL: dicom://AET@host:port")
+        except PacsError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        config = ListenConfig(
+            store_dir=store, out_dir=out, port=port, host=host, aet=aet, allowed_aets=tuple(allow_aet or ()),
+            allowed_hosts=tuple(allow_host or ("127.0.0.1", "::1")), quiet_seconds=quiet, forward=forward,
+            forward_labels=tuple(forward_label or ()), write_back=write_back, calling_aet=calling_aet,
+            keep_phi=keep_phi, timeout=timeout, max_seconds=max_seconds,
+        )
+        try:
+            Listener(config).run()
+        except OSError as exc:
+            typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(1) from None

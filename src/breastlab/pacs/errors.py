@@ -1,0 +1,9 @@
+"""The one error type the PACS commands turn into a one-line message and a non-zero exit."""
+from __future__ import annotations
+
+
+class PacsError(Exception):
+    """A PACS could not be reached, refused us, or answered something unusable.
+
+    The message is one line, names the server (never a credential) and says what to check.
+    """

@@ -1,0 +1,327 @@
+"""``breastlab listen``: a C-STORE SCP that keeps every instance it acknowledges and sorts studies as they arrive.
+
+* Each instance is written to ``STORE/<study>/<series>/<sop>.dcm``: to a ``.part`` file first, flushed and
+  fsync'ed, then hard-linked to its final name (``link`` never replaces a file, so nothing is ever
+  overwritten) and the folder fsync'ed, all **before** the success status goes back. A duplicate SOP
+  instance is logged and acknowledged without touching the stored file.
+* Callers are restricted by AE title (``allowed_aets``) and address (``allowed_hosts``, loopback by default).
+* A study is sorted once no instance of it has arrived for ``quiet_seconds``: ``OUT/<study pseudonym>/``
+  gets the usual ``series.csv``/``instances.csv``/... and ``listen.json`` (what was sorted, forwarded,
+  written back). New instances later make it sort again.
+* Optionally the sorted study, or only its image sets with chosen labels, is forwarded (C-STORE) to
+  another AE, and the result SR is stored to a PACS (DICOMweb or DIMSE).
+* Restart-safe: leftover ``.part`` files (never acknowledged) are removed, and studies whose stored
+  instances differ from their last sort are sorted again. Killing the process loses nothing acknowledged.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("breastlab.listen")
+
+_UID = re.compile(r"^[0-9][0-9.]{0,63}$")
+#: C-STORE statuses
+SUCCESS, NOT_AUTHORISED, OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0x0000, 0x0124, 0xA700, 0xC000
+
+
+def _safe(uid: str | None, kind: str) -> str:
+    """A UID as a file name (UIDs are digits and dots); anything else is hashed."""
+    if uid and _UID.match(uid) and ".." not in uid:
+        return uid
+    from breastlab.core.privacy import hashed_id
+
+    return hashed_id(uid or "missing", f"{kind}-", 16)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class ListenConfig:
+    """What ``breastlab listen`` does (see the module docstring)."""
+
+    store_dir: Path
+    out_dir: Path
+    port: int = 11112
+    host: str = "127.0.0.1"
+    aet: str = "BREASTLAB"
+    allowed_aets: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "::1")
+    quiet_seconds: float = 10.0
+    forward: str | None = None  # dicom://AET@host:port
+    forward_labels: tuple[str, ...] = ()  # empty: the whole study
+    write_back: str | None = None  # PACS URL for the result SR
+    calling_aet: str = "BREASTLAB"  # our AE title when forwarding / writing back
+    keep_phi: bool = False
+    timeout: float = 60.0
+    max_seconds: float | None = None  # stop after this long (None: until SIGTERM/SIGINT)
+
+
+def _worker_init(parent: int) -> None:
+    """Sorting worker start-up: die with the listener, even when it is SIGKILLed (no stray process)."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    def watch() -> None:  # elsewhere (and as a second line): poll the parent process id
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def _out_for(config: ListenConfig, study_folder: str) -> Path:
+    from breastlab.mri.classify import study_pseudonym
+
+    return config.out_dir / study_pseudonym(study_folder)
+
+
+def sort_study(config: ListenConfig, study: str) -> dict[str, Any]:
+    """Sort one stored study; forward and write back as configured. Returns what ``listen.json`` says.
+
+    Runs in a worker process (spawned): the SCP process only receives and stores, so a CPU-heavy sort
+    never delays a C-STORE response (pynetdicom misreads requests when its threads are starved).
+    """
+    from breastlab.core import atomic
+    from breastlab.mri.sorter import sort_exam
+
+    folder = config.store_dir / _safe(study, "study")
+    files = sorted(folder.glob("*/*.dcm"))
+    out = _out_for(config, folder.name)
+    result = sort_exam([folder], out_dir=out, workers=1, keep_phi=config.keep_phi, progress=False)
+    info: dict[str, Any] = {"study": out.name, "n_files": len(files), "n_images": result.n_records,
+                            "n_image_sets": len(result.sets), "labels": sorted({s.label for s in result.sets}),
+                            "sorted_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    problems = []
+    if config.forward and result.sets:
+        try:
+            info["forwarded"] = forward(config, result.sets)
+        except Exception as exc:  # noqa: BLE001 - reported in listen.json and the log
+            problems.append(f"forwarding failed: {exc}")
+    if config.write_back and result.sets:
+        try:
+            info["written_back"] = write_back(config, result.sets, files)
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"write-back failed: {exc}")
+    if problems:
+        info["problems"] = problems
+    atomic.write_json(out / "listen.json", info)
+    return info
+
+
+def forward(config: ListenConfig, sets: Sequence[Any]) -> dict[str, Any]:
+    """C-STORE the study's instances (or only the image sets with ``forward_labels``) to ``config.forward``."""
+    from breastlab.pacs.dimse import DimsePacs
+
+    labels = set(config.forward_labels)
+    chosen = [ls for ls in sets if not labels or ls.label in labels]
+    paths = sorted({r.path for ls in chosen for r in ls.image_set.records})
+    peer = DimsePacs.from_url(config.forward, timeout=config.timeout, calling_aet=config.calling_aet)
+    peer.store(paths)
+    return {"to": peer.address.url, "labels": sorted({ls.label for ls in chosen}), "n_instances": len(paths)}
+
+
+def write_back(config: ListenConfig, sets: Sequence[Any], files: Sequence[Path]) -> list[str]:
+    """Store the study's result SR to ``config.write_back`` (DICOMweb or DIMSE)."""
+    from breastlab.pacs.sort import open_pacs
+    from breastlab.pacs.sr import header_from_file, sort_result_srs
+
+    study_uid = sets[0].image_set.study_uid or ""
+    srs = sort_result_srs(sets, {study_uid: header_from_file(str(files[0]))})
+    pacs = open_pacs(config.write_back, timeout=config.timeout, calling_aet=config.calling_aet)
+    pacs.store(srs)
+    return [str(ds.SOPInstanceUID) for ds in srs]
+
+
+@dataclass
+class _Study:
+    last: float
+    dirty: bool = True
+    received: int = 0
+
+
+@dataclass
+class Listener:
+    """The running SCP; :meth:`run` blocks until stopped."""
+
+    config: ListenConfig
+    studies: dict[str, _Study] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    n_stored: int = 0
+    n_duplicates: int = 0
+
+    # ------------------------------------------------------------------ storage
+    def store(self, study: str, series: str, sop: str, data: bytes) -> bool:
+        """Write one instance durably; ``False`` when it was already stored (a duplicate)."""
+        folder = self.config.store_dir / _safe(study, "study") / _safe(series, "series")
+        final = folder / f"{_safe(sop, 'sop')}.dcm"
+        if final.exists():
+            return False
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{final.name}.{uuid.uuid4().hex}.part"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the user's umask applies
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, final)  # never replaces an existing file
+            except FileExistsError:
+                return False
+            _fsync_dir(folder)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def handle_store(self, event: Any) -> int:
+        """pynetdicom ``EVT_C_STORE`` handler: the status goes back only after the file is on disk."""
+        address = event.assoc.requestor.address
+        if self.config.allowed_hosts and address not in self.config.allowed_hosts:
+            log.warning("refused C-STORE from %s (address not allowed)", address)
+            return NOT_AUTHORISED
+        try:
+            ds = event.dataset
+            study, series = str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", ""))
+            sop = str(event.request.AffectedSOPInstanceUID)
+            data = event.encoded_dataset()
+        except Exception as exc:  # noqa: BLE001 - a malformed dataset is refused, the listener goes on
+            log.warning("cannot decode a C-STORE from %s: %s", event.assoc.requestor.ae_title, type(exc).__name__)
+            return CANNOT_UNDERSTAND
+        began = time.monotonic()
+        try:
+            fresh = self.store(study, series, sop, data)
+        except OSError as exc:
+            log.error("cannot store %s: %s", sop, exc.strerror or exc)
+            return OUT_OF_RESOURCES
+        took = time.monotonic() - began
+        if took > 2.0:
+            log.warning("storing %s took %.1f s (slow disk?)", sop, took)
+        with self.lock:
+            state = self.studies.setdefault(study, _Study(time.monotonic()))
+            state.last = time.monotonic()
+            if fresh:
+                state.dirty = True
+                state.received += 1
+                self.n_stored += 1
+            else:
+                self.n_duplicates += 1
+        if not fresh:
+            log.info("duplicate SOP instance %s (kept the stored file)", sop)
+        return SUCCESS
+
+    # ------------------------------------------------------------------ recovery
+    def recover(self) -> None:
+        """After a restart: drop unacknowledged ``.part`` files, re-queue studies not sorted as stored."""
+        root = self.config.store_dir
+        root.mkdir(parents=True, exist_ok=True)
+        for part in root.glob("*/*/.*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+        for study_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            count = sum(1 for _ in study_dir.glob("*/*.dcm"))
+            marker = _out_for(self.config, study_dir.name) / "listen.json"
+            done = None
+            with contextlib.suppress(OSError, ValueError):
+                done = json.loads(marker.read_text(encoding="utf-8")).get("n_files")
+            if count and done != count:
+                self.studies[study_dir.name] = _Study(time.monotonic(), dirty=True)
+                log.info("study %s: %d stored instances not sorted yet (recovered)", study_dir.name, count)
+
+    # ------------------------------------------------------------------ sorting
+    def due(self, now: float) -> list[str]:
+        with self.lock:
+            ready = [uid for uid, s in self.studies.items() if s.dirty and now - s.last >= self.config.quiet_seconds]
+            for uid in ready:
+                self.studies[uid].dirty = False
+        return ready
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT or ``max_seconds``; returns the number of studies sorted."""
+        from pynetdicom import AE, AllStoragePresentationContexts, evt
+        from pynetdicom.sop_class import Verification
+
+        import multiprocessing
+        from concurrent.futures import Future, ProcessPoolExecutor
+
+        self.recover()
+        # the sorting worker is spawned before any network thread exists
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        pending: dict[str, Future[dict[str, Any]]] = {}
+        ae = AE(ae_title=self.config.aet)
+        ae.supported_contexts = AllStoragePresentationContexts
+        ae.add_supported_context(Verification)
+        if self.config.allowed_aets:
+            ae.require_calling_aet = list(self.config.allowed_aets)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.config.timeout
+        ae.maximum_associations = 16
+        server = ae.start_server((self.config.host, self.config.port), block=False,
+                                 evt_handlers=[(evt.EVT_C_STORE, self.handle_store)])
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread (tests)
+                signal.signal(sig, lambda *_: self.stop_event.set())
+        if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` dumps every thread's stack to stderr (diagnosis)
+            import faulthandler
+
+            with contextlib.suppress(ValueError, RuntimeError):
+                faulthandler.register(signal.SIGUSR1, all_threads=True)
+        log.info("listening as %s on %s:%d (store %s, quiet %.1f s)", self.config.aet, self.config.host,
+                 self.config.port, self.config.store_dir, self.config.quiet_seconds)
+        started = time.monotonic()
+        sorted_count = 0
+        try:
+            while not self.stop_event.wait(0.2):
+                now = time.monotonic()
+                for study, fut in list(pending.items()):
+                    if not fut.done():
+                        continue
+                    del pending[study]
+                    try:
+                        info = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - one study must not stop the listener
+                        log.error("study %s could not be sorted: %s: %s", study, type(exc).__name__, exc)
+                        continue
+                    sorted_count += 1
+                    log.info("study %s sorted: %d images in %d image sets (%s)", info["study"], info["n_images"],
+                             info["n_image_sets"], ", ".join(info["labels"]))
+                    for problem in info.get("problems", ()):
+                        log.error("study %s: %s", info["study"], problem)
+                for study in self.due(now):
+                    if study in pending:  # still sorting an earlier state: sort again afterwards
+                        with self.lock:
+                            self.studies[study].dirty = True
+                        continue
+                    pending[study] = pool.submit(sort_study, self.config, study)
+                if self.config.max_seconds is not None and now - started >= self.config.max_seconds:
+                    break
+        finally:
+            server.shutdown()
+            pool.shutdown(wait=True, cancel_futures=True)
+        return sorted_count

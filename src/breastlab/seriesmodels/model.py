@@ -5,14 +5,16 @@ Slices are sampled per series (``data.sample_slices``), scored one by one by a 2
 and aggregated to one label per series (``aggregate``). Training and evaluation reuse
 the project machinery unchanged:
 
-* splits: ``training.splits`` (patient-level, stratified);
-* training: ``training.loop.train_classifier`` on slices;
+* the experiment loop: ``training.experiment.run_experiment`` on a ``SeriesTask``
+  (splits: ``training.splits``, patient-level, stratified; training:
+  ``training.loop.train_classifier`` on slices; ``--devices`` as for four-view);
 * evaluation: ``evaluation.run.evaluate_run`` on **series-level** predictions written in
   the four-view run layout (``case_id`` = series id), so ``metrics.json`` holds the
   seed's format: confusion matrix, overall and per-class accuracy, each with a 95% CI;
 * report: ``reporting.html.write_report``.
 
-Run directory (the layout of ``docs/architecture.md``)::
+Run directory (``core.rundir.RunDir``; ``slice_predictions.csv`` and ``RUN_DIR/model.pt``
+are this task's)::
 
     RUN_DIR/provenance.json          config (task, class_names, sampling, aggregation, ...)
     RUN_DIR/cases.csv                one row per series: case_id, patient_id (pseudonym), label, ...
@@ -318,7 +320,6 @@ def finish_run(run_dir: str | os.PathLike, *, report: bool = True) -> dict[str, 
 def slice_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Single-slice test metrics (before aggregation), for the side-by-side with series level."""
     import csv
-    import json
 
     from breastlab.evaluation.metrics import multiclass_metrics
 

@@ -49,8 +49,11 @@ def _print_metrics(run: Path) -> None:
             table.add_column(n, justify="right")
         table.add_column("accuracy (95% CI)", justify="right")
         for i, n in enumerate(names):
-            pc = test["per_class"][n]
-            table.add_row(n, *[str(v) for v in test["confusion_matrix"][i]], format_figure(pc["accuracy"], percent=True))
+            row = test["confusion_matrix"][i]
+            pc = (test.get("per_class") or {}).get(n)  # two classes: binary metrics, no per_class
+            acc = (format_figure(pc["accuracy"], percent=True) if pc else
+                   f"{100 * row[i] / sum(row):.1f}%" if sum(row) else "n/a")
+            table.add_row(n, *[str(v) for v in row], acc)
         table.add_row("overall", *[""] * len(names), format_figure(test["accuracy"], percent=True))
         console.print(table)
         for key, sm in slice_level.items():

@@ -251,7 +251,6 @@ class SeriesTask:
         part_of = {s: part for part in ("train", "val", "test") for s in split[part]}
         idx = {part: [j for j, s in enumerate(self.full.series_ids) if part_of.get(s) == part]
                for part in ("train", "val", "test")}
-        self._part_of = part_of
         return [Job("exam", self.full.subset(idx["train"], augment=True),
                     self.full.subset(idx["val"], augment=False),
                     {p: self.full.subset(idx[p], augment=False) for p in ("train", "val", "test")},
@@ -284,16 +283,17 @@ class SeriesTask:
         from breastlab.training.loop import predict_proba
 
         label_of = dict(zip(self.case_ids, self.labels))
-        series_ids, series_probs, slice_rows = [], [], []
+        series_ids, series_probs, slice_rows, part_of = [], [], [], {}
         for part, ds in job.predict.items():
             if not len(ds):
                 continue
             probs = predict_proba(net, ds)
             sids, agg = aggregate_by_series(probs, ds.series_ids, self.cfg.aggregation)
+            part_of.update((s, part) for s in sids)
             series_ids += sids
             series_probs.append(agg)
             slice_rows += _slice_rows(ds, probs, part)
-        return {PREDICTIONS: series_prediction_table(series_ids, self._part_of, label_of,
+        return {PREDICTIONS: series_prediction_table(series_ids, part_of, label_of,
                                                      np.concatenate(series_probs)),
                 SLICE_PREDICTIONS: (slice_rows, list(slice_rows[0]) if slice_rows else [])}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from breastlab.core.rundir import RunDir
 from breastlab.evaluation.metrics import format_figure, multiclass_metrics
 from breastlab.seriesmodels.data import TASK_CLASSES, read_data
 from breastlab.seriesmodels.demo import phantom_class_folders
@@ -54,8 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
         run = train_run(read_data(train, classes), root / task / "run", cfg, test_data=read_data(test, classes),
                         progress=False, resume=False)
         seconds = time.perf_counter() - t0
-        metrics = json.loads((run / "metrics.json").read_text())["models"]["resnet18"]["repeats"]["repeat0"]["test"]
-        slices = json.loads((run / "slice_metrics.json").read_text())["resnet18/repeat0"]
+        metrics = json.loads(RunDir(run).metrics.read_text())["models"]["resnet18"]["repeats"]["repeat0"]["test"]
+        slices = json.loads(RunDir(run).slice_metrics.read_text())["resnet18/repeat0"]
         results[task] = {"series": metrics, "slice": slices, "seconds": seconds, "run": str(run)}
 
     # exam-level ordering on the same held-out PHILIPS exams (all 5 phases; pre, post1, post4 scored)

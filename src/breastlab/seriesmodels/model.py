@@ -157,6 +157,7 @@ def train_run(
     from breastlab.training.experiment import run_experiment
 
     run = RunDir(out_dir)
+    progress = progress and ddp.is_main()  # one process shows bars and log lines
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     task = SeriesTask.from_data(data, cfg, test_data=test_data)

@@ -192,6 +192,7 @@ def run_fourview(
     """
     run = Path(run_dir)
     train_config = train_config or TrainConfig()
+    progress = progress and ddp.is_main()  # one process shows bars and log lines
     models = [m.lower() for m in models]
     model_kwargs = {k.lower(): dict(v) for k, v in (model_kwargs or {}).items()}
     check_options(models=models, split=split, normalization=normalization,

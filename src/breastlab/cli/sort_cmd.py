@@ -58,11 +58,22 @@ def register(app: typer.Typer) -> None:
         channels: str | None = typer.Option(
             None, "--channels", help="nnunet channels: dce (default), dce:N, t2, dwi_low, dwi_high, adc (comma list)."
         ),
+        full: bool = typer.Option(
+            False, "--full", help="Read every file again (default: only files new or changed since the last run "
+            "into OUT, by path, size and mtime, from OUT's header index)."
+        ),
+        engine: str = typer.Option(
+            "default", "--engine", help="default (worker processes on this machine) or dask (a Dask cluster)."
+        ),
+        scheduler: str | None = typer.Option(
+            None, "--scheduler", help="With --engine dask: address of a running Dask scheduler (default: a local "
+            "cluster of --workers processes)."
+        ),
     ) -> None:
         """Sort breast MRI DICOM into labelled image sets (T2WI, DWI_low/high, ADC, DCE phases, ...)."""
         try:
             code = _run(inputs, out, export, link, copy, keep_phi, workers, b_threshold, progress, model,
-                        convert, layout, channels)
+                        convert, layout, channels, full, engine, scheduler)
         except typer.Exit:
             raise
         except KeyboardInterrupt:
@@ -82,7 +93,8 @@ def register(app: typer.Typer) -> None:
 
 def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: bool, keep_phi: bool,
          workers: int | None, b_threshold: float, progress: bool, model: list[Path] | None,
-         convert: Path | None = None, layout: str | None = None, channels: str | None = None) -> int:
+         convert: Path | None = None, layout: str | None = None, channels: str | None = None,
+         full: bool = False, engine: str = "default", scheduler: str | None = None) -> int:
     """Check every option, then sort; returns the exit code."""
     from rich.console import Console
     from rich.text import Text
@@ -94,6 +106,15 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
     # -- options, all checked before any work ------------------------------------------
     if link and copy:
         raise _fail("--link and --copy exclude each other")
+    if engine not in ("default", "dask"):
+        raise _fail(f"--engine must be default or dask, not {engine!r}")
+    if scheduler is not None and engine != "dask":
+        raise _fail("--scheduler needs --engine dask")
+    if engine == "dask":
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            raise _fail("--engine dask needs Dask distributed: pip install 'breastlab[dask]'")
     if not math.isfinite(b_threshold):
         raise _fail(f"--b-threshold must be a finite number, not {b_threshold}")
     try:
@@ -134,6 +155,11 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         export_mode="copy" if copy else "link",
         progress=progress,
         image_models=image_models or None,
+        full=full,
+        keep_records=convert is not None,  # the conversion needs every record; the table only a summary
+        open_archives=convert is None,  # dcm2niix converts files on disk: archives are listed as skipped
+        engine=engine,
+        scheduler=scheduler,
     )
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns

@@ -50,10 +50,11 @@ class ImageSet:
     n_series_timepoints: int = 1
     series_index_in_input: int = 0  # for stable ordering
     extra: dict = field(default_factory=dict, compare=False)
+    n_records: int | None = None  # set on a light copy whose records were dropped (streaming sort)
 
     @property
     def n_images(self) -> int:
-        return len(self.records)
+        return self.n_records if self.n_records is not None else len(self.records)
 
     @property
     def first(self) -> InstanceRecord:

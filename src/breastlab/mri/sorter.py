@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,17 @@ from breastlab.mri.grouping import group_image_sets
 
 @dataclass
 class SortResult:
+    """What ``sort_exam`` built, complete before any output was written.
+
+    ``sets`` are the final (fused, when image models ran) labelled sets, in output order;
+    after a streaming sort for the command line they may be *light* (records dropped,
+    ``n_images`` kept: :func:`breastlab.mri.stream.light_set`). The image-model fields
+    are filled by fusion, study by study, before writing: ``fusion`` (the summary that
+    provenance.json records), ``image_columns`` (set_id → image columns of series.csv),
+    ``image_rows`` / ``image_instances`` (header-less PNG/JPEG/NIfTI sets the models
+    labelled alone).
+    """
+
     sets: list[LabelledSet]
     skipped: list[SkippedFile]
     n_records: int
@@ -27,11 +38,12 @@ class SortResult:
     export_dir: Path | None = None
     outputs: dict[str, Path] = field(default_factory=dict)
     export_counts: dict[str, int] = field(default_factory=dict)
-    # filled by image-model fusion (breastlab.seriesmodels.fusion.fuse_result)
     fusion: dict[str, Any] = field(default_factory=dict)
     image_rows: list[dict[str, Any]] = field(default_factory=list)
     image_instances: list[dict[str, Any]] = field(default_factory=list)
     image_columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n_files: int | None = None
+    index: dict[str, Any] = field(default_factory=dict)  # files read / reused from the header index
 
     def labels(self) -> list[str]:
         return [s.label for s in self.sets]
@@ -112,16 +124,35 @@ def sort_exam(
     export_mode: str = "link",
     progress: bool = True,
     image_models: Sequence[Any] | None = None,
+    full: bool = False,
+    keep_records: bool = True,
+    open_archives: bool = True,
+    engine: str = "default",
+    scheduler: str | None = None,
 ) -> SortResult:
     """Sort the DICOM files under ``inputs`` (files, folders or list files) into labelled image sets.
 
     Writes ``series.csv``, ``series.json``, ``instances.csv``, ``skipped.csv``,
-    ``provenance.json`` and ``manifest.json`` into ``out_dir`` (when given) and links or
-    copies files into ``export_dir/<study>/<label>[_b<value>]/`` (when given). Inputs are
-    never modified. Each output folder is locked before the scan (a concurrent run on the
-    same folder raises ``breastlab.core.publish.OutputLocked`` at once), built in a
-    staging folder and published whole (:func:`breastlab.core.publish.staged_outputs`):
-    it holds the previous complete set or this run's, never a mix.
+    ``provenance.json``, ``manifest.json`` and the header index ``index/`` into
+    ``out_dir`` (when given) and links or copies files into
+    ``export_dir/<study>/<label>[_b<value>]/`` (when given). Inputs are never modified.
+    Each output folder is locked before the scan (a concurrent run on the same folder
+    raises ``breastlab.core.publish.OutputLocked`` at once), built in a staging folder
+    and published whole (:func:`breastlab.core.publish.staged_outputs`): it holds the
+    previous complete set or this run's, never a mix.
+
+    Headers are read in committed batches into the header index
+    (:mod:`breastlab.index.store`); a re-run on the same ``out_dir`` reads only new or
+    changed files (``full=True`` reads everything), and a killed run resumes from its
+    last batch. Grouping, rules, image models, export and outputs then run one study
+    at a time (:mod:`breastlab.mri.stream`): memory does not grow with the number of
+    studies. ``keep_records=False`` keeps only light sets in the result (for a summary
+    table) instead of every record. ``.zip``/``.tar(.gz)`` inputs are read member by
+    member without unpacking (:mod:`breastlab.dicom.archives`), unless
+    ``open_archives=False`` or an export is asked for (exported files must exist on disk).
+    ``engine="dask"`` reads headers and runs each study's rules on a Dask cluster
+    (``scheduler`` address, or a LocalCluster of ``workers`` processes):
+    :mod:`breastlab.index.dask_engine`; the outputs are the same.
 
     ``image_models`` (from ``breastlab.seriesmodels.fusion.load_models``) add the image
     path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
@@ -132,47 +163,167 @@ def sort_exam(
     ``breastlab.core.publish.OutputError`` before any work when the paths cannot work.
     """
     import contextlib
+    import tempfile
 
     from breastlab.core.publish import staged_outputs
-    from breastlab.dicom.scan import scan_paths
+    from breastlab.dicom.archives import read_closed, read_open
+    from breastlab.dicom.scan import expand_inputs
+    from breastlab.index.store import HeaderIndex
 
     check_paths(inputs, out_dir, export_dir)  # ValueError before any work
+    open_archives = open_archives and export_dir is None
     with contextlib.ExitStack() as stack:
         # lock and stage before any work; the export (entered last) is published first
         out_stage = (stack.enter_context(staged_outputs(out_dir, replaceable=LEGACY_OUTPUTS))
                      if out_dir is not None else None)
         export_stage = stack.enter_context(staged_outputs(export_dir)) if export_dir is not None else None
-        result = _sort_into(inputs, scan_paths, out_dir, out_stage, export_dir, export_stage, workers=workers,
-                            b_threshold=b_threshold, keep_phi=keep_phi, export_mode=export_mode,
-                            progress=progress, image_models=image_models)
+        if out_dir is not None:
+            index = HeaderIndex(out_dir, full=full, keep_phi=keep_phi, open_archives=open_archives)
+        else:  # no output folder: a throw-away index
+            index = HeaderIndex(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="breastlab-index-")))
+                                / "out", keep_phi=keep_phi, open_archives=open_archives)
+        index.open()
+        files, walk_skipped = expand_inputs(list(inputs))
+        n_workers = workers if workers is not None else (os.cpu_count() or 1)
+        reader = read_open if open_archives else read_closed
+        client = None
+        if engine == "dask":
+            from breastlab.index.dask_engine import dask_client
+
+            client = stack.enter_context(dask_client(scheduler, n_workers))
+            index.refresh_dask(files, client, reader)
+        elif engine == "default":
+            index.refresh(files, reader, workers=n_workers, progress=progress)
+        else:
+            raise ValueError(f"engine must be 'default' or 'dask', not {engine!r}")
+        from breastlab.index.view import _IndexView
+
+        with _IndexView(index) as view:
+            result = _sort_stream(view.studies(), view.skipped(walk_skipped), view.n_records, view.record_paths,
+                                  inputs=inputs, n_files=len(files), out_dir=out_dir, out_stage=out_stage,
+                                  export_dir=export_dir, export_stage=export_stage, b_threshold=b_threshold,
+                                  keep_phi=keep_phi, export_mode=export_mode, image_models=image_models,
+                                  keep_records=keep_records, client=client)
+            result.index = {"files_read": index.n_read, "files_reused": index.n_reused}
+            if out_stage is not None:
+                index.publish_into(out_stage, view.con)
+    if out_dir is not None:  # published: the journal's parts are all in OUT/index now
+        index.discard_journal()
     return result
 
 
-def _sort_into(inputs, scan_paths, out_dir, out_stage, export_dir, export_stage, *, workers, b_threshold,  # noqa: ANN001
-               keep_phi, export_mode, progress, image_models) -> SortResult:
-    scan = scan_paths(list(inputs), workers=workers, progress=progress, drop_duplicates=True)
-    sets = sort_records(scan.records, b_threshold=b_threshold)
-    result = SortResult(sets=sets, skipped=list(scan.skipped), n_records=len(scan.records))
+def sort_instances(
+    records: Iterable[InstanceRecord],
+    skipped: Iterable[SkippedFile] = (),
+    *,
+    inputs: Sequence[str] = (),
+    out_dir: str | os.PathLike | None = None,
+    b_threshold: float = DEFAULT_B_THRESHOLD,
+    keep_phi: bool = False,
+    export_dir: str | os.PathLike | None = None,
+    export_mode: str = "link",
+    image_models: Sequence[Any] | None = None,
+    n_files: int | None = None,
+) -> SortResult:
+    """Sort already-parsed records (e.g. from DICOM JSON of a PACS) with the same pipeline as ``sort_exam``.
+
+    Duplicates by SOP Instance UID are dropped into ``skipped`` (reason ``duplicate``),
+    then grouping, rules, image models, export and the outputs (published whole, when
+    ``out_dir`` is given) run study by study. ``inputs`` are recorded in provenance.
+    """
+    import contextlib
+
+    from breastlab.core.publish import staged_outputs
+    from breastlab.dicom.scan import deduplicate
+    from breastlab.mri.stream import group_studies
+
+    skipped_list = list(skipped)
+    kept = deduplicate(list(records), skipped_list)
+    skipped_list.sort(key=lambda s: s.path)
+    with contextlib.ExitStack() as stack:
+        out_stage = (stack.enter_context(staged_outputs(out_dir, replaceable=LEGACY_OUTPUTS))
+                     if out_dir is not None else None)
+        export_stage = stack.enter_context(staged_outputs(export_dir)) if export_dir is not None else None
+        return _sort_stream(iter(group_studies(kept)), skipped_list, len(kept), lambda: (r.path for r in kept),
+                            inputs=inputs, n_files=n_files, out_dir=out_dir, out_stage=out_stage,
+                            export_dir=export_dir, export_stage=export_stage, b_threshold=b_threshold,
+                            keep_phi=keep_phi, export_mode=export_mode, image_models=image_models,
+                            keep_records=True)
+
+
+def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, out_dir, out_stage,  # noqa: ANN001
+                 export_dir, export_stage, b_threshold, keep_phi, export_mode, image_models,
+                 keep_records, client=None) -> SortResult:
+    """Per study: group → rules → image models → export → rows appended; then skipped.csv and provenance."""
+    from breastlab.mri import outputs
+    from breastlab.mri.stream import StreamWriter, light_set
+
+    fusion = None
+    columns = outputs.series_columns(keep_phi)
     if image_models:
-        from breastlab.seriesmodels.fusion import fuse_result
+        from breastlab.seriesmodels.fusion import IMAGE_COLUMNS, FusionTotals, fuse_study, fused_columns
 
-        fuse_result(result, image_models)
-        sets = result.sets
+        fusion = FusionTotals(image_models)
+        columns = fused_columns(keep_phi)
+    result = SortResult(sets=[], skipped=list(skipped), n_records=n_records, n_files=n_files)
+    scan_skipped = list(result.skipped)
+    if fusion is not None:  # header-less files are known before the first study: label them up front
+        result.skipped = fusion.headerless(result.skipped)
+    writer = StreamWriter(out_stage, columns, outputs.INSTANCE_COLUMNS) if out_stage is not None else None
+    labels: dict[str, int] = {}
+    export_counts: dict[str, int] = {}
+    if client is not None:  # the rules of each study as a Dask task; results in study order
+        from breastlab.index.dask_engine import map_in_order
 
-    export_paths = None
+        labelled = map_in_order(client, sort_records, studies, window=2 * max(1, len(client.nthreads())),
+                                b_threshold=b_threshold)
+    else:
+        labelled = (sort_records(records, b_threshold=b_threshold) for records in studies)
+    try:
+        for sets in labelled:
+            extra: dict[str, dict[str, Any]] = {}
+            if fusion is not None:
+                fused = fuse_study(sets, image_models)
+                fusion.add(fused)
+                sets, extra = fused.sets, fused.image_columns
+                result.image_columns.update(extra)
+            export_paths = None
+            if export_stage is not None:
+                from breastlab.mri.export import export_sets
+
+                export_paths, counts = export_sets(sets, export_stage, mode=export_mode, protected=[],
+                                                   publish_as=export_dir)
+                for k, v in counts.items():
+                    export_counts[k] = export_counts.get(k, 0) + v
+            for ls in sets:
+                labels[ls.label] = labels.get(ls.label, 0) + 1
+            if writer is not None:
+                rows = [outputs.series_row(ls, keep_phi=keep_phi) for ls in sets]
+                if fusion is not None:
+                    rows = [row | {c: extra.get(ls.set_id, {}).get(c) for c in IMAGE_COLUMNS}
+                            for row, ls in zip(rows, sets)]
+                writer.series(rows)
+                writer.instances(outputs.instance_rows(sets, export_paths))
+            result.sets.extend(sets if keep_records else [light_set(ls) for ls in sets])
+        if fusion is not None:
+            result.fusion = fusion.summary()
+            result.image_rows, result.image_instances = fusion.image_rows, fusion.image_instances
+            if writer is not None:
+                writer.series(fusion.series_rows(columns))
+                writer.instances(fusion.image_instances)
+        if writer is not None:
+            writer.close()
+    except BaseException as exc:
+        if writer is not None:
+            writer.abort(exc)
+        raise
     if export_stage is not None:
-        from breastlab.mri.export import export_sets
-
-        export_paths, counts = export_sets(sets, export_stage, mode=export_mode, protected=[],
-                                           publish_as=export_dir)
         result.export_dir = Path(export_dir)
-        result.export_counts = counts
-
+        result.export_counts = export_counts or {"link": 0, "copy": 0, "exists": 0}
     if out_stage is not None:
+        from breastlab.core import atomic
         from breastlab.core.provenance import fingerprint_files, run_manifest
-        from breastlab.mri.outputs import label_counts, write_outputs
 
-        files = sorted({r.path for r in scan.records})
         config = {
             "inputs": [os.fspath(p) for p in inputs],
             "b_threshold": b_threshold,
@@ -181,22 +332,26 @@ def _sort_into(inputs, scan_paths, out_dir, out_stage, export_dir, export_stage,
             "export_mode": export_mode if export_dir is not None else None,
             "classifier": "header rules",
         }
-        manifest = run_manifest(config, data_fingerprint=fingerprint_files(files, content=False))
+        manifest = run_manifest(config, data_fingerprint=fingerprint_files(set(record_paths()), content=False))
         manifest["summary"] = {
-            "n_files": getattr(scan, "n_files", None),
-            "n_records": len(scan.records),
-            "n_image_sets": len(sets),
-            "n_skipped": len(scan.skipped),
-            "skipped_reasons": dict(sorted(Counter(s.reason for s in scan.skipped).items())),
-            "labels": label_counts(sets),
+            "n_files": n_files,
+            "n_records": n_records,
+            "n_image_sets": len(result.sets),
+            "n_skipped": len(scan_skipped),
+            "skipped_reasons": dict(sorted(Counter(s.reason for s in scan_skipped).items())),
+            "labels": labels,
             "export": result.export_counts or None,
         }
-        written = write_outputs(out_stage, sets, result.skipped, keep_phi=keep_phi, manifest=manifest,
-                                export_paths=export_paths)
-        if image_models:
-            from breastlab.seriesmodels.fusion import write_fused_outputs
+        if fusion is not None:
+            from breastlab.seriesmodels.fusion import provenance_with_models
 
-            write_fused_outputs(out_stage, result, keep_phi=keep_phi, export_paths=export_paths)
+            manifest = provenance_with_models(manifest, result.fusion)
+        stage = Path(out_stage)
+        written = {name: stage / name for name in ("series.csv", "series.json", "instances.csv")}
+        written["skipped.csv"] = atomic.write_csv(
+            stage / "skipped.csv", ({"path": s.path, "reason": s.reason, "detail": s.detail} for s in result.skipped),
+            outputs.SKIPPED_COLUMNS)
+        written["provenance.json"] = atomic.write_json(stage / "provenance.json", manifest)
         result.out_dir = Path(out_dir)
-        result.outputs = {name: Path(out_dir) / Path(path).name for name, path in written.items()}
+        result.outputs = {name: Path(out_dir) / name for name in written}
     return result

@@ -1,8 +1,10 @@
 """Fuse the image models with the header rules of ``breastlab sort`` (the hybrid path).
 
-``sort_exam(..., image_models=load_models(files))`` calls ``fuse_result`` on the
-``SortResult`` of the header rules, before export and output writing, with one or more
-image models (``--model FILE``, repeatable, or a model in the user configuration):
+``sort_exam(..., image_models=load_models(files))`` calls :func:`fuse_study` on the
+labelled sets of each study, before export and before any output is written, with one
+or more image models (``--model FILE``, repeatable, or a model in the user
+configuration); :class:`FusionTotals` gathers the run's summary and the header-less
+sets into the ``SortResult``, and the outputs are then written once:
 
 1. **fills in** image sets whose header label is ``UNKNOWN`` or whose rule confidence is
    below ``low_confidence``: the image model's label is used when its probability is at
@@ -23,7 +25,6 @@ provenance. Without a model none of this runs and sort's outputs are unchanged.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -32,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from breastlab.core import atomic
 from breastlab.core.privacy import hashed_id
 
 from .config import configured_models  # noqa: F401  (re-exported)
@@ -337,83 +337,10 @@ def load_models(paths: Sequence[str | os.PathLike]) -> list[SeriesModel]:
     return [SeriesModel(p) for p in paths]
 
 
-def fuse_result(result: Any, models: Sequence[SeriesModel], *, low_confidence: float = LOW_CONFIDENCE,
-                min_image_confidence: float = MIN_IMAGE_CONFIDENCE) -> dict[str, Any]:
-    """Fuse ``result`` (a ``SortResult``) with ``models`` in place; writes nothing.
-
-    Sets ``result.sets`` (fused labels), ``result.image_rows`` (header-less PNG/JPEG/NIfTI
-    sets labelled by the model alone), ``result.image_columns`` (per-set image columns) and
-    removes the header-less files it labelled from ``result.skipped``. Returns a summary:
-    counts of sets by evidence source, disagreements, header-less sets, and the demo notice
-    when a demo model was used.
-    """
-    sets, extra = fuse_sets(result.sets, models, low_confidence=low_confidence,
-                            min_image_confidence=min_image_confidence)
-    if any(c in DCE_LABELS for m in models for c in m.class_names):
-        sets = order_dce_sets(sets, extra, low_confidence=low_confidence)
-    result.sets = sets
-    handled = [s.path for s in result.skipped if s.reason == "not-dicom" and file_kind(s.path) in ("nifti", "raster")]
-    items = headerless_items(handled)
-    extra_rows, extra_inst = headerless_rows(items, models, _fused_columns(False), min_image_confidence=min_image_confidence) \
-        if items else ([], [])
-    used = {f for i in items for f in i.files}
-    result.skipped = [s for s in result.skipped if s.path not in used]
-    result.image_rows = extra_rows  # header-less image sets (not LabelledSets)
-    result.image_instances = extra_inst
-    result.image_columns = extra
-
-    demo = any(m.demo for m in models)
-    summary = {
-        "models": [{"path": str(m.path), "task": m.task, "classes": m.class_names, "demo": m.demo} for m in models],
-        "evidence_source": {},
-        "disagreements": [k for k, v in extra.items() if v.get("image_agrees") == "no"],
-        "image_only_sets": len(extra_rows),
-        "low_confidence": low_confidence,
-        "min_image_confidence": min_image_confidence,
-    }
-    for ls in sets:
-        src = ls.classification.source
-        summary["evidence_source"][src] = summary["evidence_source"].get(src, 0) + 1
-    if extra_rows:
-        summary["evidence_source"]["image"] = summary["evidence_source"].get("image", 0) + len(extra_rows)
-    if demo:
-        summary["notice"] = DEMO_NOTICE
-    result.fusion = summary
-    return summary
-
-
 def _fused_columns(keep_phi: bool) -> tuple[str, ...]:
     from breastlab.mri import outputs
 
     return tuple(outputs.series_columns(keep_phi)) + IMAGE_COLUMNS
-
-
-def write_fused_outputs(out_dir: str | os.PathLike, result: Any, *, keep_phi: bool = False,
-                        export_paths: dict[tuple[str, str], str] | None = None) -> None:
-    """Rewrite series.csv/json and instances.csv of a fused ``result`` with the image columns."""
-    from breastlab.mri import outputs
-
-    out = Path(out_dir)
-    summary = getattr(result, "fusion", {}) or {}
-    extra = getattr(result, "image_columns", {}) or {}
-    extra_rows = getattr(result, "image_rows", []) or []
-    extra_inst = getattr(result, "image_instances", []) or []
-    columns = _fused_columns(keep_phi)
-    rows = [outputs.series_row(ls, keep_phi=keep_phi) | {c: extra.get(ls.set_id, {}).get(c) for c in IMAGE_COLUMNS}
-            for ls in result.sets] + [{c: r.get(c) for c in columns} for r in extra_rows]
-    atomic.write_csv(out / "series.csv", rows, columns)
-    atomic.write_json(out / "series.json", rows)
-    if extra_inst:
-        inst = list(outputs.instance_rows(result.sets, export_paths)) + extra_inst
-        atomic.write_csv(out / "instances.csv", inst, outputs.INSTANCE_COLUMNS)
-    prov = out / "provenance.json"
-    if prov.is_file() and summary:
-        manifest = json.loads(prov.read_text(encoding="utf-8"))
-        demo = "notice" in summary
-        manifest.setdefault("config", {})["classifier"] = "header rules + image model" + (" (DEMO)" if demo else "")
-        manifest["config"]["image_models"] = summary.get("models")
-        manifest["image_model_summary"] = summary
-        atomic.write_json(prov, manifest)
 
 
 def report_fusion(console: Any, result: Any, summary: dict[str, Any]) -> None:
@@ -426,5 +353,97 @@ def report_fusion(console: Any, result: Any, summary: dict[str, Any]) -> None:
     if summary["disagreements"]:
         console.print(f"[yellow]image and header disagree on {len(summary['disagreements'])} image set(s): "
                       f"{', '.join(summary['disagreements'])} (header label kept; see series.csv image_agrees)[/]")
-    for row in getattr(result, "image_rows", []):
+    for row in result.image_rows:
         console.print(f"no DICOM header: {row['first_path']} -> {row['label']} ({row['evidence']})")
+
+
+# --------------------------------------------------------------------------- streaming (one study at a time)
+@dataclass
+class StudyFusion:
+    """Image-model results of one study, before anything is written."""
+
+    sets: list[Any]  # LabelledSet, fused
+    image_columns: dict[str, dict[str, Any]]  # set_id -> IMAGE_COLUMNS values
+    disagreements: list[str]
+    split_disagreements: list[str]  # of sets that the exam-level DCE ordering split (listed last, as before)
+
+
+def fuse_study(sets: Sequence[Any], models: Sequence[SeriesModel], *, low_confidence: float = LOW_CONFIDENCE,
+               min_image_confidence: float = MIN_IMAGE_CONFIDENCE) -> StudyFusion:
+    """Fuse the labelled sets of one study with the image models (what ``fuse_result`` does per study)."""
+    fused, extra = fuse_sets(sets, models, low_confidence=low_confidence, min_image_confidence=min_image_confidence)
+    before = list(extra)
+    if any(c in DCE_LABELS for m in models for c in m.class_names):
+        fused = order_dce_sets(fused, extra, low_confidence=low_confidence)
+    seen = set(before)
+    base = [k for k in before if k in extra and extra[k].get("image_agrees") == "no"]
+    tail = [k for k in extra if k not in seen and extra[k].get("image_agrees") == "no"]
+    return StudyFusion(fused, extra, base, tail)
+
+
+@dataclass
+class FusionTotals:
+    """Fusion over a whole sort, accumulated study by study; ``summary`` gives what provenance records."""
+
+    models: Sequence[SeriesModel]
+    low_confidence: float = LOW_CONFIDENCE
+    min_image_confidence: float = MIN_IMAGE_CONFIDENCE
+    evidence_source: dict[str, int] | None = None
+    disagreements: list[str] | None = None
+    split_disagreements: list[str] | None = None
+    image_rows: list[dict[str, Any]] | None = None
+    image_instances: list[dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        self.evidence_source, self.disagreements, self.split_disagreements = {}, [], []
+        self.image_rows, self.image_instances = [], []
+
+    def add(self, study: StudyFusion) -> None:
+        for ls in study.sets:
+            src = ls.classification.source
+            self.evidence_source[src] = self.evidence_source.get(src, 0) + 1
+        self.disagreements += study.disagreements
+        self.split_disagreements += study.split_disagreements
+
+    def headerless(self, skipped: Sequence[Any]) -> list[Any]:
+        """Label the header-less PNG/JPEG/NIfTI files among ``skipped``; returns the skipped left."""
+        handled = [s.path for s in skipped if s.reason == "not-dicom" and file_kind(s.path) in ("nifti", "raster")]
+        items = headerless_items(handled)
+        if items:
+            self.image_rows, self.image_instances = headerless_rows(
+                items, self.models, _fused_columns(False), min_image_confidence=self.min_image_confidence)
+        used = {f for i in items for f in i.files}
+        return [s for s in skipped if s.path not in used]
+
+    def summary(self) -> dict[str, Any]:
+        out = {
+            "models": [{"path": str(m.path), "task": m.task, "classes": m.class_names, "demo": m.demo}
+                       for m in self.models],
+            "evidence_source": dict(self.evidence_source),
+            "disagreements": self.disagreements + self.split_disagreements,
+            "image_only_sets": len(self.image_rows),
+            "low_confidence": self.low_confidence,
+            "min_image_confidence": self.min_image_confidence,
+        }
+        if self.image_rows:
+            out["evidence_source"]["image"] = out["evidence_source"].get("image", 0) + len(self.image_rows)
+        if any(m.demo for m in self.models):
+            out["notice"] = DEMO_NOTICE
+        return out
+
+    def series_rows(self, columns: Sequence[str]) -> list[dict[str, Any]]:
+        return [{c: r.get(c) for c in columns} for r in self.image_rows]
+
+
+def fused_columns(keep_phi: bool) -> tuple[str, ...]:
+    """series.csv columns with image models: the header columns, then :data:`IMAGE_COLUMNS`."""
+    return _fused_columns(keep_phi)
+
+
+def provenance_with_models(manifest: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The provenance of a sort with image models (classifier named, models and their summary added)."""
+    demo = "notice" in summary
+    manifest.setdefault("config", {})["classifier"] = "header rules + image model" + (" (DEMO)" if demo else "")
+    manifest["config"]["image_models"] = summary.get("models")
+    manifest["image_model_summary"] = summary
+    return manifest

@@ -1,0 +1,1 @@
+"""The persistent header index of ``breastlab sort`` (Parquet parts; see docs/scale.md)."""

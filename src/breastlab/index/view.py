@@ -1,0 +1,168 @@
+"""Reading the header index for a sort: live rows, duplicates, studies in order (DuckDB).
+
+DuckDB works out of core (``memory_limit``, spilling to the journal folder), so the
+sorting process holds one study at a time, whatever the size of the archive.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from breastlab.dicom.records import InstanceRecord, SkippedFile
+from breastlab.index.records_io import record_from_json, skipped_from_json
+from breastlab.index.store import HeaderIndex, _sql_path
+
+#: DuckDB's working memory for the sort's queries (it spills to disk beyond that)
+MEMORY_LIMIT = "128MB"
+#: records per spill range of the study pass (memory: about this many records, or the largest study)
+BUCKET_RECORDS = 8192
+STUDY_BATCH_ROWS = 2048
+
+
+class _IndexView:
+    """The live rows of a :class:`HeaderIndex` as SQL views, with the queries the sorter needs."""
+
+    def __init__(self, index: HeaderIndex) -> None:
+        self.index = index
+
+    def __enter__(self) -> _IndexView:
+        import duckdb
+
+        self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-view-", dir=self.index.journal))
+        self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": 1,
+                                          "temp_directory": os.fspath(self.tmp / "spill"),
+                                          "preserve_insertion_order": False})
+        live = self.index.live_table()  # noqa: F841 - read by DuckDB by name
+        self.con.register("live", live)
+        parts = [os.fspath(p) for p in self.index.parts()]
+        if parts:
+            files = ", ".join(f"'{_sql_path(Path(p))}'" for p in parts)
+            self.con.execute(
+                f"CREATE VIEW live_rows AS SELECT r.* EXCLUDE (filename), r.filename AS part "
+                f"FROM read_parquet([{files}], filename = true) r "
+                f"JOIN live l ON r.path_bytes = l.path_bytes AND parse_filename(r.filename) = l.part")
+        else:
+            from breastlab.index.records_io import SCHEMA
+
+            import pyarrow as pa
+
+            empty = pa.Table.from_pylist([], schema=SCHEMA).append_column("part", pa.array([], pa.string()))
+            self.con.register("live_rows", empty)
+        self._duplicates()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ------------------------------------------------------------------ duplicates
+    def _duplicates(self) -> None:
+        """Files repeating a SOP Instance UID: the first path (in sorted order) is kept, as ``deduplicate``."""
+        rows = self.con.execute("""
+            WITH first AS (
+                SELECT path_bytes, arg_min(sop_instance_uid, coalesce(frame_index, -1)) AS uid
+                FROM live_rows WHERE status = 'record' GROUP BY path_bytes),
+            dup AS (SELECT uid FROM first WHERE uid IS NOT NULL AND uid <> '' GROUP BY uid HAVING count(*) > 1)
+            SELECT f.path_bytes, f.uid FROM first f JOIN dup USING (uid)""").fetchall()
+        by_uid: dict[str, list[str]] = {}
+        for path_bytes, uid in rows:
+            by_uid.setdefault(uid, []).append(os.fsdecode(path_bytes))
+        self.dropped: list[SkippedFile] = []
+        for paths in by_uid.values():
+            paths.sort()
+            self.dropped += [SkippedFile(p, "duplicate", f"same SOP Instance UID as {paths[0]} (kept)")
+                             for p in paths[1:]]
+        self.dropped.sort(key=lambda s: s.path)
+        import pyarrow as pa
+
+        self.con.register("dropped", pa.table({"path_bytes": pa.array([os.fsencode(s.path) for s in self.dropped],
+                                                                     pa.binary())}))
+        self.con.execute("""CREATE TEMP VIEW kept AS SELECT * FROM live_rows WHERE status = 'record'
+                            AND path_bytes NOT IN (SELECT path_bytes FROM dropped)""")
+        self.n_records = self.con.execute("SELECT count(*) FROM kept").fetchone()[0]
+
+    def skipped(self, walk_skipped: list[SkippedFile]) -> list[SkippedFile]:
+        """Every skipped entry: met while walking, read and skipped, duplicates; sorted by path."""
+        out = list(walk_skipped)
+        for (text,) in self.con.execute("SELECT record FROM live_rows WHERE status = 'skipped'").fetchall():
+            out.append(skipped_from_json(text))
+        out.sort(key=lambda s: s.path)
+        out += self.dropped
+        out.sort(key=lambda s: s.path)
+        return out
+
+    def record_paths(self) -> Iterator[str]:
+        for (p,) in self.con.execute("SELECT DISTINCT path_bytes FROM kept").fetchall():
+            yield os.fsdecode(p)
+
+    # ------------------------------------------------------------------ studies
+    def studies(self) -> Iterator[list[InstanceRecord]]:
+        """The kept records, one study at a time, in (StudyInstanceUID or "") order.
+
+        A series belongs to the study most of its records name (ties: the first record
+        in instance order), as :func:`breastlab.mri.grouping.group_image_sets` decides.
+        Out of core without a large sort: studies are cut into consecutive ranges of
+        about :data:`BUCKET_RECORDS` records, one streaming pass writes each record to
+        its range's spill file, then the ranges are read back one at a time.
+        """
+        import json
+
+        import pyarrow as pa
+
+        self.con.execute("""
+            CREATE TEMP TABLE series_study AS
+            WITH counts AS (
+                SELECT series_key, study_uid, count(*) AS n,
+                       min(struct_pack(i := coalesce(instance_number, 1073741824), f := coalesce(frame_index, -1),
+                                       p := path_bytes)) AS first
+                FROM kept GROUP BY series_key, study_uid)
+            SELECT series_key, coalesce(arg_min_null(study_uid, struct_pack(n := -n, first := first)), '') AS study_key
+            FROM counts GROUP BY series_key""")
+        sizes = dict(self.con.execute("""SELECT s.study_key, count(*) FROM kept k JOIN series_study s
+                                         USING (series_key) GROUP BY s.study_key""").fetchall())
+        order = sorted(sizes)
+        bucket_of: dict[str, int] = {}
+        bucket, filled = 0, 0
+        for key in order:
+            if filled and filled + sizes[key] > BUCKET_RECORDS:
+                bucket, filled = bucket + 1, 0
+            bucket_of[key] = bucket
+            filled += sizes[key]
+        if not order:
+            return
+        self.con.register("buckets", pa.table({"study_key": pa.array(list(bucket_of), pa.string()),
+                                               "bucket": pa.array(list(bucket_of.values()), pa.int64())}))
+        spill = self.tmp / "buckets"
+        spill.mkdir()
+        handles: dict[int, object] = {}
+        try:
+            reader = self.con.sql("""SELECT b.bucket, s.study_key, k.record FROM kept k
+                                         JOIN series_study s USING (series_key) JOIN buckets b USING (study_key)
+                                         """).to_arrow_reader(STUDY_BATCH_ROWS)
+            for batch in reader:
+                for b, key, text in zip(*(batch.column(i).to_pylist() for i in range(3))):
+                    fh = handles.get(b)
+                    if fh is None:
+                        fh = handles[b] = open(spill / f"{b:06d}.jsonl", "w", encoding="utf-8")
+                    fh.write(json.dumps(key) + "\t" + text + "\n")
+        finally:
+            for fh in handles.values():
+                fh.close()
+        for b in range(bucket + 1):
+            path = spill / f"{b:06d}.jsonl"
+            by_study: dict[str, list[InstanceRecord]] = {}
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    key, _, text = line.rstrip("\n").partition("\t")
+                    by_study.setdefault(json.loads(key), []).append(record_from_json(text))
+            path.unlink()
+            for key in sorted(by_study):
+                yield _in_path_order(by_study.pop(key))
+
+
+def _in_path_order(records: list[InstanceRecord]) -> list[InstanceRecord]:
+    """Scan order: by path (as ``str``), then frame."""
+    return sorted(records, key=lambda r: (r.path, -1 if r.frame_index is None else r.frame_index))

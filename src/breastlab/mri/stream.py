@@ -1,0 +1,101 @@
+"""Sorting one study at a time: per-study pipeline and streaming output writers.
+
+``sort_studies`` takes the records of an archive as an iterator of studies (each the
+records of the series assigned to one study, in path order) and, per study, groups
+them into image sets, labels them (header rules, then the image models when given:
+fusion happens *before* anything is written), exports them, and appends their rows to
+series.csv, series.json and instances.csv, which are written once, in one pass. Memory
+is bounded by the largest study, not by the archive.
+
+Study order is (StudyInstanceUID or ""), the order the whole-archive sort used, so the
+outputs are byte for byte those of sorting everything at once.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from breastlab.core import atomic
+from breastlab.dicom.records import InstanceRecord, SkippedFile
+from breastlab.mri.classify import LabelledSet
+
+
+class StreamWriter:
+    """series.csv, series.json and instances.csv in a staging folder, written row by row.
+
+    Byte-identical to :func:`breastlab.core.atomic.write_csv` / ``write_json`` of the
+    whole list (same dialect, same JSON indentation).
+    """
+
+    def __init__(self, stage: Path, series_columns: Sequence[str], instance_columns: Sequence[str]) -> None:
+        self._stack = contextlib.ExitStack()
+        opened = {name: self._stack.enter_context(atomic.atomic_open(
+            stage / name, "w", encoding="utf-8", errors="surrogateescape", newline=""))
+            for name in ("series.csv", "instances.csv")}
+        self._json = self._stack.enter_context(atomic.atomic_open(stage / "series.json", "w", encoding="utf-8"))
+        self._series = csv.DictWriter(opened["series.csv"], fieldnames=list(series_columns), extrasaction="raise")
+        self._instances = csv.DictWriter(opened["instances.csv"], fieldnames=list(instance_columns),
+                                         extrasaction="raise")
+        self._series.writeheader()
+        self._instances.writeheader()
+        self._n_json = 0
+
+    def series(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self._series.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            text = json.dumps(row, indent=2, default=str)
+            self._json.write(("[\n" if self._n_json == 0 else ",\n") + "\n".join("  " + ln for ln in text.split("\n")))
+            self._n_json += 1
+
+    def instances(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self._instances.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+    def close(self) -> None:
+        """Finish the files (renamed into place); on an exception use ``abort``."""
+        self._json.write("\n]\n" if self._n_json else "[]\n")
+        self._stack.close()
+
+    def abort(self, exc: BaseException) -> None:
+        self._stack.__exit__(type(exc), exc, exc.__traceback__)
+
+
+@dataclass
+class StreamTotals:
+    """What the streaming pass counted (for provenance and the command's summary)."""
+
+    n_sets: int = 0
+    labels: Counter = field(default_factory=Counter)
+    export_counts: dict[str, int] = field(default_factory=dict)
+    sets: list[LabelledSet] = field(default_factory=list)  # full or light (see ``keep_records``)
+
+
+def light_set(ls: LabelledSet) -> LabelledSet:
+    """The set without its records (first kept; ``n_images`` unchanged): what a summary table needs."""
+    st = ls.image_set
+    return replace(ls, image_set=replace(st, records=st.records[:1], n_records=st.n_images))
+
+
+def group_studies(records: Iterable[InstanceRecord]) -> list[list[InstanceRecord]]:
+    """Split in-memory records into studies the way the streaming sort does (see module doc).
+
+    Each series goes to the study most of its records name (ties: the first record in
+    instance order), as :func:`breastlab.mri.grouping.group_image_sets` decides.
+    """
+    from breastlab.mri.grouping import record_sort_key, series_key
+
+    by_series: dict[str, list[InstanceRecord]] = {}
+    for r in records:
+        by_series.setdefault(series_key(r), []).append(r)
+    studies: dict[str, list[InstanceRecord]] = {}
+    for recs in by_series.values():
+        ordered = sorted(recs, key=record_sort_key)
+        study = Counter(r.study_uid for r in ordered).most_common(1)[0][0]
+        studies.setdefault(study or "", []).extend(recs)
+    return [studies[k] for k in sorted(studies)]

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from breastlab.core.labels import Label
+from breastlab.core.rundir import RunDir
 from breastlab.evaluation.metrics import format_figure, multiclass_metrics
-from breastlab.mri.imaging.data import TASK_CLASSES, read_data
-from breastlab.mri.imaging.demo import phantom_class_folders
-from breastlab.mri.imaging.model import MRITrainConfig, train_run
-from breastlab.mri.imaging.phase_order import order_phases
+from breastlab.seriesmodels.data import TASK_CLASSES, read_data
+from breastlab.seriesmodels.demo import phantom_class_folders
+from breastlab.seriesmodels.model import MRITrainConfig, train_run
+from breastlab.seriesmodels.phase_order import order_phases
 
 TEST_SEEDS = (10, 11, 12)
 
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
         run = train_run(read_data(train, classes), root / task / "run", cfg, test_data=read_data(test, classes),
                         progress=False, resume=False)
         seconds = time.perf_counter() - t0
-        metrics = json.loads((run / "metrics.json").read_text())["models"]["resnet18"]["repeats"]["repeat0"]["test"]
-        slices = json.loads((run / "slice_metrics.json").read_text())["resnet18/repeat0"]
+        metrics = json.loads(RunDir(run).metrics.read_text())["models"]["resnet18"]["repeats"]["repeat0"]["test"]
+        slices = json.loads(RunDir(run).slice_metrics.read_text())["resnet18/repeat0"]
         results[task] = {"series": metrics, "slice": slices, "seconds": seconds, "run": str(run)}
 
     # exam-level ordering on the same held-out PHILIPS exams (all 5 phases; pre, post1, post4 scored)

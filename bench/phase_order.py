@@ -30,9 +30,9 @@ import numpy as np
 from breastlab.core.labels import DCE_LABELS
 from breastlab.core.settings import data_root
 from breastlab.evaluation.metrics import multiclass_metrics, format_figure
-from breastlab.mri.imaging.phase_order import order_by_position, order_phases
-from breastlab.mri.imaging.strip import strip_headers
-from breastlab.mri.imaging.volumes import read_volumes
+from breastlab.seriesmodels.phase_order import order_by_position, order_phases
+from breastlab.seriesmodels.strip import strip_headers
+from breastlab.seriesmodels.volumes import read_volumes
 
 CLASSES = list(DCE_LABELS)
 
@@ -53,7 +53,7 @@ def run_cnn(volumes_truth: np.ndarray, *, image_size: int = 96, epochs: int = 12
     from breastlab.models.registry import build_model
     from breastlab.multiview.preprocess import preprocess_view
     from breastlab.training.loop import TrainConfig, predict_proba, train_classifier
-    from breastlab.mri.imaging.data import SliceDataset, SliceRef, SliceTable
+    from breastlab.seriesmodels.data import SliceDataset, SliceRef, SliceTable
 
     torch.set_num_threads(1)
     n_phase, n_pos = volumes_truth.shape[:2]
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # slice level, relative: co-located slices of each position, on true volumes
     vols_true = np.zeros((3, 60) + (256, 256), dtype=np.float32)
-    from breastlab.mri.imaging.volumes import read_slice, slice_positions
+    from breastlab.seriesmodels.volumes import read_slice, slice_positions
 
     slices = [read_slice(f) for f in files]
     coords = slice_positions(slices)

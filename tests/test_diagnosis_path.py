@@ -257,7 +257,8 @@ def test_breakdown_by_manufacturer(tmp_path: Path) -> None:
 def test_report_says_caveats_once_and_shows_the_command(tmp_path: Path) -> None:
     from test_report import make_run
 
-    from breastlab.reporting.html import _merge_repeats, write_report
+    from breastlab.reporting.build import build_report
+    from breastlab.reporting.html import _merge_repeats
 
     merged = _merge_repeats(["repeat0: only 30 test cases; CIs are wide",
                              "repeat1: only 30 test cases; CIs are wide",
@@ -266,7 +267,7 @@ def test_report_says_caveats_once_and_shows_the_command(tmp_path: Path) -> None:
     assert merged == ["repeat0, repeat1: only 30 test cases; CIs are wide",
                       "repeat1: mlp AUC 1.000 with a zero-width CI", "mlp: a single repeat"]
     run = make_run(tmp_path, n_test=20)
-    html = write_report(run).read_text()
+    html = build_report(run).read_text()
     assert html.count("only 20 test cases") == 1 and "repeat0, repeat1: only 20" in html
     assert "<code>breastlab train</code>" in html
     assert "<details><summary>Full configuration (JSON)</summary>" in html

@@ -207,7 +207,7 @@ def test_agfa_pacs_copy_gives_the_original_records(shared_data: Path) -> None:
 
 def test_nine_transfer_syntaxes_give_the_same_records_and_pixels(shared_data: Path) -> None:
     """One image in 9 transfer syntaxes: same records (but for identity), same pixels to every reader."""
-    from breastlab.mri.imaging.volumes import read_slice
+    from breastlab.seriesmodels.volumes import read_slice
     from breastlab.multiview.preprocess import _load_dicom
 
     files = sorted(require(shared_data / "dcmqa" / "transfer_syntax" / "In").glob("*.dcm"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from breastlab.mri.imaging.model import DEMO_NOTICE, MODEL_KIND
+from breastlab.seriesmodels.model import DEMO_NOTICE, MODEL_KIND
 
 
 def constant_model(path: Path, classes: list[str], favourite: str, *, demo: bool = False, task: str = "sequence") -> Path:
@@ -136,7 +136,7 @@ def test_stripped_multiphase_series_is_split_and_ordered(tmp_path):
     from dataclasses import replace
 
     from breastlab.mri.classify import Classification
-    from breastlab.mri.imaging.fusion import order_dce_sets
+    from breastlab.seriesmodels.fusion import order_dce_sets
     from breastlab.mri.sorter import sort_exam
     from breastlab.phantom.mri import write_mri_phantom
 
@@ -163,7 +163,7 @@ def test_stripped_multiphase_series_is_split_and_ordered(tmp_path):
 
 def test_real_sort_series_csv_is_training_data(phantom, tmp_path, monkeypatch):
     """DATA form 3 from an actual sort run: series.csv (labels as corrected) + instances.csv."""
-    from breastlab.mri.imaging.data import TASK_CLASSES, read_data, slice_table
+    from breastlab.seriesmodels.data import TASK_CLASSES, read_data, slice_table
 
     monkeypatch.setenv("BREASTLAB_CONFIG", str(tmp_path / "none.toml"))
     sort_cli([str(phantom / "SIEMENS"), "--out", str(tmp_path / "s")])
@@ -199,7 +199,7 @@ def test_unsure_phase_but_sure_dynamic_becomes_a_dce_candidate(phantom):
     from dataclasses import replace
 
     from breastlab.mri.classify import Classification
-    from breastlab.mri.imaging.fusion import fuse_sets
+    from breastlab.seriesmodels.fusion import fuse_sets
     from breastlab.mri.sorter import sort_exam
 
     class FakeModel:

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from breastlab.cli.main import app
-from breastlab.mri.imaging.model import DEMO_NOTICE
+from breastlab.seriesmodels.model import DEMO_NOTICE
 
 
 def run_cli(args: list[str]):
@@ -19,7 +19,7 @@ def run_cli(args: list[str]):
 @pytest.mark.slow
 def test_phantom_model_generalises_to_held_out_vendor_dialect(tmp_path):
     """Train on SIEMENS + GE phantom exams, test on PHILIPS exams of other seeds (a machinery test)."""
-    from breastlab.mri.imaging.demo import phantom_class_folders
+    from breastlab.seriesmodels.demo import phantom_class_folders
 
     classes = ["T2WI", "T2WI_FS", "ADC"]
     train = phantom_class_folders(tmp_path / "train", vendors=("SIEMENS", "GE"), seeds=range(4), classes=classes,
@@ -53,7 +53,7 @@ def test_phantom_model_generalises_to_held_out_vendor_dialect(tmp_path):
 @pytest.mark.slow
 def test_demo_model_is_labelled_everywhere(tmp_path):
     from breastlab.models.files import read_model_meta
-    from breastlab.mri.imaging.demo import make_demo_model
+    from breastlab.seriesmodels.demo import make_demo_model
 
     path = make_demo_model(tmp_path / "demo.pt", classes=["T2WI", "ADC"], seeds=(0, 1), vendors=("GE",), epochs=1,
                            image_size=32)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from breastlab.mri.imaging.aggregate import aggregate_by_series, aggregate_probs
-from breastlab.mri.imaging.data import (
+from breastlab.seriesmodels.aggregate import aggregate_by_series, aggregate_probs
+from breastlab.seriesmodels.data import (
     TASK_CLASSES, SliceDataset, SliceRef, canonical_label, read_data, sample_slices, slice_table,
 )
 
@@ -109,7 +109,7 @@ def test_class_folders_with_dicom_png_and_nifti(tmp_path):
 
 def test_dicom_slices_are_ordered_by_position(tmp_path):
     files = write_dicom_series(tmp_path / "s", patient="A", n=9)
-    from breastlab.mri.imaging.data import SeriesItem, all_slices
+    from breastlab.seriesmodels.data import SeriesItem, all_slices
 
     item = SeriesItem(series_id="s", patient_id="p", label="T2WI", files=[str(f) for f in files[::-1]])
     ordered = all_slices(item)

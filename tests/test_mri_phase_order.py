@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from breastlab.mri.imaging.phase_order import order_by_position, order_phases
-from breastlab.mri.imaging.volumes import Slice, group_by_geometry
+from breastlab.seriesmodels.phase_order import order_by_position, order_phases
+from breastlab.seriesmodels.volumes import Slice, group_by_geometry
 
 LABELS = ["DCE_pre", "DCE_early", "DCE_delayed"]
 
@@ -106,8 +106,8 @@ def test_stripped_nact_dce_exam_orders_correctly(shared_data, tmp_path):
     import pydicom
 
     from conftest import require
-    from breastlab.mri.imaging.strip import strip_headers
-    from breastlab.mri.imaging.volumes import read_volumes
+    from breastlab.seriesmodels.strip import strip_headers
+    from breastlab.seriesmodels.volumes import read_volumes
 
     folder = require(shared_data / "nact-dce/UCSF-BR-06/image_dce_3dfgre_orig")
     files = sorted(folder.glob("*.dcm"))

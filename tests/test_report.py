@@ -12,7 +12,7 @@ import pytest
 
 from breastlab.core import atomic
 from breastlab.evaluation.run import evaluate_run
-from breastlab.reporting.html import write_report
+from breastlab.reporting.build import build_report
 
 SECRET_PATIENT = "PATIENT-SECRET-4711"
 VIEWS = ["LCC", "RCC", "LMLO", "RMLO"]
@@ -105,7 +105,7 @@ def test_evaluate_binary_run(tmp_path):
 
 def test_binary_report_contents(tmp_path):
     run = make_run(tmp_path)
-    out = write_report(run)
+    out = build_report(run)
     assert out == run / "report.html"
     text = out.read_text()
     for heading in ("Notes and caveats", "Metrics (test set)", "Operating thresholds",
@@ -130,7 +130,7 @@ def test_calibration_section_reports_brier_scores_of_the_test_predictions(tmp_pa
     from breastlab.evaluation.run import discover, read_predictions
 
     run = make_run(tmp_path)
-    text = write_report(run).read_text()
+    text = build_report(run).read_text()
     assert "Calibration" in text and "Reliability diagram" in text
     for model, reps in discover(run).items():
         tests = [read_predictions(p, ["benign", "malignant"]).subset("test") for p in reps.values()]
@@ -155,7 +155,7 @@ def test_multiclass_run_and_report(tmp_path):
     thr = json.loads((run / "models/resnet18/repeat0/threshold.json").read_text())
     assert thr["rule"] == "argmax" and thr["threshold"] is None
     assert m["paired"] == []
-    text = write_report(run, tmp_path / "out" / "mc.html").read_text()
+    text = build_report(run, tmp_path / "out" / "mc.html").read_text()
     assert "accuracy T2WI_FS" in text and "overall accuracy" in text
     assert "single repeat" not in text
     assert_self_contained(text)
@@ -192,7 +192,7 @@ def model_run(tmp_path_factory, one_torch_thread):
 @pytest.mark.slow  # builds and runs a ResNet-18
 def test_gallery_generated_from_model_files(model_run):
     run = model_run
-    text = write_report(run, n_gallery=3).read_text()
+    text = build_report(run, n_gallery=3).read_text()
     pngs = sorted((run / "explain").glob("*.png"))
     assert len(pngs) == 3
     index = json.loads((run / "explain" / "index.json").read_text())

@@ -178,7 +178,7 @@ def test_result_is_built_before_writing_and_each_output_written_once(shared_data
     streamed outputs equal the whole-list writers over sets fused all at once (the former path)."""
     from breastlab.core import atomic
     from breastlab.mri import outputs
-    from breastlab.mri.imaging import fusion
+    from breastlab.seriesmodels import fusion
     from breastlab.phantom.mri import write_mri_phantom
     from test_mri_fusion import constant_model
 

@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         t = _step(console, "2/3  Four-view BSGI diagnosis (ResNet18 vs MLP vs autoencoder)")
         from breastlab.multiview.cases import assemble_cases, write_cases
         from breastlab.phantom.bsgi import write_bsgi_phantom
-        from breastlab.reporting.html import write_report
+        from breastlab.reporting.build import build_report
         from breastlab.training.fourview import run_fourview
         from breastlab.training.loop import TrainConfig
 
@@ -109,14 +109,14 @@ def register(app: typer.Typer) -> None:
             pretrained=pretrained,
             extra_config={"demo": True, "data": "synthetic BSGI phantom"},
         )
-        report = write_report(run_dir)
+        report = build_report(run_dir)
         console.print(f"HTML report → [bold]{report}[/]  ({time.perf_counter() - t:.0f} s)")
 
         # 3. Hybrid sorting with a DEMO image model -----------------------------------------
         if not skip_hybrid:
             t = _step(console, "3/3  Hybrid sorting: DEMO image model on a header-stripped exam")
-            from breastlab.mri.imaging.demo import make_demo_model
-            from breastlab.mri.imaging.fusion import load_models, report_fusion
+            from breastlab.seriesmodels.demo import make_demo_model
+            from breastlab.seriesmodels.fusion import load_models, report_fusion
 
             model_file = make_demo_model(out / "demo-sequence-model.pt", task="sequence", progress=True)
             stripped = out / "mri-phantom-stripped"

@@ -16,7 +16,7 @@ mri_app = typer.Typer(
 
 
 def _classes(task: str, classes: str | None) -> list[str]:
-    from breastlab.mri.imaging.data import TASK_CLASSES
+    from breastlab.seriesmodels.data import TASK_CLASSES
 
     if classes:
         return [c.strip() for c in classes.split(",") if c.strip()]
@@ -31,10 +31,12 @@ def _print_metrics(run: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from breastlab.core.rundir import RunDir
     from breastlab.evaluation.metrics import format_figure
 
-    metrics = json.loads((run / "metrics.json").read_text())
-    slice_level = json.loads((run / "slice_metrics.json").read_text()) if (run / "slice_metrics.json").is_file() else {}
+    rd = RunDir(run)
+    metrics = json.loads(rd.metrics.read_text())
+    slice_level = json.loads(rd.slice_metrics.read_text()) if rd.slice_metrics.is_file() else {}
     names = metrics["class_names"]
     console = Console()
     for model, m in metrics["models"].items():
@@ -47,8 +49,11 @@ def _print_metrics(run: Path) -> None:
             table.add_column(n, justify="right")
         table.add_column("accuracy (95% CI)", justify="right")
         for i, n in enumerate(names):
-            pc = test["per_class"][n]
-            table.add_row(n, *[str(v) for v in test["confusion_matrix"][i]], format_figure(pc["accuracy"], percent=True))
+            row = test["confusion_matrix"][i]
+            pc = (test.get("per_class") or {}).get(n)  # two classes: binary metrics, no per_class
+            acc = (format_figure(pc["accuracy"], percent=True) if pc else
+                   f"{100 * row[i] / sum(row):.1f}%" if sum(row) else "n/a")
+            table.add_row(n, *[str(v) for v in row], acc)
         table.add_row("overall", *[""] * len(names), format_figure(test["accuracy"], percent=True))
         console.print(table)
         for key, sm in slice_level.items():
@@ -85,10 +90,13 @@ def train(
     report: bool = typer.Option(True, "--report/--no-report"),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    devices: int = typer.Option(1, "--devices", min=1,
+                                help="Training processes on this machine (DistributedDataParallel)."),
+    nodes: int = typer.Option(1, "--nodes", min=1, help="Machines; more than 1 only under torchrun."),
 ) -> None:
     """Train a slice CNN whose slice probabilities aggregate to one label per series (patient-level splits)."""
-    from breastlab.mri.imaging.data import read_data
-    from breastlab.mri.imaging.model import MRITrainConfig, train_run
+    from breastlab.seriesmodels.data import read_data
+    from breastlab.seriesmodels.model import MRITrainConfig, train_run
 
     names = _classes(task, classes)
     try:
@@ -107,13 +115,35 @@ def train(
                    f"{label_column!r} (need at least 2 of {', '.join(names)}); label the series "
                    "first or choose --label-column", err=True)
         raise typer.Exit(1)
+    from breastlab.training.distributed import (DistributedRunError, check_devices, launch,
+                                                under_torchrun)
+
     try:
-        run = train_run(dataset, out, cfg, test_data=test_data, progress=progress, resume=resume, report=report)
-    except ValueError as exc:
+        check_devices(devices, nodes)
+        kwargs = dict(test_data=test_data, progress=progress, resume=resume, report=report)
+        if devices == 1 and not under_torchrun():
+            run = train_run(dataset, out, cfg, **kwargs)
+        else:
+            run = launch(_train_run, (dataset, out, cfg, kwargs), devices=devices, nodes=nodes,
+                         threads=threads)
+            if run is None:  # another rank of a torchrun launch: rank 0 reports
+                return
+    except (ValueError, DistributedRunError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     _print_metrics(run)
-    typer.echo(f"run folder: {run}; model for `breastlab sort --model`: {run / 'model.pt'}")
+    from breastlab.core.rundir import RunDir
+
+    typer.echo(f"run folder: {run}; model for `breastlab sort --model`: {RunDir(run).run_model}")
+
+
+def _train_run(dataset, out, cfg, kwargs):
+    """One process of ``--devices N`` (module level, so that it pickles); rank 0 reports."""
+    from breastlab.seriesmodels.model import train_run
+    from breastlab.training import distributed as ddp
+
+    run = train_run(dataset, out, cfg, **kwargs)
+    return run if ddp.is_main() else None
 
 
 @mri_app.command("evaluate")
@@ -126,21 +156,23 @@ def evaluate(
     report: bool = typer.Option(True, "--report/--no-report"),
 ) -> None:
     """Confusion matrix, overall and per-class accuracy with 95% CIs, and the HTML report."""
-    from breastlab.mri.imaging.model import SeriesModel, evaluate_model_on, finish_run
+    from breastlab.seriesmodels.model import SeriesModel, evaluate_model_on, finish_run
 
     if model is None:
-        if not (target / "models").is_dir():
+        from breastlab.core.rundir import RunDir
+
+        if not RunDir(target).models_dir.is_dir():
             raise typer.BadParameter(f"{target} is not a run folder (no models/)", param_hint="TARGET")
         finish_run(target, report=report)
         _print_metrics(target)
         return
     if out is None:
         raise typer.BadParameter("--out is required with --model", param_hint="--out")
-    from breastlab.mri.imaging.data import read_data
+    from breastlab.seriesmodels.data import read_data
 
     sm = SeriesModel(model)
     if sm.demo:
-        from breastlab.mri.imaging.model import DEMO_NOTICE
+        from breastlab.seriesmodels.model import DEMO_NOTICE
 
         typer.echo(f"note: {DEMO_NOTICE}", err=True)
     dataset = read_data(target, sm.class_names, label_column=label_column)
@@ -158,8 +190,8 @@ def order_phases_cmd(
     import numpy as np
 
     from breastlab.core import atomic
-    from breastlab.mri.imaging.phase_order import order_phases
-    from breastlab.mri.imaging.volumes import read_volumes
+    from breastlab.seriesmodels.phase_order import order_phases
+    from breastlab.seriesmodels.volumes import read_volumes
 
     files: list[Path] = []
     for p in inputs:
@@ -194,8 +226,8 @@ def demo_model(
     epochs: int = typer.Option(6, "--epochs", min=1),
 ) -> None:
     """Train a small DEMO model on synthetic phantom exams (no clinical validity)."""
-    from breastlab.mri.imaging.demo import make_demo_model
-    from breastlab.mri.imaging.model import DEMO_NOTICE
+    from breastlab.seriesmodels.demo import make_demo_model
+    from breastlab.seriesmodels.model import DEMO_NOTICE
 
     path = make_demo_model(out, task=task, epochs=epochs, progress=True)
     typer.echo(f"{path}: {DEMO_NOTICE}")

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         """Predict new cases: OUT/predictions.csv and OUT/heatmaps/*.png."""
         from rich.console import Console
 
-        from breastlab.multiview.predict import predict_cases
+        from breastlab.inference.predict import predict_cases
         from breastlab.models.files import ModelFileError
 
         try:

@@ -129,10 +129,10 @@ def register(app: typer.Typer) -> None:
                                           help="Cases in a generated gallery."),
     ) -> None:
         """Write one self-contained HTML report (metrics, ROC, Grad-CAM, provenance)."""
-        from breastlab.reporting.html import write_report
+        from breastlab.reporting.build import build_report
 
         try:
-            path = write_report(run_dir, out, gallery=gallery, n_gallery=gallery_cases)
+            path = build_report(run_dir, out, gallery=gallery, n_gallery=gallery_cases)
         except (FileNotFoundError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc

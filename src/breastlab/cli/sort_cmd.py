@@ -127,17 +127,17 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         check_convert_options(inputs, convert, layout, channels)
     except typer.BadParameter as exc:
         raise _fail(f"{exc.param_hint}: {exc.message}") from None
-    from breastlab.mri.imaging.config import configured_models
+    from breastlab.seriesmodels.config import configured_models
 
     try:
         model_files = list(model or []) or configured_models()
     except (OSError, ValueError, TypeError) as exc:  # unreadable or invalid config.toml
-        from breastlab.mri.imaging.config import config_path
+        from breastlab.seriesmodels.config import config_path
 
         raise _fail(f"cannot read the user config {config_path()}: {exc}") from None
     image_models = []
     if model_files:  # loaded before the scan so that a bad model file fails at once
-        from breastlab.mri.imaging.fusion import load_models
+        from breastlab.seriesmodels.fusion import load_models
 
         try:
             image_models = load_models(model_files)
@@ -165,7 +165,7 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
     if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns
         console = Console(width=160)
     if image_models:  # image-model fusion ran inside sort_exam; show what it did
-        from breastlab.mri.imaging.fusion import report_fusion
+        from breastlab.seriesmodels.fusion import report_fusion
 
         report_fusion(console, result, result.fusion)
     console.print(summary_table(result.sets, title=f"breastlab sort: {len(result.sets)} image sets"))

@@ -120,7 +120,12 @@ def train(
         None, "--threshold-rule",
         help="Operating threshold rule, chosen on validation: youden (default), "
              "'sensitivity>=0.9' or 'fixed:0.5'."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process)."),
+    devices: int = typer.Option(1, "--devices", min=1,
+                                help="Training processes on this machine (DistributedDataParallel: "
+                                     "gloo on CPU, NCCL on GPUs); the result does not depend on it."),
+    nodes: int = typer.Option(1, "--nodes", min=1,
+                              help="Machines; more than 1 only under torchrun (docs/training.md)."),
     force: bool = typer.Option(False, "--force", help="Discard a previous run in --out with another configuration."),
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate the run when training ends."),
     dry_run: bool = typer.Option(False, "--dry-run",
@@ -182,6 +187,9 @@ def train(
             parse_rule(str(opts["threshold_rule"]))
         if opts["weights"] and not Path(opts["weights"]).is_file():
             raise ValueError(f"weights file not found: {opts['weights']}")
+        from breastlab.training.distributed import check_devices
+
+        check_devices(devices, nodes)
     except (TypeError, ValueError) as exc:
         fail(str(exc))
 
@@ -191,10 +199,13 @@ def train(
         extra["config_file_options"] = from_file
     if opts["threshold_rule"]:
         extra["threshold_rule"] = str(opts["threshold_rule"])
+    if devices > 1 or nodes > 1:
+        extra.update(devices=devices, nodes=nodes)
     source: bool | str = str(opts["weights"]) if opts["weights"] else bool(opts["pretrained"])
+    from breastlab.training.distributed import DistributedRunError, launch, under_torchrun
+
     try:
-        result = run_fourview(
-            cases_csv, out,
+        kwargs_run: dict[str, Any] = dict(
             models=model_list,
             views=_parse_list(opts["views"]),
             repeats=int(opts["repeats"]), split=str(opts["split"]), folds=int(opts["folds"]),
@@ -206,7 +217,15 @@ def train(
             model_kwargs=kwargs, force=force, progress=not quiet, evaluate=evaluate,
             extra_config=extra or None, dry_run=dry_run,
         )
-    except (WeightsUnavailableError, RunConfigError, ValueError, FileNotFoundError) as exc:
+        if dry_run or (devices == 1 and not under_torchrun()):
+            result = run_fourview(cases_csv, out, **kwargs_run)
+        else:
+            result = launch(_run_fourview, (cases_csv, out, kwargs_run), devices=devices,
+                            nodes=nodes, threads=opts["threads"])
+            if result is None:  # another rank of a torchrun launch: rank 0 reports
+                return
+    except (WeightsUnavailableError, RunConfigError, ValueError, FileNotFoundError,
+            DistributedRunError) as exc:
         fail(str(exc).splitlines()[0] if "\n" not in str(exc) else str(exc))
     if dry_run:  # a real run has printed its warnings already (and logged them)
         for w in result.warnings:
@@ -221,6 +240,15 @@ def train(
         f"(model, repeat) runs → {result.run_dir}"
         + ("" if result.evaluated or not evaluate else " (evaluation not available)")
     )
+
+
+def _run_fourview(cases_csv: Path, out: Path, kwargs: dict[str, Any]) -> Any:
+    """One process of ``--devices N`` (module level, so that it pickles); rank 0 reports."""
+    from breastlab.training import distributed as ddp
+    from breastlab.training.fourview import run_fourview
+
+    result = run_fourview(cases_csv, out, **kwargs)
+    return result if ddp.is_main() else None
 
 
 def _print_plan(plan: dict[str, Any]) -> None:

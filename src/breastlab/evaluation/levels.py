@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from breastlab.core.rundir import RunDir, breast_predictions
+
 from .metrics import ALPHA, auc_ci, binary_metrics, summarise_repeats
 from .threshold import choose_threshold
 
@@ -36,7 +38,7 @@ MIN_GROUP = 5  # breakdown groups smaller than this are listed with counts only
 
 def read_case_info(run_dir: Path) -> dict[str, dict[str, str]]:
     """``case_id → {patient_id, manufacturer}`` from ``RUN_DIR/cases.csv`` (if present)."""
-    path = Path(run_dir) / "cases.csv"
+    path = RunDir(run_dir).cases
     if not path.is_file():
         return {}
     with open(path, newline="", encoding="utf-8") as fh:
@@ -135,7 +137,7 @@ def evaluate_levels(run_dir: Path, found: dict[str, dict[int, Path]], rule: str,
             put("patient", r, _level(patient_rows, rule, ci, alpha, r), "patient",
                 "max over a patient's exams" if multi_exam else
                 "every patient has one case here, so patient level = exam level")
-            bpath = path.parent / "breast" / "predictions.csv"
+            bpath = breast_predictions(path)
             if bpath.is_file():
                 breast = read_rows(bpath)
                 put("breast", r, _level(breast, rule, ci, alpha, r, by=("breast",)), "breast",

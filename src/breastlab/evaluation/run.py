@@ -38,14 +38,13 @@ from typing import Any
 import numpy as np
 
 from breastlab.core import atomic
+from breastlab.core.rundir import RunDir
 
 from .metrics import ALPHA, auc_ci, binary_metrics, multiclass_metrics, summarise_repeats
 from .paired import delong_paired, mcnemar_exact
 from .threshold import DEFAULT_RULE, choose_threshold
 
 SCHEMA = 1
-BINARY_NAMES = ["benign", "malignant"]
-_REPEAT = re.compile(r"^repeat(\d+)$")
 _PROB = re.compile(r"^prob_(\d+)$")
 SMALL_TEST = 30       # warn below this many test cases
 SMALL_CLASS = 10      # warn below this many cases of one class in test
@@ -103,19 +102,7 @@ def read_predictions(path: str | Path, class_names: list[str] | None = None) -> 
 
 def discover(run_dir: str | Path) -> dict[str, dict[int, Path]]:
     """``{model: {repeat: predictions.csv}}`` found under ``RUN_DIR/models``."""
-    out: dict[str, dict[int, Path]] = {}
-    root = Path(run_dir) / "models"
-    if not root.is_dir():
-        return out
-    for mdir in sorted(p for p in root.iterdir() if p.is_dir()):
-        reps = {}
-        for rdir in mdir.iterdir():
-            m = _REPEAT.match(rdir.name)
-            if m and (rdir / "predictions.csv").is_file():
-                reps[int(m.group(1))] = rdir / "predictions.csv"
-        if reps:
-            out[mdir.name] = dict(sorted(reps.items()))
-    return out
+    return RunDir(run_dir).discover()
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -126,27 +113,24 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def class_names_for(run_dir: str | Path, k: int) -> list[str]:
-    """Class names from ``provenance.json`` (config ``class_names``/``classes``/``labels``),
-    else ``benign, malignant`` for K = 2, else ``class_0..``."""
-    prov = read_json(Path(run_dir) / "provenance.json")
-    for src in (prov.get("config", {}) or {}, prov):
-        for key in ("class_names", "classes", "labels"):
-            names = src.get(key) if isinstance(src, dict) else None
-            if isinstance(names, list) and len(names) == k:
-                return [str(n) for n in names]
-    return list(BINARY_NAMES) if k == 2 else [f"class_{i}" for i in range(k)]
+    """The class names the run configuration records (``RunConfig.class_names``);
+    ``ValueError`` when they are missing or do not match the ``k`` probability columns."""
+    names = list(RunDir(run_dir).config().class_names)
+    if len(names) != k:
+        raise ValueError(f"{run_dir}: the run records {len(names)} class names "
+                         f"({', '.join(names)}) but its predictions have {k} classes")
+    return names
 
 
 def operating_rule(run_dir: Path) -> str:
     """The rule behind the thresholds ``predict`` uses: the ``rule`` of the run's
     ``threshold.json`` files, else the run configuration's ``threshold_rule``, else Youden."""
-    for tj in sorted(Path(run_dir).glob("models/*/repeat*/threshold.json")):
+    run = RunDir(run_dir)
+    for tj in run.thresholds():
         rule = read_json(tj).get("rule")
         if rule:
             return str(rule)
-    prov = read_json(run_dir / "provenance.json")
-    cfg = prov.get("config", {}) if isinstance(prov.get("config"), dict) else {}
-    return str(cfg.get("threshold_rule") or DEFAULT_RULE)
+    return str(run.raw_config().get("threshold_rule") or DEFAULT_RULE)
 
 
 _rule_for = operating_rule
@@ -201,10 +185,7 @@ def _p_summary(values: list[float | None], alpha: float) -> dict[str, Any]:
 def metrics_path(run_dir: Path, rule: str, operating: str) -> Path:
     """``metrics.json`` for the operating rule; ``metrics_<rule>.json`` for any other, so an
     evaluation under another rule never replaces the figures that match predict's threshold."""
-    if rule == operating:
-        return Path(run_dir) / "metrics.json"
-    slug = re.sub(r"[^A-Za-z0-9.]+", "_", rule).strip("_")
-    return Path(run_dir) / f"metrics_{slug}.json"
+    return RunDir(run_dir).metrics_for(None if rule == operating else rule)
 
 
 def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
@@ -218,13 +199,14 @@ def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
     ``metrics_<rule>.json`` and leaves ``threshold.json`` (what ``breastlab predict`` uses)
     alone, unless ``set_threshold=True`` makes it the new operating rule.
     """
-    run_dir = Path(run_dir)
-    found = discover(run_dir)
+    run = RunDir(run_dir)
+    run_dir = run.root
+    found = run.discover()
     if not found:
         raise FileNotFoundError(f"no models/*/repeat*/predictions.csv under {run_dir}")
     operating = operating_rule(run_dir)
     rule = threshold_rule or operating
-    has_thresholds = any(Path(run_dir).glob("models/*/repeat*/threshold.json"))
+    has_thresholds = any(run.thresholds())
     if set_threshold or not has_thresholds:  # the first evaluation sets the operating rule
         operating = rule
     write_thresholds = write and rule == operating
@@ -254,7 +236,7 @@ def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
                 thr = {"threshold": None, "rule": "argmax",
                        "rationale": f"{first.k} classes: predicted class = highest probability"}
             if write_thresholds:
-                atomic.write_json(found[model][r].parent / "threshold.json", thr)
+                atomic.write_json(run.threshold(model, r), thr)
             entry: dict[str, Any] = {"threshold": thr, "n_test": len(test.label),
                                      "n_val": len(val.label)}
             if len(test.label):
@@ -290,7 +272,7 @@ def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
 
     paired = _paired_all(loaded, hard, alpha, warnings)
     _sample_warnings(models_out, task, warnings)
-    prov_cfg = read_json(run_dir / "provenance.json").get("config", {}) or {}
+    prov_cfg = run.raw_config()
     split_info = {"unit": prov_cfg.get("split_unit", "patient"),
                   "warnings": list(prov_cfg.get("split_warnings") or [])}
     warnings[:0] = [w for w in split_info["warnings"] if w not in warnings]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from breastlab.core import atomic
+from breastlab.core.rundir import RunDir
 
 log = logging.getLogger(__name__)
 STACKED_PREFERENCE = ("resnet18", "viewwise")
@@ -28,24 +28,6 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def safe_name(text: str) -> str:
     return _SAFE.sub("_", str(text))[:80] or "case"
-
-
-def dataset_from_meta(rows: Any, meta: Mapping[str, Any], *, progress: bool = False):
-    """A ``CaseDataset`` preprocessed exactly as the model was trained (model metadata)."""
-    from breastlab.multiview.dataset import CaseDataset
-
-    pre = dict(meta.get("preprocessing") or {})
-    kwargs: dict[str, Any] = {
-        "views": meta.get("views") or pre.get("views"),
-        "image_size": int(pre.get("image_size") or meta.get("image_size") or 256),
-        "train": False, "cache": True, "progress": progress,
-    }
-    for key in ("flip_right", "normalization", "slice_index"):
-        if pre.get(key) is not None:
-            kwargs[key] = pre[key]
-    if pre.get("clip_percentiles") is not None:
-        kwargs["clip_percentiles"] = tuple(pre["clip_percentiles"])
-    return CaseDataset(rows, **kwargs)
 
 
 def _pick_cases(label: np.ndarray, prob: np.ndarray, threshold: float | None,
@@ -70,20 +52,17 @@ def _pick_cases(label: np.ndarray, prob: np.ndarray, threshold: float | None,
     return chosen
 
 
-def _choose_model(run_dir: Path, model: str | None, repeat: int | None
+def _choose_model(run: RunDir, model: str | None, repeat: int | None
                   ) -> tuple[str, int, Path] | None:
-    root = run_dir / "models"
-    if not root.is_dir():
-        return None
+    present = run.model_names()
     names = [model] if model else (
-        [m for m in STACKED_PREFERENCE if (root / m).is_dir()]
-        + sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in STACKED_PREFERENCE))
+        [m for m in STACKED_PREFERENCE if m in present]
+        + [m for m in present if m not in STACKED_PREFERENCE])
     for name in names:
-        reps = [repeat] if repeat is not None else sorted(
-            int(p.name[6:]) for p in (root / name).glob("repeat*") if p.name[6:].isdigit())
+        reps = [repeat] if repeat is not None else run.repeats_of(name)
         for r in reps:
-            mp = root / name / f"repeat{r}" / "model.pt"
-            if mp.is_file() and (mp.parent / "predictions.csv").is_file():
+            mp = run.model_file(name, r)
+            if mp.is_file() and run.predictions(name, r).is_file():
                 return name, r, mp
     return None
 
@@ -102,9 +81,9 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
                      ) -> list[dict[str, Any]]:
     """Write overlays for a few test cases to ``RUN_DIR/explain``; returns the index
     entries (empty when no model file or no case images are available)."""
-    run_dir = Path(run_dir)
-    pick = _choose_model(run_dir, model, repeat)
-    cases_csv = run_dir / "cases.csv"
+    run = RunDir(run_dir)
+    pick = _choose_model(run, model, repeat)
+    cases_csv = run.cases
     if pick is None or not cases_csv.is_file():
         return []
     from breastlab.evaluation.run import read_predictions
@@ -115,31 +94,31 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
     name, r, model_path = pick
     net, meta = load_model(model_path)
     names = list(meta.get("class_names") or [])
-    preds = read_predictions(model_path.parent / "predictions.csv", names).subset("test")
+    preds = read_predictions(run.predictions(name, r), names).subset("test")
     if not len(preds.label):
         return []
     if not names or len(names) != preds.k:
         names = (["benign", "malignant"] if preds.k == 2
                  else [f"class_{i}" for i in range(preds.k)])
-    thr_doc = json.loads((model_path.parent / "threshold.json").read_text()) if (
-        model_path.parent / "threshold.json").is_file() else {}
+    thr_doc = json.loads(run.threshold(name, r).read_text()) if (
+        run.threshold(name, r).is_file()) else {}
     threshold = thr_doc.get("threshold", meta.get("threshold"))
     chosen = _pick_cases(preds.label, preds.prob, threshold, n_cases)
     wanted = {preds.case_id[i] for i in chosen}
-    from breastlab.multiview.dataset import read_case_csv
+    from breastlab.multiview.dataset import dataset_from_meta, read_case_csv
 
     rows = [row for row in read_case_csv(cases_csv) if str(row.get("case_id")) in wanted]
     for row in rows:
         row["_base_dir"] = str(cases_csv.resolve().parent)
         row.pop("patient_id", None)
-    ds = dataset_from_meta(rows, meta)
+    ds = dataset_from_meta(rows, meta)  # preprocessed as the model was trained
     if not len(ds):
         log.warning("gallery: no case images could be read (%s)", ds.skipped[:3])
         return []
     order = {c: i for i, c in enumerate(ds.case_ids)}
     root = _input_root(cases_csv)
     index: list[dict[str, Any]] = []
-    out_dir = run_dir / "explain"
+    out_dir = run.explain
     for i in chosen:
         cid = preds.case_id[i]
         if cid not in order:
@@ -171,7 +150,7 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
             "top_view": e.top_view, "attribution": e.method, "cam": e.extra.get("cam"),
         })
     if index:
-        atomic.write_json(out_dir / "index.json", {"model": name, "repeat": r,
+        atomic.write_json(run.gallery_index, {"model": name, "repeat": r,
                                                    "class_names": names, "cases": index})
     return index
 
@@ -208,10 +187,11 @@ def _relative(path: str | None, root: Path | None) -> str:
 
 def gallery_entries(run_dir: str | Path) -> list[dict[str, Any]]:
     """The gallery of ``RUN_DIR/explain``: index entries if present, else every PNG."""
-    d = Path(run_dir) / "explain"
+    run = RunDir(run_dir)
+    d = run.explain
     if not d.is_dir():
         return []
-    idx = d / "index.json"
+    idx = run.gallery_index
     if idx.is_file():
         try:
             cases = json.loads(idx.read_text(encoding="utf-8")).get("cases", [])

@@ -167,7 +167,7 @@ def sort_exam(
     (``scheduler`` address, or a LocalCluster of ``workers`` processes):
     :mod:`breastlab.index.dask_engine`; the outputs are the same.
 
-    ``image_models`` (from ``breastlab.mri.imaging.fusion.load_models``) add the image
+    ``image_models`` (from ``breastlab.seriesmodels.fusion.load_models``) add the image
     path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
     and cross-check the header rules; export and outputs then follow the fused labels.
     Without them the header rules alone decide.
@@ -274,7 +274,7 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
     fusion = None
     columns = outputs.series_columns(keep_phi)
     if image_models:
-        from breastlab.mri.imaging.fusion import IMAGE_COLUMNS, FusionTotals, fuse_study, fused_columns
+        from breastlab.seriesmodels.fusion import IMAGE_COLUMNS, FusionTotals, fuse_study, fused_columns
 
         fusion = FusionTotals(image_models)
         columns = fused_columns(keep_phi)
@@ -356,7 +356,7 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
             "export": result.export_counts or None,
         }
         if fusion is not None:
-            from breastlab.mri.imaging.fusion import provenance_with_models
+            from breastlab.seriesmodels.fusion import provenance_with_models
 
             manifest = provenance_with_models(manifest, result.fusion)
         stage = Path(out_stage)

@@ -68,8 +68,11 @@ _IGNORED_SUFFIXES = frozenset({
     ".yaml", ".yml", ".zip", ".pt", ".pth", ".nii", ".gz", ".sh", ".ini", ".cfg",
 })
 
-_POSITIVE = {"1", "1.0", "m", "malignant", "malignancy", "malign", "cancer", "carcinoma"}
-_NEGATIVE = {"0", "0.0", "b", "benign"}
+#: The one label vocabulary of the diagnosis side (``parse_label``; ``dataset.parse_label``
+#: reads words through it).
+_POSITIVE = {"1", "1.0", "m", "malignant", "malignancy", "malign", "cancer", "carcinoma",
+             "positive"}
+_NEGATIVE = {"0", "0.0", "b", "benign", "negative"}
 
 
 class CaseAssemblyError(ValueError):

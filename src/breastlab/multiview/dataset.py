@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .cases import parse_label as parse_label_word
 from .preprocess import Augment, ImageLoadError, PreprocessConfig, load_case
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VIEWS = ("LCC", "RCC", "LMLO", "RMLO")
-LABEL_WORDS = {"benign": 0, "malignant": 1, "b": 0, "m": 1, "negative": 0, "positive": 1}
 CLASS_NAMES = ("benign", "malignant")
 
 
@@ -116,19 +116,26 @@ def view_path(row: Mapping[str, Any], view: str) -> str | None:
 
 
 def parse_label(value: Any) -> int:
-    """1 = malignant, 0 = benign; ints, numeric strings or words; missing → -1."""
+    """Class index of a case-table label: an integer ``0..K-1`` (or its string), or a word of
+    the case-table vocabulary (``multiview.cases.parse_label``: 1 = malignant, 0 = benign);
+    missing or unknown (``none``, ``nan``, ``?``) → -1; any other word is a ``ValueError``."""
     if value is None or value == "":
         return -1
     if isinstance(value, float) and np.isnan(value):
         return -1
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in LABEL_WORDS:
-            return LABEL_WORDS[v]
-        if v in ("none", "nan", "unknown", "?"):
-            return -1
+    if not isinstance(value, str):
+        return int(value)
+    v = value.strip()
+    try:
         return int(float(v))
-    return int(value)
+    except (ValueError, OverflowError):
+        pass
+    word = parse_label_word(v)
+    if isinstance(word, int):
+        return word
+    if v.lower() in ("none", "nan", "unknown", "?"):
+        return -1
+    raise ValueError(f"label {value!r} is not a class index or a known label word")
 
 
 def infer_views(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -354,3 +361,19 @@ def breast_dataset(exams: CaseDataset) -> CaseDataset | None:
     new.labels = torch.tensor(labels, dtype=torch.long)
     new.skipped = []
     return new
+
+
+def dataset_from_meta(rows: Any, meta: Mapping[str, Any], *, progress: bool = False):
+    """A ``CaseDataset`` preprocessed exactly as the model was trained (model metadata)."""
+    pre = dict(meta.get("preprocessing") or {})
+    kwargs: dict[str, Any] = {
+        "views": meta.get("views") or pre.get("views"),
+        "image_size": int(pre.get("image_size") or meta.get("image_size") or 256),
+        "train": False, "cache": True, "progress": progress,
+    }
+    for key in ("flip_right", "normalization", "slice_index"):
+        if pre.get(key) is not None:
+            kwargs[key] = pre[key]
+    if pre.get("clip_percentiles") is not None:
+        kwargs["clip_percentiles"] = tuple(pre["clip_percentiles"])
+    return CaseDataset(rows, **kwargs)

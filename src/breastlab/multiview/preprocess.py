@@ -38,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from breastlab.dicom.pixels import PixelDataError, is_dicom, read_view, rgb_to_grey
+
 NORMALIZATIONS = ("zscore", "minmax")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -48,45 +50,11 @@ class ImageLoadError(ValueError):
 
 
 # ----------------------------------------------------------------------------- loading
-def _is_dicom(path: Path) -> bool:
-    if path.suffix.lower() in {".dcm", ".dicom", ".ima"}:
-        return True
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
-    except OSError:
-        return False
-
-
 def _load_dicom(path: Path, frame: int | None) -> np.ndarray:
-    import pydicom
-
-    ds = pydicom.dcmread(path)
-    if "PixelData" not in ds:
-        raise ImageLoadError(f"{path}: DICOM file has no pixel data")
     try:
-        arr = ds.pixel_array
-    except Exception as exc:  # missing decoder, corrupt stream
-        raise ImageLoadError(f"{path}: cannot decode pixel data ({exc})") from exc
-    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if n_frames > 1:
-        arr = arr[arr.shape[0] // 2 if frame is None else frame]
-    arr = arr.astype(np.float32)
-    if samples > 1:  # colour DICOM (e.g. a secondary capture): luminance
-        arr = _rgb_to_grey(arr)
-    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-    intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-    arr = arr * slope + intercept
-    if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        arr = arr.max() + arr.min() - arr  # invert so that bright = high value
-    return arr
-
-
-def _rgb_to_grey(arr: np.ndarray) -> np.ndarray:
-    rgb = arr[..., :3].astype(np.float32)
-    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return read_view(path, frame)
+    except PixelDataError as exc:
+        raise ImageLoadError(str(exc)) from exc
 
 
 def _load_raster(path: Path) -> np.ndarray:
@@ -98,7 +66,7 @@ def _load_raster(path: Path) -> np.ndarray:
             arr = np.asarray(img).astype(np.float32)
         else:  # RGB, RGBA, P, LA, CMYK...
             arr = np.asarray(img.convert("RGB")).astype(np.float32)
-            arr = _rgb_to_grey(arr)
+            arr = rgb_to_grey(arr)
     return arr
 
 
@@ -118,7 +86,7 @@ def _load_nifti(path: Path, slice_index: int | None) -> np.ndarray:
 def _load_npy(path: Path, slice_index: int | None) -> np.ndarray:
     arr = np.load(path, allow_pickle=False).astype(np.float32)
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = _rgb_to_grey(arr)
+        arr = rgb_to_grey(arr)
     elif arr.ndim == 3:
         arr = arr[arr.shape[0] // 2 if slice_index is None else slice_index]
     return arr
@@ -141,7 +109,7 @@ def load_image(path: str | os.PathLike, *, slice_index: int | None = None) -> np
             arr = _load_npy(p, slice_index)
         elif p.suffix.lower() in IMAGE_SUFFIXES:
             arr = _load_raster(p)
-        elif _is_dicom(p):
+        elif is_dicom(p):
             arr = _load_dicom(p, slice_index)
         else:
             raise ImageLoadError(f"{p}: unsupported file type")

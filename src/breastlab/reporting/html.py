@@ -2,8 +2,12 @@
 
 ``write_report(run_dir)`` writes ``RUN_DIR/report.html``: inline CSS, every figure a
 base64 PNG, no scripts, no external links (it opens offline and can be mailed as one
-file). Sections: notes and caveats (a banner when the provenance says demo/phantom data, or the
-case files come from a ``breastlab phantom`` folder), data, metrics (mean ± sd over repeats, per repeat
+file). It only renders what the run holds: ``metrics.json`` as evaluation wrote it (never
+recomputed here), the Grad-CAM gallery of ``RUN_DIR/explain`` (never generated here), and
+the run configuration (phantom/demo data as the experiment recorded it); what is missing or
+stale is said in the report. ``reporting.build.build_report`` runs evaluation and the
+gallery first when they are missing. Sections: notes and caveats (a banner when the run
+configuration records demo/phantom/synthetic data), data, metrics (mean ± sd over repeats, per repeat
 with 95% CIs, pooled), thresholds, paired tests, ROC curves, confusion matrices,
 Grad-CAM gallery, configuration, provenance and versions.
 
@@ -23,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from breastlab.core import atomic
+from breastlab.core.rundir import RunConfig, RunDir
 from breastlab.evaluation.metrics import format_figure, format_mean_sd, proportion_ci
-from breastlab.evaluation.run import discover, evaluate_run, read_json, read_predictions
+from breastlab.evaluation.run import read_predictions
 
 from . import figures
 
@@ -47,7 +52,6 @@ img{max-width:100%}pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size
 BINARY_COLUMNS = [("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"),
                   ("specificity", "Specificity"), ("ppv", "PPV"), ("npv", "NPV"),
                   ("auc", "AUC")]
-PHANTOM_WORDS = ("phantom", "demo", "synthetic")
 
 
 def esc(x: Any) -> str:
@@ -81,52 +85,38 @@ def _scrub(obj: Any) -> Any:
     return obj
 
 
-def _phantom_marker(run_dir: Path) -> bool:
-    """True when the first case's view files sit under a folder with ``phantom.json``
-    (written by ``breastlab phantom``). Only path columns of ``cases.csv`` are read."""
-    import csv
-
-    path = run_dir / "cases.csv"
-    if not path.is_file():
+def _is_phantom(prov: Mapping[str, Any]) -> bool:
+    """Phantom, demo or synthetic data, as the run configuration records it."""
+    cfg = prov.get("config") or {}
+    if not isinstance(cfg, Mapping):
         return False
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            row = next(csv.DictReader(fh), None)
-    except (OSError, csv.Error):
-        return False
-    for key, value in (row or {}).items():
-        if key in ("case_id", "patient_id", "label") or not value:
-            continue
-        p = Path(value) if Path(value).is_absolute() else run_dir / value
-        for parent in list(p.parents)[:4]:
-            if (parent / "phantom.json").is_file():
-                return True
-    return False
+        return RunConfig.from_dict(cfg).synthetic
+    except ValueError:  # a configuration without class names still says what it is
+        return any(bool(cfg.get(k)) for k in ("phantom", "demo", "synthetic"))
 
 
-def _is_phantom(prov: Mapping[str, Any], run_dir: Path | None = None) -> bool:
-    if run_dir is not None and _phantom_marker(run_dir):
-        return True
-    cfg = prov.get("config") or {}
-    if isinstance(cfg, Mapping):
-        for key in ("demo", "phantom", "synthetic"):
-            if cfg.get(key):
-                return True
-        src = " ".join(str(cfg.get(k, "")) for k in ("data", "source", "dataset", "cases"))
-        if any(w in src.lower() for w in PHANTOM_WORDS):
-            return True
-    return any(w in str(prov.get("command", "")).lower() for w in ("phantom", " demo"))
+class MissingMetricsError(FileNotFoundError):
+    """The run has no ``metrics.json`` to render."""
 
 
-def _load_metrics(run_dir: Path) -> dict[str, Any]:
-    """metrics.json, recomputed when absent or older than any predictions.csv."""
-    path = run_dir / "metrics.json"
-    preds = [p for reps in discover(run_dir).values() for p in reps.values()]
-    if path.is_file() and all(p.stat().st_mtime <= path.stat().st_mtime for p in preds):
-        data = read_json(path)
-        if data.get("schema") and data.get("models"):
-            return data
-    return evaluate_run(run_dir)
+def _load_metrics(run: RunDir) -> tuple[dict[str, Any], list[str]]:
+    """``metrics.json`` as evaluation wrote it, and what the report must say about it."""
+    data: dict[str, Any] = {}
+    if run.metrics.is_file():
+        try:
+            data = json.loads(run.metrics.read_text(encoding="utf-8"))
+        except ValueError:
+            data = {}
+    if not (data.get("schema") and data.get("models")):
+        raise MissingMetricsError(f"{run.root} has no readable metrics.json: run "
+                                  f"`breastlab evaluate {run.root}` first")
+    notes = []
+    preds = [p for reps in run.discover().values() for p in reps.values()]
+    if any(p.stat().st_mtime > run.metrics.stat().st_mtime for p in preds):
+        notes.append("metrics.json is older than some predictions.csv: these figures may not "
+                     "describe the current predictions; run `breastlab evaluate` again.")
+    return data, notes
 
 
 # --------------------------------------------------------------------------- sections
@@ -152,9 +142,9 @@ def _merge_repeats(warnings: Sequence[str]) -> list[str]:
     return out
 
 
-def _notes(metrics: Mapping[str, Any], prov: Mapping[str, Any], run_dir: Path) -> str:
-    parts = []
-    if _is_phantom(prov, run_dir):
+def _notes(metrics: Mapping[str, Any], prov: Mapping[str, Any], missing: Sequence[str]) -> str:
+    parts = [f'<div class="warn"><b>Missing or stale.</b> {esc(m)}</div>' for m in missing]
+    if _is_phantom(prov):
         parts.append('<div class="warn"><b>Phantom / demo data.</b> These cases are '
                      "synthetic. The figures below show that the pipeline runs end to end; "
                      "they are <b>not</b> evidence of diagnostic accuracy and must never be "
@@ -412,10 +402,10 @@ def _count(s: Mapping[str, Any] | None) -> str:
     return f"{s['n_below_alpha']}/{s['n_repeats']} (median p {_p(med)})"
 
 
-def _figures_section(run_dir: Path, metrics: Mapping[str, Any]) -> str:
+def _figures_section(run: RunDir, metrics: Mapping[str, Any]) -> str:
     names = metrics["class_names"]
     curves: dict[str, list] = {}
-    for model, reps in discover(run_dir).items():
+    for model, reps in run.discover().items():
         for path in reps.values():
             t = read_predictions(path, names).subset("test")
             if len(t.label):
@@ -479,22 +469,16 @@ def _figures_section(run_dir: Path, metrics: Mapping[str, Any]) -> str:
     return out
 
 
-def _gallery_section(run_dir: Path, make: bool, n_cases: int) -> str:
-    from breastlab.explain.gallery import gallery_entries, generate_gallery
+def _gallery_section(run: RunDir) -> str:
+    from breastlab.explain.gallery import gallery_entries
 
-    entries = gallery_entries(run_dir)
-    note = ""
-    if not entries and make:
-        try:
-            generate_gallery(run_dir, n_cases=n_cases)
-        except Exception as exc:  # a report must not fail because of the gallery
-            log.warning("Grad-CAM gallery not generated: %s", exc)
-            note = f"<p class='small'>Gallery not generated: {esc(type(exc).__name__)}: " \
-                   f"{esc(str(exc)[:200])}</p>"
-        entries = gallery_entries(run_dir)
+    entries = gallery_entries(run.root)
+    note = (f"<p>No heat maps: {esc(run.explain)} holds no Grad-CAM gallery "
+            "(`breastlab report --gallery` builds it when the run has model files and case "
+            "images).</p>")
     out = "<h2 id='gradcam'>Grad-CAM gallery</h2>"
     if not entries:
-        return out + (note or "<p>No heat maps: no model file or case images available.</p>")
+        return out + note
     out += ("<p class='small'>Each view: the image as stored (its own aspect ratio) and the "
             "Grad-CAM map mapped back onto it (right views are flipped for the network and "
             "shown here as stored). Grad-CAM on the last convolutional block (layer4). The stacked "
@@ -503,7 +487,7 @@ def _gallery_section(run_dir: Path, make: bool, n_cases: int) -> str:
             "view; the view-wise model uses its per-view logits); ★ marks the view that "
             "drove the decision.</p>")
     for e in entries:
-        png = (run_dir / "explain" / e["file"]).read_bytes()
+        png = (run.explain / e["file"]).read_bytes()
         cap = ""
         if "case_id" in e:
             shares = ", ".join(f"{v} {100 * s:.0f}%" for v, s in zip(e["views"], e["shares"]))
@@ -519,17 +503,17 @@ def _gallery_section(run_dir: Path, make: bool, n_cases: int) -> str:
     return out
 
 
-def _learning_section(run_dir: Path) -> str:
+def _learning_section(run: RunDir) -> str:
     """Learning curves from every ``history.csv`` (exam-level models)."""
     import csv
 
     histories: dict[str, list[list[dict[str, str]]]] = {}
-    for mdir in sorted((run_dir / "models").glob("*")) if (run_dir / "models").is_dir() else []:
-        for hist in sorted(mdir.glob("repeat*/history.csv"), key=lambda p: p.parent.name):
+    for model, paths in run.histories().items():
+        for hist in sorted(paths, key=lambda p: p.parent.name):
             with open(hist, newline="", encoding="utf-8") as fh:
                 rows = list(csv.DictReader(fh))
             if rows:
-                histories.setdefault(mdir.name, []).append(rows)
+                histories.setdefault(model, []).append(rows)
     out = "<h2 id='learning'>Learning curves</h2>"
     if not histories:
         return out + "<p>No history.csv in this run.</p>"
@@ -578,11 +562,12 @@ def _provenance_section(prov: Mapping[str, Any]) -> str:
     return out
 
 
-def render_report(run_dir: str | Path, *, gallery: bool = True, n_gallery: int = 6) -> str:
+def render_report(run_dir: str | Path) -> str:
     """The report HTML as a string (see ``write_report``)."""
-    run_dir = Path(run_dir)
-    metrics = _load_metrics(run_dir)
-    prov = read_json(run_dir / "provenance.json")
+    run = RunDir(run_dir)
+    run_dir = run.root
+    metrics, missing = _load_metrics(run)
+    prov = run.read_provenance()
     task = ("binary classification (" + " vs ".join(metrics["class_names"]) + ")"
             if metrics["task"] == "binary"
             else f"{len(metrics['class_names'])}-class classification")
@@ -598,15 +583,15 @@ def render_report(run_dir: str | Path, *, gallery: bool = True, n_gallery: int =
     body = "".join([
         f"<h1>breastlab report: {esc(run_dir.name)}</h1>",
         f"<p>{esc(task)}; models: {esc(models)}. Generated {esc(now)}.</p><p>{toc}</p>",
-        _notes(metrics, prov, run_dir),
+        _notes(metrics, prov, missing),
         _data_section(metrics, prov),
         _metrics_section(metrics),
         _levels_section(metrics),
         _threshold_section(metrics),
         _paired_section(metrics),
-        _figures_section(run_dir, metrics),
-        _learning_section(run_dir),
-        _gallery_section(run_dir, gallery, n_gallery),
+        _figures_section(run, metrics),
+        _learning_section(run),
+        _gallery_section(run),
         _provenance_section(prov),
     ])
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -614,15 +599,12 @@ def render_report(run_dir: str | Path, *, gallery: bool = True, n_gallery: int =
             f"</head><body>{body}</body></html>\n")
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None, *,
-                 gallery: bool = True, n_gallery: int = 6) -> Path:
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the self-contained report (default ``RUN_DIR/report.html``) atomically.
 
-    Recomputes ``metrics.json`` when it is missing or stale; builds the Grad-CAM gallery
-    in ``RUN_DIR/explain`` when it is absent and model files exist (``gallery=False``
-    skips that).
+    Renders only: ``MissingMetricsError`` when the run has no ``metrics.json``; a stale
+    one and a missing gallery are said in the report. See ``reporting.build``.
     """
-    run_dir = Path(run_dir)
-    target = Path(out) if out else run_dir / "report.html"
-    return atomic.write_text(target, render_report(run_dir, gallery=gallery,
-                                                   n_gallery=n_gallery))
+    run = RunDir(run_dir)
+    target = Path(out) if out else run.report
+    return atomic.write_text(target, render_report(run.root))

@@ -6,12 +6,13 @@
    memory (``CaseDataset``); unreadable cases are left out with a warning;
 2. writes ``RUN_DIR/cases.csv`` (the cases used) and ``RUN_DIR/provenance.json``
    (configuration, seeds, data fingerprint over the image files, library versions);
-3. for each repeat r and each model: makes (or reloads) ``splits/repeat{r}.json``
-   (patient-level, stratified; the same split for every model of a repeat), trains
-   with ``loop.train_classifier`` (training seed = ``seed + r``) into
+3. runs the experiment loop (``training.experiment.run_experiment``) on a
+   ``FourViewTask``: for each repeat r and each model it makes (or reloads)
+   ``splits/repeat{r}.json`` (patient-level, stratified; the same split for every model of
+   a repeat), trains with ``loop.train_classifier`` (training seed = ``seed + r``) into
    ``models/{model}/repeat{r}/`` and writes ``predictions.csv`` for the val and test
    cases (``case_id, split, label, prob_0..prob_{K-1}, prob``);
-4. calls ``breastlab.evaluation.run.evaluate_run(run_dir)`` when that module exists.
+4. after training (``evaluate=True``), ``breastlab.evaluation.run.evaluate_run(run_dir)``.
 
 Resume: a repeat whose ``predictions.csv`` exists is skipped; an unfinished one
 continues from its ``checkpoint.pt``. Re-running with a different configuration
@@ -22,23 +23,23 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from breastlab.core.atomic import write_csv, write_json
-from breastlab.core.provenance import fingerprint_files, run_manifest, seed_everything
+from breastlab.core.atomic import write_csv
+from breastlab.core.provenance import fingerprint_files
+from breastlab.core.rundir import PREDICTIONS, RunDir
 from breastlab.models.registry import MODEL_NAMES, PRETRAINABLE, build_model
 from breastlab.multiview.dataset import CaseDataset, breast_dataset
 from breastlab.multiview.preprocess import Augment
 
-from . import rundir
-from .loop import TrainConfig, predict_proba, train_classifier
-from .runlog import RunLog
-from .splits import check_split, load_split, repeat_split, save_split
+from . import distributed as ddp
+from .experiment import Job, RunConfigError, run_experiment
+from .loop import TrainConfig, predict_proba
+from .splits import load_split, repeat_split
 
 #: The one set of defaults shared by ``run_fourview`` and ``breastlab train`` (seed values
 #: where the seed gives them; docs/training.md).
@@ -110,13 +111,8 @@ def check_options(*, models: list[str], split: str, normalization: str, image_si
 
 log = logging.getLogger(__name__)
 
-# Config keys that may grow between invocations on the same RUN_DIR.
-_EXTENDABLE = ("models", "repeats", "training_seeds")
-_IGNORED = ("num_threads", "eval_batch_size", "progress")
-
-
-class RunConfigError(ValueError):
-    """RUN_DIR holds a run with a different configuration."""
+__all__ = ["DEFAULTS", "FourViewResult", "FourViewTask", "RunConfigError", "check_options",
+           "run_fourview", "split_unit"]
 
 
 @dataclass
@@ -128,25 +124,6 @@ class FourViewResult:
     evaluated: bool = False
     warnings: list[str] = field(default_factory=list)
     plan: dict[str, Any] = field(default_factory=dict)  # what was (or, dry run, would be) done
-
-
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in config.items() if k not in _EXTENDABLE and k not in _IGNORED}
-    if isinstance(out.get("train"), dict):
-        out["train"] = {k: v for k, v in out["train"].items() if k not in _IGNORED}
-    return out
-
-
-def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = sorted(set(old) | set(new))
-    out = []
-    for k in keys:
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} → {b!r}")
-    return out
 
 
 def _prediction_rows(case_ids, split_name, labels, probs) -> list[dict[str, Any]]:
@@ -215,6 +192,7 @@ def run_fourview(
     """
     run = Path(run_dir)
     train_config = train_config or TrainConfig()
+    progress = progress and ddp.is_main()  # one process shows bars and log lines
     models = [m.lower() for m in models]
     model_kwargs = {k.lower(): dict(v) for k, v in (model_kwargs or {}).items()}
     check_options(models=models, split=split, normalization=normalization,
@@ -285,122 +263,150 @@ def run_fourview(
         "split_warnings": warnings,
         **(extra_config or {}),
     }
+    if phantom_data([p for p in view_paths]):  # recorded now, so the report never guesses
+        config["phantom"] = True
     if dry_run:
         return _dry_run(run, dataset, breasts, config, repeats, split, folds, seed, resplit,
                         val_fraction, bad, warnings)
 
-    prov_path = run / rundir.PROVENANCE
-    if prov_path.is_file():
-        import json
+    task = FourViewTask(
+        dataset=dataset, breasts=breasts, config=config, fingerprint=fingerprint,
+        split_settings=dict(method=split, folds=folds, seed=seed, resplit=resplit,
+                            val_fraction=val_fraction),
+        augment=augment, base_config=train_config, seed=int(seed),
+        autoencoder_pretrain_epochs=int(autoencoder_pretrain_epochs),
+        model_kwargs=model_kwargs, image_size=int(image_size), pretrained=pretrained,
+        start_message=(f"training {', '.join(models)} × {repeats} repeat(s) on "
+                       f"{len(dataset)} cases ({unit}-level split)"
+                       + (f" and {len(breasts)} breasts" if breasts is not None else "")))
+    done = run_experiment(task, RunDir(run), models=models, repeats=int(repeats),
+                          seed=int(seed), force=force, progress=progress)
+    result = FourViewResult(run_dir=run, bad_cases=bad, warnings=warnings,
+                            trained=done.trained, skipped=done.skipped)
+    if evaluate and ddp.is_main():  # after training, never from inside it
+        from breastlab.evaluation.run import evaluate_run
 
-        old = json.loads(prov_path.read_text(encoding="utf-8")).get("config", {})
-        diff = _diff(_comparable(old), _comparable(config))
-        if diff and not force:
-            raise RunConfigError(
-                f"{run} holds a run with a different configuration:\n  "
-                + "\n  ".join(diff[:20])
-                + "\nUse another --out folder, or --force to discard the old results."
-            )
-        if diff and force:
-            log.warning("--force: discarding previous results in %s", run)
-            for sub in ("models", "splits", "explain"):
-                shutil.rmtree(run / sub, ignore_errors=True)
-            for f in (rundir.METRICS, "report.html"):
-                (run / f).unlink(missing_ok=True)
-        # a resumed run keeps the union of models and the larger repeat count
-        old_models = [m for m in old.get("models", []) if m not in models]
-        if not diff:
-            config["models"] = old_models + models if old_models else models
-            config["repeats"] = max(int(old.get("repeats", 0)), int(repeats))
-            config["training_seeds"] = [int(seed) + r for r in range(config["repeats"])]
-    run.mkdir(parents=True, exist_ok=True)
-    write_json(prov_path, run_manifest(config, data_fingerprint=fingerprint))
-    _add_manufacturers(dataset)
-    extra_cols = [c for c in ("label_L", "label_R", "convention", "manufacturer")
-                  if any(r.get(c) not in (None, "") for r in dataset.rows)]
-    cols = ["case_id", "patient_id", "label", *extra_cols, *dataset.views]
-    write_csv(run / rundir.CASES,
-              ({c: r.get(c, "") for c in cols} for r in dataset.rows), cols)
-
-    result = FourViewResult(run_dir=run, bad_cases=bad, warnings=warnings)
-    groups = dict(zip(dataset.case_ids, dataset.patient_ids))
-    labels = dataset.labels.numpy()
-    preprocessing = config["preprocessing"]
-    interactive = progress and _isatty_stdout()
-
-    bars = None
-    if progress and interactive:
-        from breastlab.core.progress import make_progress
-
-        bars = make_progress()
-        bars.start()
-        overall = bars.add_task("Four-view run", total=repeats * len(models))
-    runlog = RunLog(run, echo=bool(progress) and not interactive)
-    try:
-        runlog.__enter__()
-        runlog.event("start", f"training {', '.join(models)} × {repeats} repeat(s) on "
-                     f"{len(dataset)} cases ({unit}-level split)"
-                     + (f" and {len(breasts)} breasts" if breasts is not None else ""),
-                     models=models, repeats=repeats, n_cases=len(dataset), split_unit=unit)
-        for w in warnings:
-            runlog.event("warning", f"warning: {w}", text=w)
-        for r in range(repeats):
-            split_path = run / "splits" / f"repeat{r}.json"
-            if split_path.is_file():
-                sp = load_split(split_path)
-            else:
-                sp = repeat_split(dataset.case_ids, labels, dataset.patient_ids, repeat=r,
-                                  method=split, folds=folds, seed=seed, resplit=resplit,
-                                  val_fraction=val_fraction)
-                save_split(split_path, sp)
-            check_split(sp, groups)
-            parts = {"train": dataset.select(sp["train"], train=augment),
-                     "val": dataset.select(sp["val"], train=False),
-                     "test": dataset.select(sp["test"], train=False)}
-            breast_parts = _breast_parts(breasts, sp, augment) if breasts is not None else None
-            for name in models:
-                out = rundir.model_dir(run, name, r)
-                if (out / rundir.PREDICTIONS).is_file() and (
-                        breast_parts is None
-                        or (rundir.breast_dir(run, name, r) / rundir.PREDICTIONS).is_file()):
-                    result.skipped.append((name, r))
-                    if bars is not None:
-                        bars.advance(overall)
-                    continue
-                if bars is not None:
-                    bars.update(overall, description=f"{name} repeat {r + 1}/{repeats}")
-                jobs = [("exam", out, parts, len(dataset.views))]
-                if breast_parts is not None:
-                    jobs.append(("breast", rundir.breast_dir(run, name, r), breast_parts,
-                                 breasts.in_channels))
-                for level, out_dir, data, channels in jobs:
-                    if (out_dir / rundir.PREDICTIONS).is_file():
-                        continue
-                    what = f"{name} repeat {r + 1}/{repeats}" + (" (breast)" if level == "breast" else "")
-                    _train_one(name, level, out_dir, data, channels, k, r, sp, seed,
-                               train_config, autoencoder_pretrain_epochs, model_kwargs,
-                               image_size, pretrained, class_names, preprocessing, extra_config,
-                               bars, runlog, what)
-                result.trained.append((name, r))
-                if bars is not None:
-                    bars.advance(overall)
-        runlog.event("end", f"done: trained {len(result.trained)}, already done "
-                     f"{len(result.skipped)} (model, repeat) runs", trained=len(result.trained))
-    finally:
-        runlog.__exit__(None, None, None)
-        if bars is not None:
-            bars.stop()
-
-    if evaluate:
-        try:
-            from breastlab.evaluation.run import evaluate_run
-        except ImportError:
-            log.info("breastlab.evaluation.run not available: evaluation skipped")
-        else:
-            evaluate_run(run)
-            result.evaluated = True
+        evaluate_run(run)
+        result.evaluated = True
     result.plan = {"models": models, "repeats": repeats, "levels": config["levels"]}
     return result
+
+
+def phantom_data(paths: list[str]) -> bool:
+    """True when the first view file sits under a folder with ``phantom.json`` (written by
+    ``breastlab phantom``): synthetic data, recorded in the run configuration."""
+    for value in paths[:1]:
+        for parent in list(Path(value).resolve().parents)[:4]:
+            if (parent / "phantom.json").is_file():
+                return True
+    return False
+
+
+@dataclass
+class FourViewTask:
+    """Four-view (or one-view) diagnosis as a task of the experiment loop."""
+
+    dataset: CaseDataset
+    breasts: CaseDataset | None
+    config: dict[str, Any]
+    fingerprint: str | None
+    split_settings: dict[str, Any]
+    augment: bool
+    base_config: TrainConfig
+    seed: int
+    autoencoder_pretrain_epochs: int
+    model_kwargs: dict[str, dict[str, Any]]
+    image_size: int
+    pretrained: Any
+    start_message: str = ""
+    title: str = "Four-view run"
+
+    @property
+    def case_ids(self) -> list[str]:
+        return self.dataset.case_ids
+
+    @property
+    def labels(self) -> Any:
+        return self.dataset.labels.numpy()
+
+    @property
+    def patient_ids(self) -> list[str]:
+        return self.dataset.patient_ids
+
+    def write_cases(self, run: RunDir) -> None:
+        dataset = self.dataset
+        _add_manufacturers(dataset)
+        extra_cols = [c for c in ("label_L", "label_R", "convention", "manufacturer")
+                      if any(r.get(c) not in (None, "") for r in dataset.rows)]
+        cols = ["case_id", "patient_id", "label", *extra_cols, *dataset.views]
+        write_csv(run.cases, ({c: r.get(c, "") for c in cols} for r in dataset.rows), cols)
+
+    def make_split(self, repeat: int) -> dict[str, Any]:
+        return repeat_split(self.case_ids, self.labels, self.patient_ids, repeat=repeat,
+                            **self.split_settings)
+
+    def jobs(self, repeat: int, split: dict[str, Any]) -> list[Job]:
+        ds = self.dataset
+        parts = {"train": ds.select(split["train"], train=self.augment),
+                 "val": ds.select(split["val"], train=False),
+                 "test": ds.select(split["test"], train=False)}
+        out = [Job("exam", parts["train"], parts["val"],
+                   {"val": parts["val"], "test": parts["test"]}, len(ds.views))]
+        bp = _breast_parts(self.breasts, split, self.augment) if self.breasts is not None else None
+        if bp is not None:
+            out.append(Job("breast", bp["train"], bp["val"], {"val": bp["val"], "test": bp["test"]},
+                           self.breasts.in_channels, unit="breasts"))
+        return out
+
+    def train_config(self, name: str, repeat: int) -> TrainConfig:
+        return TrainConfig(**{
+            **self.base_config.to_dict(),
+            "seed": self.seed + repeat,
+            "pretrain_epochs": self.autoencoder_pretrain_epochs if name == "autoencoder" else 0,
+        })
+
+    def build_model(self, name: str, job: Job, repeat: int) -> Any:
+        kwargs = self.model_kwargs.get(name, {})
+        if name in ("resnet18", "viewwise") and self.image_size < 64:
+            kwargs = {"small_input": True, **kwargs}
+        return build_model(name, in_channels=job.in_channels,
+                           num_classes=int(self.config["num_classes"]),
+                           image_size=self.image_size,
+                           pretrained=self.pretrained if name in PRETRAINABLE else False,
+                           **kwargs)
+
+    def model_meta(self, name: str, job: Job, repeat: int, split: dict[str, Any]
+                   ) -> dict[str, Any]:
+        views = list(job.train.views)
+        return {
+            "views": views,
+            "level": job.level,
+            "class_names": self.config["class_names"],
+            "preprocessing": self.config["preprocessing"]
+            | ({"views": views} if job.level == "breast" else {}),
+            "threshold": 0.5,
+            "repeat": repeat,
+            "split": {k_: split.get(k_) for k_ in ("method", "seed", "fold", "k")},
+            "demo": bool(self.config.get("demo", False)),
+        }
+
+    def predict(self, net: Any, job: Job) -> dict[str, tuple[list[dict[str, Any]], list[str]]]:
+        k = int(self.config["num_classes"])
+        cfg = self.base_config
+        rows: list[dict[str, Any]] = []
+        for part, ds in job.predict.items():
+            if len(ds):
+                probs = predict_proba(net, ds, cfg.eval_batch_size, channels_last=cfg.channels_last)
+                rows += _prediction_rows(ds.case_ids, part, ds.labels.numpy(), probs)
+                if job.level == "breast":
+                    for row, src in zip(rows[-len(ds):], ds.rows):
+                        row.update(exam_id=src["exam_id"], breast=src["breast"])
+        pcols = ["case_id", "split", "label", *[f"prob_{j}" for j in range(k)]]
+        if k == 2:
+            pcols.append("prob")
+        if job.level == "breast":
+            pcols[1:1] = ["exam_id", "breast"]
+        return {PREDICTIONS: (rows, pcols)}
 
 
 def _add_manufacturers(dataset: CaseDataset) -> None:
@@ -415,15 +421,6 @@ def _add_manufacturers(dataset: CaseDataset) -> None:
                 (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")) else ""
             if name:
                 row["manufacturer"] = name
-
-
-def _isatty_stdout() -> bool:
-    import sys
-
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _breast_parts(breasts: CaseDataset, sp: dict[str, Any], augment: bool
@@ -441,60 +438,6 @@ def _breast_parts(breasts: CaseDataset, sp: dict[str, Any], augment: bool
             for p, ix in idx.items()}
 
 
-def _train_one(name: str, level: str, out: Path, parts: dict[str, CaseDataset], channels: int,
-               k: int, r: int, sp: dict[str, Any], seed: int, train_config: TrainConfig,
-               ae_epochs: int, model_kwargs: dict[str, dict[str, Any]], image_size: int,
-               pretrained: Any, class_names: list[str], preprocessing: dict[str, Any],
-               extra_config: dict[str, Any] | None, bars: Any, runlog: RunLog,
-               what: str) -> None:
-    """Train one model for one repeat at one level and write its predictions.csv."""
-    cfg = TrainConfig(**{
-        **train_config.to_dict(),
-        "seed": int(seed) + r,
-        "pretrain_epochs": ae_epochs if name == "autoencoder" else 0,
-    })
-    seed_everything(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    kwargs = model_kwargs.get(name, {})
-    if name in ("resnet18", "viewwise") and image_size < 64:
-        kwargs = {"small_input": True, **kwargs}
-    model = build_model(name, in_channels=channels, num_classes=k, image_size=image_size,
-                        pretrained=pretrained if name in PRETRAINABLE else False, **kwargs)
-    views = list(parts["train"].views)
-    meta = {
-        "views": views,
-        "level": level,
-        "class_names": class_names,
-        "preprocessing": preprocessing | ({"views": views} if level == "breast" else {}),
-        "threshold": 0.5,
-        "repeat": r,
-        "split": {k_: sp.get(k_) for k_ in ("method", "seed", "fold", "k")},
-        "demo": bool((extra_config or {}).get("demo", False)),
-    }
-    runlog.event("model", f"{what}: training {name} on {len(parts['train'])} "
-                 f"{'breasts' if level == 'breast' else 'cases'}, "
-                 f"{len(parts['val'])} for validation", model=name, repeat=r, level=level)
-    train_classifier(model, parts["train"], parts["val"], cfg, out, progress=bars or False,
-                     resume=True, meta=meta, label=f"{name} r{r} ",
-                     on_epoch=lambda row: runlog.epoch(what, row))
-    rows = []
-    for part in ("val", "test"):
-        ds = parts[part]
-        if len(ds):
-            probs = predict_proba(model, ds, cfg.eval_batch_size, channels_last=cfg.channels_last)
-            rows += _prediction_rows(ds.case_ids, part, ds.labels.numpy(), probs)
-            if level == "breast":
-                for row, src in zip(rows[-len(ds):], ds.rows):
-                    row.update(exam_id=src["exam_id"], breast=src["breast"])
-    pcols = ["case_id", "split", "label", *[f"prob_{j}" for j in range(k)]]
-    if k == 2:
-        pcols.append("prob")
-    if level == "breast":
-        pcols[1:1] = ["exam_id", "breast"]
-    write_csv(out / rundir.PREDICTIONS, rows, pcols)
-    del model
-
-
 def _dry_run(run: Path, dataset: CaseDataset, breasts: CaseDataset | None,
              config: dict[str, Any], repeats: int, split: str, folds: int, seed: int,
              resplit: bool, val_fraction: float, bad: list[tuple[str, str]],
@@ -505,7 +448,7 @@ def _dry_run(run: Path, dataset: CaseDataset, breasts: CaseDataset | None,
     labels = dataset.labels.numpy()
     splits = []
     for r in range(repeats):
-        path = run / "splits" / f"repeat{r}.json"
+        path = RunDir(run).split(r)
         sp = load_split(path) if path.is_file() else repeat_split(
             dataset.case_ids, labels, dataset.patient_ids, repeat=r, method=split, folds=folds,
             seed=seed, resplit=resplit, val_fraction=val_fraction)

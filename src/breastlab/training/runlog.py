@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import rundir
+from breastlab.core import rundir
 
 
 class RunLog:

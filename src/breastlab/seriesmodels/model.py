@@ -5,14 +5,16 @@ Slices are sampled per series (``data.sample_slices``), scored one by one by a 2
 and aggregated to one label per series (``aggregate``). Training and evaluation reuse
 the project machinery unchanged:
 
-* splits: ``training.splits`` (patient-level, stratified);
-* training: ``training.loop.train_classifier`` on slices;
+* the experiment loop: ``training.experiment.run_experiment`` on a ``SeriesTask``
+  (splits: ``training.splits``, patient-level, stratified; training:
+  ``training.loop.train_classifier`` on slices; ``--devices`` as for four-view);
 * evaluation: ``evaluation.run.evaluate_run`` on **series-level** predictions written in
   the four-view run layout (``case_id`` = series id), so ``metrics.json`` holds the
   seed's format: confusion matrix, overall and per-class accuracy, each with a 95% CI;
 * report: ``reporting.html.write_report``.
 
-Run directory (the layout of ``docs/architecture.md``)::
+Run directory (``core.rundir.RunDir``; ``slice_predictions.csv`` and ``RUN_DIR/model.pt``
+are this task's)::
 
     RUN_DIR/provenance.json          config (task, class_names, sampling, aggregation, ...)
     RUN_DIR/cases.csv                one row per series: case_id, patient_id (pseudonym), label, ...
@@ -34,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from breastlab.core import atomic
+from breastlab.core.rundir import PREDICTIONS, SLICE_PREDICTIONS, RunDir
+from breastlab.training.experiment import Job
 
 from .aggregate import aggregate_by_series
 from .data import Dataset, SeriesItem, SliceDataset, SliceTable, TASK_CLASSES, slice_table
@@ -103,13 +107,20 @@ def _series_rows(items: Sequence[SeriesItem]) -> list[dict[str, Any]]:
              "n_files": len(i.files), "first_file": i.files[0] if i.files else ""} for i in items]
 
 
-def write_series_predictions(path: Path, series_ids: Sequence[str], splits: dict[str, str],
-                             labels: dict[str, int], probs: np.ndarray) -> None:
+def series_prediction_table(series_ids: Sequence[str], splits: dict[str, str],
+                            labels: dict[str, int], probs: np.ndarray
+                            ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows and columns of a series-level ``predictions.csv``."""
     k = probs.shape[1] if len(probs) else 0
     cols = ["case_id", "split", "label"] + [f"prob_{j}" for j in range(k)]
     rows = [{"case_id": s, "split": splits[s], "label": labels[s],
              **{f"prob_{j}": round(float(p[j]), 6) for j in range(k)}} for s, p in zip(series_ids, probs)]
-    atomic.write_csv(path, rows, cols)
+    return rows, cols
+
+
+def write_series_predictions(path: Path, series_ids: Sequence[str], splits: dict[str, str],
+                             labels: dict[str, int], probs: np.ndarray) -> None:
+    atomic.write_csv(path, *series_prediction_table(series_ids, splits, labels, probs))
 
 
 def _slice_rows(ds: SliceDataset, probs: np.ndarray, split: str) -> list[dict[str, Any]]:
@@ -133,96 +144,163 @@ def train_run(
 ) -> Path:
     """Train ``cfg.repeats`` models on ``data`` and write a run directory.
 
-    Splits are patient-level and stratified on series labels. With ``test_data`` (e.g. a
-    held-out site or vendor) every series of ``data`` goes to train/val and ``test_data`` is
-    the test part.
+    The experiment loop (``training.experiment.run_experiment``) runs a ``SeriesTask``;
+    evaluation and the report follow it (``finish_run``). Splits are patient-level and
+    stratified on series labels. With ``test_data`` (e.g. a held-out site or vendor) every
+    series of ``data`` goes to train/val and ``test_data`` is the test part.
+    ``resume=False`` starts every model over.
     """
     import torch
 
-    from breastlab.core.provenance import fingerprint_files, run_manifest
-    from breastlab.models.registry import build_model
-    from breastlab.training.loop import TrainConfig, predict_proba, train_classifier
-    from breastlab.training.splits import check_split, holdout_split, repeat_split, save_split
+    from breastlab.core.provenance import fingerprint_files
+    from breastlab.training import distributed as ddp
+    from breastlab.training.experiment import run_experiment
 
-    run = Path(out_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    classes = list(cfg.classes)
+    run = RunDir(out_dir)
+    progress = progress and ddp.is_main()  # one process shows bars and log lines
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    items = [i for i in data.items if i.label in classes]
-    test_items = [i for i in (test_data.items if test_data else []) if i.label in classes]
-    if len(items) < 2:
-        raise ValueError(f"need at least 2 labelled series, found {len(items)}")
-    all_items = items + test_items
-    ids = [i.series_id for i in all_items]
-    if len(set(ids)) != len(ids):
-        raise ValueError("series ids must be unique across DATA and the test data")
+    task = SeriesTask.from_data(data, cfg, test_data=test_data)
+    task.fingerprint = fingerprint_files([f for i in task.all_items for f in i.files],
+                                         content=False)
+    if not resume and ddp.is_main():
+        shutil.rmtree(run.models_dir, ignore_errors=True)
+    run_experiment(task, run, models=[cfg.model], repeats=cfg.repeats, seed=cfg.seed,
+                   guard=False, progress=progress)
+    if evaluate and ddp.is_main():  # after training, never from inside it
+        finish_run(run.root, report=report)
+    return run.root
 
-    files = [f for i in all_items for f in i.files]
-    config = cfg.to_dict() | {"class_names": classes, "data_source": data.source, "data": data.path,
-                              "test_data": test_data.path if test_data else None,
-                              "test_source": test_data.source if test_data else None,
-                              "dropped": data.dropped, "n_series": len(items), "n_test_series": len(test_items)}
-    if cfg.demo:
-        config["notice"] = DEMO_NOTICE
-    atomic.write_json(run / "provenance.json", run_manifest(config, data_fingerprint=fingerprint_files(files, content=False)))
-    rows = _series_rows(items) + [r | {"external_test": 1} for r in _series_rows(test_items)]
-    atomic.write_csv(run / "cases.csv", rows, ["case_id", "patient_id", "label", "kind", "n_files", "first_file",
-                                               "external_test"])
 
-    # slices (read once, cached in memory)
-    table = slice_table(all_items, classes, slices_per_series=cfg.slices_per_series,
-                        central_fraction=cfg.central_fraction)
-    full = SliceDataset(table, image_size=cfg.image_size, normalization=cfg.normalization, seed=cfg.seed)
-    label_of = {i.series_id: classes.index(i.label) for i in all_items}
-    patient_of = {i.series_id: i.patient_id for i in all_items}
-    train_ids = [i.series_id for i in items]
+@dataclass
+class SeriesTask:
+    """MRI series classification (sequence or DCE phase) as a task of the experiment loop:
+    slices are the training samples, series the predicted cases."""
 
-    meta = {"kind": MODEL_KIND, "task": cfg.task, "class_names": classes, "preprocessing": _preprocessing(cfg),
-            "demo": bool(cfg.demo), "notice": DEMO_NOTICE if cfg.demo else
-            "trained by breastlab mri train; validate on your own site's data before use"}
-    pretrained = _pretrained_arg(cfg.pretrained)
-    for r in range(cfg.repeats):
-        if test_items:
-            split = holdout_split(train_ids, [label_of[s] for s in train_ids], [patient_of[s] for s in train_ids],
-                                  test_fraction=0.0, seed=cfg.seed + r)
-            split["test"] = [i.series_id for i in test_items]
-            split["repeat"], split["external_test"] = r, True
-        else:
-            split = repeat_split(train_ids, [label_of[s] for s in train_ids], [patient_of[s] for s in train_ids],
-                                 repeat=r, method=cfg.split, folds=cfg.folds, seed=cfg.seed)
-        check_split(split, patient_of)
-        save_split(run / "splits" / f"repeat{r}.json", split)
+    cfg: MRITrainConfig
+    items: list[SeriesItem]
+    test_items: list[SeriesItem]
+    config: dict[str, Any]
+    full: SliceDataset
+    fingerprint: str | None = None
+    title: str = "MRI series run"
+
+    @classmethod
+    def from_data(cls, data: Dataset, cfg: MRITrainConfig, *,
+                  test_data: Dataset | None = None) -> SeriesTask:
+        classes = list(cfg.classes)
+        items = [i for i in data.items if i.label in classes]
+        test_items = [i for i in (test_data.items if test_data else []) if i.label in classes]
+        if len(items) < 2:
+            raise ValueError(f"need at least 2 labelled series, found {len(items)}")
+        ids = [i.series_id for i in items + test_items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("series ids must be unique across DATA and the test data")
+        config = cfg.to_dict() | {
+            "class_names": classes, "data_source": data.source, "data": data.path,
+            "test_data": test_data.path if test_data else None,
+            "test_source": test_data.source if test_data else None,
+            "dropped": data.dropped, "n_series": len(items), "n_test_series": len(test_items)}
+        if cfg.demo:
+            config["notice"] = DEMO_NOTICE
+        # slices (read once, cached in memory)
+        table = slice_table(items + test_items, classes, slices_per_series=cfg.slices_per_series,
+                            central_fraction=cfg.central_fraction)
+        full = SliceDataset(table, image_size=cfg.image_size, normalization=cfg.normalization,
+                            seed=cfg.seed)
+        return cls(cfg=cfg, items=items, test_items=test_items, config=config, full=full)
+
+    @property
+    def all_items(self) -> list[SeriesItem]:
+        return self.items + self.test_items
+
+    @property
+    def case_ids(self) -> list[str]:
+        return [i.series_id for i in self.all_items]
+
+    @property
+    def labels(self) -> list[int]:
+        return [self.cfg.classes.index(i.label) for i in self.all_items]
+
+    @property
+    def patient_ids(self) -> list[str]:
+        return [i.patient_id for i in self.all_items]
+
+    def write_cases(self, run: RunDir) -> None:
+        rows = _series_rows(self.items) + [r | {"external_test": 1}
+                                           for r in _series_rows(self.test_items)]
+        atomic.write_csv(run.cases, rows, ["case_id", "patient_id", "label", "kind", "n_files",
+                                           "first_file", "external_test"])
+
+    def make_split(self, repeat: int) -> dict[str, Any]:
+        from breastlab.training.splits import holdout_split, repeat_split
+
+        ids = [i.series_id for i in self.items]
+        label_of = dict(zip(self.case_ids, self.labels))
+        patient_of = dict(zip(self.case_ids, self.patient_ids))
+        labels, patients = [label_of[s] for s in ids], [patient_of[s] for s in ids]
+        if self.test_items:
+            split = holdout_split(ids, labels, patients, test_fraction=0.0,
+                                  seed=self.cfg.seed + repeat)
+            split["test"] = [i.series_id for i in self.test_items]
+            split["repeat"], split["external_test"] = repeat, True
+            return split
+        return repeat_split(ids, labels, patients, repeat=repeat, method=self.cfg.split,
+                            folds=self.cfg.folds, seed=self.cfg.seed)
+
+    def jobs(self, repeat: int, split: dict[str, Any]) -> list[Job]:
         part_of = {s: part for part in ("train", "val", "test") for s in split[part]}
-        idx = {part: [j for j, s in enumerate(full.series_ids) if part_of.get(s) == part]
+        idx = {part: [j for j, s in enumerate(self.full.series_ids) if part_of.get(s) == part]
                for part in ("train", "val", "test")}
-        train_ds = full.subset(idx["train"], augment=True)
-        val_ds = full.subset(idx["val"], augment=False)
-        mdir = run / "models" / cfg.model / f"repeat{r}"
-        model = build_model(cfg.model, in_channels=1, num_classes=len(classes), image_size=cfg.image_size,
-                            pretrained=pretrained)
-        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
-                           seed=cfg.seed + r, select_metric="accuracy", num_threads=cfg.num_threads)
-        train_classifier(model, train_ds, val_ds if len(val_ds) else None, tcfg, mdir,
-                         progress=progress, resume=resume, meta=meta, label=f"repeat {r} ")
-        series_ids, series_probs, slice_rows = [], [], []
-        for part in ("train", "val", "test"):
-            ds = full.subset(idx[part], augment=False)
+        return [Job("exam", self.full.subset(idx["train"], augment=True),
+                    self.full.subset(idx["val"], augment=False),
+                    {p: self.full.subset(idx[p], augment=False) for p in ("train", "val", "test")},
+                    1, size=len(idx["train"]), unit="slices")]
+
+    def build_model(self, name: str, job: Job, repeat: int) -> Any:
+        from breastlab.models.registry import build_model
+
+        return build_model(name, in_channels=1, num_classes=len(self.cfg.classes),
+                           image_size=self.cfg.image_size,
+                           pretrained=_pretrained_arg(self.cfg.pretrained))
+
+    def train_config(self, name: str, repeat: int) -> Any:
+        from breastlab.training.loop import TrainConfig
+
+        c = self.cfg
+        return TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+                           optimizer=c.optimizer, seed=c.seed + repeat,
+                           select_metric="accuracy", num_threads=c.num_threads)
+
+    def model_meta(self, name: str, job: Job, repeat: int, split: dict[str, Any]
+                   ) -> dict[str, Any]:
+        c = self.cfg
+        return {"kind": MODEL_KIND, "task": c.task, "class_names": list(c.classes),
+                "preprocessing": _preprocessing(c), "demo": bool(c.demo),
+                "notice": DEMO_NOTICE if c.demo else
+                "trained by breastlab mri train; validate on your own site's data before use"}
+
+    def predict(self, net: Any, job: Job) -> dict[str, tuple[list[dict[str, Any]], list[str]]]:
+        from breastlab.training.loop import predict_proba
+
+        label_of = dict(zip(self.case_ids, self.labels))
+        series_ids, series_probs, slice_rows, part_of = [], [], [], {}
+        for part, ds in job.predict.items():
             if not len(ds):
                 continue
-            probs = predict_proba(model, ds)
-            sids, agg = aggregate_by_series(probs, ds.series_ids, cfg.aggregation)
+            probs = predict_proba(net, ds)
+            sids, agg = aggregate_by_series(probs, ds.series_ids, self.cfg.aggregation)
+            part_of.update((s, part) for s in sids)
             series_ids += sids
             series_probs.append(agg)
             slice_rows += _slice_rows(ds, probs, part)
-        write_series_predictions(mdir / "predictions.csv", series_ids, part_of, label_of, np.concatenate(series_probs))
-        if slice_rows:
-            atomic.write_csv(mdir / "slice_predictions.csv", slice_rows, list(slice_rows[0]))
-        if r == 0:
-            shutil.copyfile(mdir / "model.pt", run / "model.pt")
-    if evaluate:
-        finish_run(run, report=report)
-    return run
+        return {PREDICTIONS: series_prediction_table(series_ids, part_of, label_of,
+                                                     np.concatenate(series_probs)),
+                SLICE_PREDICTIONS: (slice_rows, list(slice_rows[0]) if slice_rows else [])}
+
+    def after_model(self, run: RunDir, name: str, repeat: int, job: Job) -> None:
+        if repeat == 0:  # repeat 0's model, for ``breastlab sort --model``
+            shutil.copyfile(run.model_file(name, 0), run.run_model)
 
 
 def finish_run(run_dir: str | os.PathLike, *, report: bool = True) -> dict[str, Any]:
@@ -232,28 +310,24 @@ def finish_run(run_dir: str | os.PathLike, *, report: bool = True) -> dict[str, 
     metrics = evaluate_run(run_dir)
     slice_level = slice_metrics(run_dir)
     if slice_level:
-        atomic.write_json(Path(run_dir) / "slice_metrics.json", slice_level)
+        atomic.write_json(RunDir(run_dir).slice_metrics, slice_level)
     if report:
-        try:
-            from breastlab.reporting.html import write_report
-        except ImportError:  # reporting not installed in this tree yet
-            return metrics
-        write_report(run_dir, gallery=False)  # the Grad-CAM gallery reads four-view case tables
+        from breastlab.reporting.html import write_report
+
+        write_report(run_dir)  # no Grad-CAM gallery: it reads four-view case tables
     return metrics
 
 
 def slice_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Single-slice test metrics (before aggregation), for the side-by-side with series level."""
     import csv
-    import json
 
     from breastlab.evaluation.metrics import multiclass_metrics
 
-    run = Path(run_dir)
-    prov = json.loads((run / "provenance.json").read_text()) if (run / "provenance.json").is_file() else {}
-    names = (prov.get("config") or {}).get("class_names")
+    run = RunDir(run_dir)
+    names = run.raw_config().get("class_names")
     out: dict[str, Any] = {}
-    for path in sorted(run.glob("models/*/repeat*/slice_predictions.csv")):
+    for _model, _repeat, path in run.slice_prediction_files():
         with open(path, newline="", encoding="utf-8") as fh:
             rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
         if not rows or not names:
@@ -346,8 +420,8 @@ def evaluate_model_on(model_path: str | os.PathLike, data: Dataset, out_dir: str
     from breastlab.core.provenance import fingerprint_files, run_manifest
 
     sm = SeriesModel(model_path)
-    run = Path(out_dir)
-    run.mkdir(parents=True, exist_ok=True)
+    run = RunDir(out_dir)
+    run.root.mkdir(parents=True, exist_ok=True)
     items = [i for i in data.items if i.label in sm.class_names]
     if not items:
         raise ValueError("no series with a label among the model's classes")
@@ -357,19 +431,19 @@ def evaluate_model_on(model_path: str | os.PathLike, data: Dataset, out_dir: str
               "dropped": data.dropped}
     if sm.demo:
         config["notice"] = DEMO_NOTICE
-    atomic.write_json(run / "provenance.json", run_manifest(config, data_fingerprint=fingerprint_files(files, content=False)))
-    atomic.write_csv(run / "cases.csv", _series_rows(items), ["case_id", "patient_id", "label", "kind", "n_files",
-                                                             "first_file"])
-    atomic.write_json(run / "splits" / "repeat0.json", {"train": [], "val": [], "test": [i.series_id for i in items]})
+    atomic.write_json(run.provenance, run_manifest(config, data_fingerprint=fingerprint_files(files, content=False)))
+    atomic.write_csv(run.cases, _series_rows(items), ["case_id", "patient_id", "label", "kind", "n_files",
+                                                      "first_file"])
+    atomic.write_json(run.split(0), {"train": [], "val": [], "test": [i.series_id for i in items]})
     from breastlab.training.loop import predict_proba
 
     ds = sm._dataset(items)
     probs = predict_proba(sm.model, ds)
     sids, agg = aggregate_by_series(probs, ds.series_ids, sm.pre.get("aggregation", "logmean"))
-    mdir = run / "models" / str(sm.meta.get("name", "model")) / "repeat0"
+    mdir = run.model_dir(str(sm.meta.get("name", "model")), 0)
     label_of = {i.series_id: sm.class_names.index(i.label) for i in items}
-    write_series_predictions(mdir / "predictions.csv", sids, {s: "test" for s in sids}, label_of, agg)
+    write_series_predictions(mdir / PREDICTIONS, sids, {s: "test" for s in sids}, label_of, agg)
     rows = _slice_rows(ds, probs, "test")
-    atomic.write_csv(mdir / "slice_predictions.csv", rows, list(rows[0]))
-    finish_run(run, report=report)
-    return run
+    atomic.write_csv(mdir / SLICE_PREDICTIONS, rows, list(rows[0]))
+    finish_run(run.root, report=report)
+    return run.root

@@ -33,7 +33,8 @@ import numpy as np
 
 from breastlab.core.labels import Label
 from breastlab.core.privacy import hashed_id
-from breastlab.multiview.preprocess import IMAGE_SUFFIXES, NIFTI_SUFFIXES, _is_dicom
+from breastlab.dicom.pixels import is_dicom
+from breastlab.multiview.preprocess import IMAGE_SUFFIXES, NIFTI_SUFFIXES
 
 TASK_CLASSES: dict[str, list[str]] = {
     "sequence": [Label.T2WI, Label.T2WI_FS, Label.ADC],
@@ -82,7 +83,7 @@ def file_kind(path: str | os.PathLike) -> str | None:
         return "raster"
     if p.suffix.lower() in {".csv", ".json", ".txt", ".md"} or name.startswith("."):
         return None
-    if _is_dicom(p):
+    if is_dicom(p):
         return "dicom"
     return None
 

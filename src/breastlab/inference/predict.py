@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from breastlab.core import atomic
+from breastlab.core.rundir import THRESHOLD, model_folder
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def resolve_threshold(model_file: Path, meta: dict[str, Any], threshold: float |
     """The binary threshold and where it came from, naming the rule that chose it."""
     if threshold is not None:
         return float(threshold), "given on the command line"
-    tj = Path(model_file).parent / "threshold.json"
+    tj = model_folder(model_file) / THRESHOLD
     if tj.is_file():
         try:
             doc = json.loads(tj.read_text(encoding="utf-8"))
@@ -135,10 +136,11 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
     """Predict every case of ``input_path``; returns a summary dict (see module doc)."""
     import torch
 
-    from breastlab.explain.gallery import dataset_from_meta, safe_name
+    from breastlab.explain.gallery import safe_name
     from breastlab.explain.gradcam import explain, logits_to_prob
     from breastlab.explain.overlays import raw_views, save_overlay
     from breastlab.models.files import load_model
+    from breastlab.multiview.dataset import dataset_from_meta
 
     model_file, out_dir = Path(model_file), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

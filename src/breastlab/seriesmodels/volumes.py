@@ -52,27 +52,12 @@ class Volume:
 
 
 def read_slice(path: str | os.PathLike) -> Slice:
-    """Pixel data (rescaled) and geometry of a single-frame DICOM file."""
-    import pydicom
+    """Pixel data (rescaled) and geometry of a single-frame DICOM file (``dicom.pixels``)."""
+    from breastlab.dicom.pixels import read_slice as read_pixels
 
-    ds = pydicom.dcmread(path)
-    pixels = ds.pixel_array.astype(np.float32)
-    if pixels.ndim == 3 and ds.get("SamplesPerPixel", 1) > 1:
-        pixels = pixels.mean(axis=-1)
-    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
-    pixels = pixels * slope + intercept
-
-    def _tuple(name: str) -> tuple[float, ...] | None:
-        value = ds.get(name)
-        return tuple(float(v) for v in value) if value is not None else None
-
-    return Slice(
-        path=str(path),
-        pixels=pixels,
-        position=_tuple("ImagePositionPatient"),
-        orientation=_tuple("ImageOrientationPatient"),
-        spacing=_tuple("PixelSpacing"),
-    )
+    s = read_pixels(path)
+    return Slice(path=str(path), pixels=s.pixels, position=s.position,
+                 orientation=s.orientation, spacing=s.spacing)
 
 
 def slice_positions(slices: Sequence[Slice], *, tolerance: float = 0.01) -> np.ndarray:

@@ -6,7 +6,7 @@ phantom's image sets; the patient is the phantom seed, so one seed's exams in se
 dialects never straddle a split. ``make_demo_model`` trains a small model on it.
 
 The demo model is labelled as such everywhere: its metadata has ``demo: true`` and the
-notice :data:`~breastlab.mri.imaging.model.DEMO_NOTICE`, which ``breastlab sort`` prints
+notice :data:`~breastlab.seriesmodels.model.DEMO_NOTICE`, which ``breastlab sort`` prints
 and writes to its outputs. It is a test of the machinery on synthetic images, not a
 clinical model.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from breastlab.core import atomic
 from breastlab.core.labels import Label
+from breastlab.core.rundir import RunDir
 
 from .data import TASK_CLASSES
 from .model import DEMO_NOTICE, MRITrainConfig, train_run
@@ -127,7 +128,7 @@ def make_demo_model(
                              epochs=epochs, batch_size=16, pretrained="no", demo=True, synthetic=True, seed=0)
         train_run(data, run_dir, cfg, progress=progress, resume=False, report=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_bytes(out, (run_dir / "model.pt").read_bytes())
+    atomic.write_bytes(out, RunDir(run_dir).run_model.read_bytes())
     atomic.write_text(out.with_name(out.stem + ".DEMO-README.txt"),
                       f"{DEMO_NOTICE}\n\nTask: {task} ({', '.join(classes)}). Trained by make_demo_model on "
                       f"phantom seeds {list(seeds)}, vendors {list(vendors)}. Run folder: {run_dir}\n")

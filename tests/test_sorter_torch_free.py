@@ -44,3 +44,13 @@ def test_sort_work_path_loads_no_torch(tmp_path: Path) -> None:
     assert "breastlab.mri.sorter" in loaded and "breastlab.dicom.scan" in loaded  # the sort did run
     above = [m for m in loaded if m.split(".")[1:2] and m.split(".")[1] in FORBIDDEN_FOLDERS]
     assert not above, f"the header sorter pulled in {above}"
+
+
+def test_the_cli_starts_without_torch() -> None:
+    """``breastlab sort`` as a user runs it: building the whole CLI (every command's options
+    and help) loads no torch, so a header-only sort does not pay torch's start-up and memory."""
+    script = ("import sys; from breastlab.cli.main import app; import typer; typer.main.get_command(app); "
+              "print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "False"

@@ -1,6 +1,6 @@
 """CLI: ``breastlab train CASES_CSV --out RUN_DIR`` (four-view diagnosis models).
 
-Defaults come from ``training.fourview.DEFAULTS`` and ``training.loop.TrainConfig``, the same
+Defaults come from ``training.defaults.DEFAULTS`` and ``training.defaults.TrainConfig``, the same
 ones the Python API uses. Every option is checked before any image is read or folder made.
 ``--config FILE`` (TOML; YAML when PyYAML is installed) sets options; options given on the
 command line win. ``--dry-run`` shows what would be trained and writes nothing.
@@ -13,8 +13,7 @@ from typing import Any, Literal, Optional
 
 import typer
 
-from breastlab.training.fourview import DEFAULTS
-from breastlab.training.loop import TrainConfig
+from breastlab.training.defaults import DEFAULTS, TrainConfig
 
 _TC = TrainConfig()
 Split = Literal["holdout", "kfold"]

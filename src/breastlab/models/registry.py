@@ -22,8 +22,7 @@ from typing import Any
 
 from torch import nn
 
-MODEL_NAMES = ("resnet18", "mlp", "autoencoder", "viewwise")
-PRETRAINABLE = ("resnet18", "viewwise")
+from .names import MODEL_NAMES, PRETRAINABLE
 
 
 def build_model(

@@ -37,27 +37,11 @@ from breastlab.multiview.dataset import CaseDataset, breast_dataset
 from breastlab.multiview.preprocess import Augment
 
 from . import distributed as ddp
+from .defaults import DEFAULTS, FUSIONS, NORMALIZATIONS, SPLITS
 from .experiment import Job, RunConfigError, run_experiment
 from .loop import TrainConfig, predict_proba
 from .splits import load_split, repeat_split
 
-#: The one set of defaults shared by ``run_fourview`` and ``breastlab train`` (seed values
-#: where the seed gives them; docs/training.md).
-DEFAULTS: dict[str, Any] = {
-    "models": MODEL_NAMES,
-    "repeats": 5,
-    "split": "holdout",
-    "folds": 5,
-    "val_fraction": 0.2,
-    "seed": 0,
-    "image_size": 256,
-    "pretrained": True,
-    "normalization": "zscore",
-    "autoencoder_pretrain_epochs": 10,
-}
-SPLITS = ("holdout", "kfold")
-NORMALIZATIONS = ("zscore", "minmax")
-FUSIONS = ("mean", "attention")
 
 
 def split_unit(patient_ids: list[str], case_ids: list[str], n_views: int,

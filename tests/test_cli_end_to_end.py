@@ -27,21 +27,10 @@ pydicom = pytest.importorskip("pydicom")
 from typer.testing import CliRunner  # noqa: E402
 
 from breastlab.cli.main import app  # noqa: E402
+from cli_helpers import invoke as _invoke  # noqa: E402
 
 LABELS = {"T2WI", "T2WI_FS", "DWI_low", "DWI_high", "ADC", "T1", "DCE_pre", "DCE_early",
           "DCE_delayed", "SUB", "MIP", "LOCALIZER", "DERIVED", "OTHER", "UNKNOWN"}
-
-
-
-
-def _invoke(args: list[str], ok: bool = True):
-    res = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, [str(a) for a in args])
-    assert "Traceback" not in res.output, res.output
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        raise AssertionError(f"breastlab {' '.join(map(str, args))} raised {res.exception!r}\n{res.output}")
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
 
 
 def _tree_hash(root: Path) -> dict[str, str]:

@@ -7,19 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from breastlab.cli.main import app
+from cli_helpers import invoke as _run
 
 PER_CLASS = 24  # images per class in the subset (the suite's time budget)
-
-
-def _run(args: list, ok: bool = True):
-    res = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, [str(a) for a in args])
-    assert "Traceback" not in res.output, res.output
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
 
 
 @pytest.mark.slow

@@ -8,19 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from breastlab.cli.main import app
-
-
-def _run(args: list, ok: bool = True):
-    res = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, [str(a) for a in args])
-    assert "Traceback" not in res.output, res.output
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        raise AssertionError(f"{args} raised {res.exception!r}\n{res.output}")
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
+from cli_helpers import invoke as _run
 
 
 def _ultrasound_folder(root: Path, n: int = 40) -> Path:

@@ -93,19 +93,13 @@ def train(
     models/{model}/repeat{r}/ (checkpoint.pt, model.pt, history.csv, predictions.csv;
     breast/ too when labels are per breast). Re-running the same command resumes.
     """
+    from breastlab.core.errors import UsageError
     from breastlab.core.progress import console
-    from breastlab.models.weights import WeightsUnavailableError
     from breastlab.training.config import FourViewConfig, config_from_file
-    from breastlab.training.distributed import (DistributedRunError, check_devices, launch,
-                                                under_torchrun)
-    from breastlab.training.fourview import RunConfigError, run_fourview
+    from breastlab.training.distributed import check_devices, launch, under_torchrun
+    from breastlab.training.fourview import run_fourview
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-
-    def fail(message: str) -> None:
-        console.print(f"[red]error:[/red] {message}")
-        raise typer.Exit(2)
-
     # the settings: the --config file, then every option given on the command line
     options = {k: v for k, v in ctx.params.items() if k not in _NOT_SETTINGS}
     given = {k: v for k, v in options.items()
@@ -118,19 +112,15 @@ def train(
              **({"config_file": str(config_file)} if config_file is not None else {})})
         check_devices(config.run.devices, config.run.nodes)
     except (OSError, TypeError, ValueError) as exc:
-        fail(str(exc))
-    try:
-        run = config.run
-        if run.dry_run or (run.devices == 1 and not under_torchrun()):
-            result = run_fourview(cases_csv, out, config)
-        else:
-            result = launch(_run_fourview, (cases_csv, out, config), devices=run.devices,
-                            nodes=run.nodes, threads=config.train.num_threads)
-            if result is None:  # another rank of a torchrun launch: rank 0 reports
-                return
-    except (WeightsUnavailableError, RunConfigError, ValueError, FileNotFoundError,
-            DistributedRunError) as exc:
-        fail(str(exc).splitlines()[0] if "\n" not in str(exc) else str(exc))
+        raise UsageError(str(exc)) from exc
+    run = config.run
+    if run.dry_run or (run.devices == 1 and not under_torchrun()):
+        result = run_fourview(cases_csv, out, config)
+    else:
+        result = launch(_run_fourview, (cases_csv, out, config), devices=run.devices,
+                        nodes=run.nodes, threads=config.train.num_threads)
+        if result is None:  # another rank of a torchrun launch: rank 0 reports
+            return
     if config.run.dry_run:  # a real run has printed its warnings already (and logged them)
         for w in result.warnings:
             console.print(f"[yellow]warning:[/yellow] {w}")
@@ -139,11 +129,20 @@ def train(
     if config.run.dry_run:
         _print_plan(result.plan)
         return
-    console.print(
-        f"trained {len(result.trained)}, already done {len(result.skipped)} "
-        f"(model, repeat) runs → {result.run_dir}"
-        + ("" if result.evaluated or not config.run.evaluate else " (evaluation not available)")
-    )
+    console.print(f"trained {len(result.trained)}, already done {len(result.skipped)} "
+                  f"(model, repeat) runs → {result.run_dir}")
+    from breastlab.core.rundir import RunDir
+
+    if result.evaluated:
+        from breastlab.core.artefacts import read_metrics
+
+        from ._tables import print_fourview_metrics
+
+        print_fourview_metrics(read_metrics(RunDir(out).metrics))
+        console.print(f"metrics: {RunDir(out).metrics}; report: breastlab report {out}")
+    else:
+        console.print(f"not evaluated (--no-evaluate): breastlab evaluate {out} writes "
+                      f"{RunDir(out).metrics} and prints the test metrics")
 
 
 def _run_fourview(cases_csv: Path, out: Path, config: Any) -> Any:

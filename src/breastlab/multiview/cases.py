@@ -24,10 +24,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from breastlab.core import atomic
+from breastlab.core import artefacts, atomic
+from breastlab.core.errors import UsageError
 from breastlab.core.privacy import hashed_id
+from breastlab.core.vocab import DuplicatePolicy, GroupBy, MissingPolicy
 from breastlab.multiview.conventions import (
     cbis_exclusion,
     is_vindr_manifest,
@@ -46,19 +48,17 @@ from breastlab.multiview.views import (
     view_from_record,
 )
 
-MissingPolicy = Literal["error", "drop", "duplicate-contralateral", "blank"]
-DuplicatePolicy = Literal["error", "first", "drop"]
-MISSING_POLICIES = ("error", "drop", "duplicate-contralateral", "blank")
-DUPLICATE_POLICIES = ("error", "first", "drop")
-GROUP_BY = ("study", "patient", "folder")
+MISSING_POLICIES = tuple(m.value for m in MissingPolicy)
+DUPLICATE_POLICIES = tuple(m.value for m in DuplicatePolicy)
+GROUP_BY = tuple(m.value for m in GroupBy)
 BASE_COLUMNS = ("case_id", "patient_id", "label")
 #: Optional per-breast label columns of ``cases.csv`` (1 malignant, 0 not, empty unknown).
 BREAST_LABEL_COLUMNS = ("label_L", "label_R")
 #: Optional columns of ``cases.csv`` that are not views: the public-set convention that
-#: assembled the case, and (in a run's own ``cases.csv``, written by training) the
-#: manufacturer of its images, for breakdowns.
+#: assembled the case, and the manufacturer of its images (DICOM Manufacturer, read with the
+#: headers at assembly), for the evaluation's breakdowns.
 INFO_COLUMNS = ("convention", "manufacturer")
-WRITTEN_INFO_COLUMNS = ("convention",)
+WRITTEN_INFO_COLUMNS = INFO_COLUMNS  # manufacturer: from the DICOM headers read at assembly
 NON_VIEW_COLUMNS = (*BASE_COLUMNS, *BREAST_LABEL_COLUMNS, *INFO_COLUMNS)
 PROBLEM_COLUMNS = ("case_id", "view", "reason", "detail", "path")
 
@@ -75,7 +75,7 @@ _POSITIVE = {"1", "1.0", "m", "malignant", "malignancy", "malign", "cancer", "ca
 _NEGATIVE = {"0", "0.0", "b", "benign", "negative"}
 
 
-class CaseAssemblyError(ValueError):
+class CaseAssemblyError(UsageError):
     """Cases are incomplete or ambiguous under the chosen policy; ``table`` holds the
     partial result and every problem, so callers can still write ``cases_problems.csv``."""
 
@@ -180,7 +180,7 @@ def problems_path(cases_csv: str | Path) -> Path:
 
 def write_cases(table: CaseTable, path: str | Path) -> tuple[Path, Path]:
     """Write ``cases.csv`` and ``cases_problems.csv`` atomically; returns both paths."""
-    out = atomic.write_csv(path, table.rows(), table.columns)
+    out = artefacts.write_cases(path, table.rows(), table.columns)
     prob = atomic.write_csv(problems_path(path), (p.row() for p in table.problems), PROBLEM_COLUMNS)
     return out, prob
 
@@ -281,16 +281,8 @@ def _map_headers(fieldnames: Sequence[str]) -> dict[str, str]:
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        sample = fh.read(4096)
-        fh.seek(0)
-        try:
-            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel
-        reader = csv.DictReader(fh, dialect=dialect)
-        rows = [dict(r) for r in reader]
-        return list(reader.fieldnames or []), rows
+    rows = artefacts.read_table(path)  # the one tolerant CSV reader (core.artefacts)
+    return rows.columns, list(rows)
 
 
 # --------------------------------------------------------------------------- items
@@ -606,8 +598,8 @@ def assemble_cases(
     manifest: str | Path | None = None,
     labels: str | Path | None = "auto",
     label_map: Mapping[str, Any] | None = None,
-    missing: MissingPolicy = "error",
-    duplicates: DuplicatePolicy = "error",
+    missing: MissingPolicy | str = MissingPolicy.ERROR,
+    duplicates: DuplicatePolicy | str = DuplicatePolicy.ERROR,
     group_by: str = "study",
     keep_phi: bool = False,
     salt: str = "",
@@ -873,7 +865,8 @@ def read_cases(path: str | Path) -> CaseTable:
     (``None``); the label is 1, 0 or ``None``.
     """
     path = Path(path)
-    fieldnames, rows = _read_csv(path)
+    rows = artefacts.read_cases(path)
+    fieldnames = rows.columns
     missing_cols = [c for c in BASE_COLUMNS if c not in fieldnames]
     if missing_cols:
         raise ValueError(f"{path} is not a case table: missing column(s) {', '.join(missing_cols)}")

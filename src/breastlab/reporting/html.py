@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from breastlab.core import atomic
+from breastlab.core.errors import UsageError
 from breastlab.core.rundir import RunConfig, RunDir
 from breastlab.evaluation.metrics import format_figure, format_mean_sd, proportion_ci
-from breastlab.evaluation.run import read_predictions
+from breastlab.core.artefacts import read_metrics, read_predictions
 
 from . import figures
 
@@ -96,7 +97,7 @@ def _is_phantom(prov: Mapping[str, Any]) -> bool:
         return any(bool(cfg.get(k)) for k in ("phantom", "demo", "synthetic"))
 
 
-class MissingMetricsError(FileNotFoundError):
+class MissingMetricsError(UsageError, FileNotFoundError):
     """The run has no ``metrics.json`` to render."""
 
 
@@ -105,8 +106,8 @@ def _load_metrics(run: RunDir) -> tuple[dict[str, Any], list[str]]:
     data: dict[str, Any] = {}
     if run.metrics.is_file():
         try:
-            data = json.loads(run.metrics.read_text(encoding="utf-8"))
-        except ValueError:
+            data = read_metrics(run.metrics)
+        except (OSError, ValueError):
             data = {}
     if not (data.get("schema") and data.get("models")):
         raise MissingMetricsError(f"{run.root} has no readable metrics.json: run "

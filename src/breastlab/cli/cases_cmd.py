@@ -101,8 +101,9 @@ def register(app: typer.Typer) -> None:
             prob = atomic.write_csv(problems_path(out), (p.row() for p in table.problems), PROBLEM_COLUMNS)
             counts = table.problem_counts()
             reasons = ", ".join(f"{r}: {n}" for r, n in sorted(counts.items()))
-            hint = ""
-            if counts and set(counts) == {"unparseable-view"} and table.view_set.name != "single":
+            hint = ""  # every file failed on its view: a one-image-per-case data set?
+            if counts.get("unparseable-view") and table.view_set.name != "single" and not (
+                    set(counts) - {"unparseable-view", "no-usable-view"}):
                 hint = ("; no file names a view (CC/MLO, left/right): one image per case? "
                         "use --view-set single")
             raise NothingToDo("no case built from the inputs"

@@ -77,7 +77,7 @@ def train(
     split: Split = typer.Option(Split.HOLDOUT, "--split", help="holdout (8:2 by patient) or kfold."),
     folds: int = typer.Option(5, "--folds", min=2, help="Folds for --split kfold."),
     seed: int = typer.Option(0, "--seed", help="Split and training seed."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process) [default: torch's, all cores]."),
     synthetic: bool = typer.Option(False, "--synthetic", help="Mark the data as phantom/synthetic (the report warns)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html when training ends."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run in --out (--no-resume starts every model over)."),

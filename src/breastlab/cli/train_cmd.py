@@ -49,7 +49,7 @@ def train(
     select_metric: SelectMetric = typer.Option(_TC.select_metric, "--select-metric",
                                                help="Validation metric for model selection."),
     patience: Optional[int] = typer.Option(None, "--patience", min=1,
-                                           help="Early stopping (epochs without improvement)."),
+                                           help="Early stopping (epochs without improvement) [default: none, all epochs]."),
     image_size: int = typer.Option(DEFAULTS["image_size"], "--image-size", min=8,
                                    help="Views are resized to SIZE×SIZE (seed: 256)."),
     weights: Optional[Path] = typer.Option(None, "--weights", exists=True, dir_okay=False,
@@ -71,7 +71,7 @@ def train(
         None, "--threshold-rule",
         help="Operating threshold rule, chosen on validation: youden (default), "
              "'sensitivity>=0.9' or 'fixed:0.5'."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process) [default: torch's, all cores]."),
     devices: int = typer.Option(1, "--devices", min=1,
                                 help="Training processes on this machine (DistributedDataParallel: "
                                      "gloo on CPU, NCCL on GPUs); the result does not depend on it."),

@@ -9,7 +9,6 @@ in ``OUT/pacs_writeback.json``.
 """
 from __future__ import annotations
 
-import csv
 import os
 from collections import defaultdict
 from pathlib import Path

@@ -343,6 +343,17 @@ def _averaged_delong(loaded: dict[str, dict[int, Predictions]], a: str, b: str,
             "delong": res}
 
 
+def _zero_width_auc(what: str, value: float) -> str:
+    """Why an AUC interval has zero width, said truthfully: perfect (or perfectly inverted)
+    ranking only at 1 (or 0); otherwise too few test cases for the interval to vary."""
+    if value in (0.0, 1.0):
+        why = "perfect separation" if value == 1.0 else "a perfectly inverted ranking"
+        return (f"{what}: AUC {value:.3f} with a zero-width CI ({why}); the interval "
+                "understates the uncertainty")
+    return (f"{what}: AUC {value:.3f} with a zero-width CI: too few test cases per class for "
+            "the interval to vary; it understates the uncertainty")
+
+
 def _sample_warnings(models: dict[str, Any], task: str, warnings: list[str]) -> None:
     seen: set[Any] = set()
     for model, m in models.items():
@@ -354,9 +365,7 @@ def _sample_warnings(models: dict[str, Any], task: str, warnings: list[str]) -> 
             if (auc.get("value") is not None and auc.get("ci_low") == auc.get("ci_high")
                     and model not in seen):
                 seen.add(model)
-                warnings.append(f"{model} {rep}: AUC {auc['value']:.3f} with a zero-width "
-                                "CI (perfect separation); the interval understates the "
-                                "uncertainty")
+                warnings.append(_zero_width_auc(f"{model} {rep}", float(auc["value"])))
             key = (rep, t["n"])
             if key in seen:
                 continue

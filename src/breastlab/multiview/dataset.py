@@ -170,7 +170,8 @@ class CaseDataset(Dataset):
         on_error: ``"skip"`` (leave the case out, record it in ``skipped``) or ``"raise"``.
         blank_missing: a view with an empty path becomes an all-zero image (the
             ``--missing blank`` policy of ``breastlab cases``); False: the case is skipped.
-        progress: show a progress bar while caching.
+        progress: show a progress bar while caching (default: the command's reporter,
+            ``core.progress.reporter``).
     """
 
     def __init__(
@@ -188,7 +189,7 @@ class CaseDataset(Dataset):
         augment: Any | None = None,
         on_error: str = "skip",
         blank_missing: bool = True,
-        progress: bool = False,
+        progress: bool | None = None,
     ) -> None:
         rows = as_rows(case_table_or_rows)
         self.views = tuple(views) if views else (case_views(case_table_or_rows) or infer_views(rows))
@@ -209,6 +210,10 @@ class CaseDataset(Dataset):
         arrays: list[np.ndarray] = []
         iterator: Iterable = rows
         bar = None
+        if progress is None:  # the command's reporter decides (core.progress)
+            from breastlab.core.progress import reporter
+
+            progress = reporter().enabled
         if cache and progress:
             from breastlab.core.progress import make_progress
 

@@ -104,10 +104,15 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
     also trained per breast (its CC and MLO as channels) into
     ``models/{model}/repeat{r}/breast/``, with the same patient-level split.
     """
+    from breastlab.core.progress import reporting
+
     cfg = config or FourViewConfig()
-    run = Path(run_dir)
+    with reporting(cfg.run.progress and ddp.is_main()):  # one process shows bars and lines
+        return _run_fourview(cases, Path(run_dir), cfg)
+
+
+def _run_fourview(cases: Any, run: Path, cfg: FourViewConfig) -> FourViewResult:
     pre, settings = cfg.preprocessing, cfg.run
-    progress = settings.progress and ddp.is_main()  # one process shows bars and log lines
     pretrained: bool | str = False
     if cfg.wants_imagenet:  # fail fast (dry run too), before decoding any image
         from breastlab.models.weights import resolve_pretrained
@@ -127,7 +132,6 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
     dataset = CaseDataset(
         cases, list(pre.views) if pre.views else None, image_size=pre.image_size, train=False,
         cache=True, flip_right=pre.flip_right, normalization=str(pre.normalization),
-        progress=progress,
     )
     bad = list(dataset.skipped)
     labelled = [i for i, y in enumerate(dataset.labels.tolist()) if y >= 0]
@@ -180,7 +184,7 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
                        f"{len(dataset)} cases ({unit}-level split)"
                        + (f" and {len(breasts)} breasts" if breasts is not None else "")))
     done = run_experiment(task, RunDir(run), models=list(cfg.models), repeats=int(cfg.repeats),
-                          seed=int(cfg.seed), force=settings.force, progress=progress)
+                          seed=int(cfg.seed), force=settings.force)
     result = FourViewResult(run_dir=run, bad_cases=bad, warnings=warnings,
                             trained=done.trained, skipped=done.skipped)
     if settings.evaluate and ddp.is_main():  # after training, never from inside it

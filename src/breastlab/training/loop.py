@@ -344,7 +344,7 @@ def train_classifier(
     if main:
         out.mkdir(parents=True, exist_ok=True)
     ckpt_path, model_path, hist_path = out / CHECKPOINT, out / MODEL, out / HISTORY
-    config.validate()
+    # config: a TrainConfig, validated when it was built (frozen: nothing to check again)
     if config.num_threads:
         torch.set_num_threads(int(config.num_threads))
     seed_everything(config.seed)

@@ -41,7 +41,7 @@ from . import distributed as ddp
 from .config import FourViewConfig, TrainConfig
 from .defaults import DEFAULTS
 from .experiment import Job, RunConfigError, run_experiment
-from .loop import predict_items, softmax
+from .predict import predict_items, softmax
 from .splits import load_split, repeat_split
 
 

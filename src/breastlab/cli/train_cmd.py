@@ -1,9 +1,10 @@
 """CLI: ``breastlab train CASES_CSV --out RUN_DIR`` (four-view diagnosis models).
 
-Defaults come from ``training.defaults.DEFAULTS`` and ``training.defaults.TrainConfig``, the same
-ones the Python API uses. Every option is checked before any image is read or folder made.
-``--config FILE`` (TOML; YAML when PyYAML is installed) sets options; options given on the
-command line win. ``--dry-run`` shows what would be trained and writes nothing.
+The options become one ``training.config.FourViewConfig`` (the Python API's; its defaults
+are the help's), validated once before any image is read or folder made, and
+``run_fourview(cases, run_dir, config)`` takes it whole. ``--config FILE`` (TOML; YAML when
+PyYAML is installed) sets options; options given on the command line win. ``--dry-run``
+shows what would be trained and writes nothing. Errors: ``cli/main.py`` (exit codes).
 """
 from __future__ import annotations
 

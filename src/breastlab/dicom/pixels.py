@@ -1,6 +1,6 @@
 """DICOM pixel data: the one place that decodes it, for every path of the toolkit.
 
-* ``read_view``: one 2-D view for four-view / one-view diagnosis (``multiview.preprocess``):
+* ``read_view`` (``read_view_and_header`` with the dataset): one 2-D view for four-view / one-view diagnosis (``multiview.preprocess``):
   rescaled (slope, intercept), the middle (or given) frame of a multi-frame file, colour as
   luminance, MONOCHROME1 inverted so that bright = high value;
 * ``read_slice``: one MRI slice with its geometry (``seriesmodels.volumes``, used by the
@@ -59,6 +59,11 @@ def _decoded(path: str | os.PathLike):
 
 def read_view(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
     """One view as float32 (module docstring); ``frame`` picks a frame of a multi-frame file."""
+    return read_view_and_header(path, frame)[0]
+
+
+def read_view_and_header(path: str | os.PathLike, frame: int | None = None):  # noqa: ANN201 - (array, Dataset)
+    """``read_view`` and the pydicom dataset it was read from (for callers that also want header values)."""
     ds, arr = _decoded(path)
     samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
     n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
@@ -72,7 +77,7 @@ def read_view(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
     arr = arr * slope + intercept
     if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         arr = arr.max() + arr.min() - arr  # invert so that bright = high value
-    return arr
+    return arr, ds
 
 
 @dataclass(frozen=True)

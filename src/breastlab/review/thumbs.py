@@ -4,7 +4,7 @@ Per set at most :data:`MAX_SLICES` slices are decoded with the project's pixel d
 (:func:`breastlab.dicom.pixels.read_view`): the middle slice (in instance order), or,
 when one set holds several b-values, the middle slice of each. They are windowed
 together (the set's 1st-99.5th percentile), shrunk to :data:`SIZE` pixels and encoded
-as small WebP (JPEG where Pillow lacks WebP) data URIs. The geometry shown on the page
+as small JPEG data URIs. The geometry shown on the page
 (matrix, pixel spacing, slice thickness, plane) comes from the same file's header.
 A set whose pixels cannot be read gets no image and a one-line reason: a thumbnail never
 fails the page. Memory per worker is one file's pixels at a time.
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 MAX_SLICES = 6
-SIZE = 128
+SIZE = 96
 #: below this many sets the pool's start-up costs more than it saves
 POOL_MIN_SETS = 24
 
@@ -76,18 +76,19 @@ def plan_slices(instances: Sequence[Mapping[str, str]]) -> list[SliceRef]:
 
 
 def _encode(arr: np.ndarray) -> str:
-    from PIL import Image, features
+    """A greyscale JPEG data URI of at most SIZE pixels a side.
+
+    JPEG rather than WebP: at 96 px a JPEG (quality 75) is ~2 KB and encodes in a tenth of
+    WebP's time (measured: 0.3 ms vs 1-2 ms), and building the page must stay cheap next
+    to the sort (bench/review_overhead.py).
+    """
+    from PIL import Image
 
     img = Image.fromarray(arr)  # uint8, 2-D: greyscale
     img.thumbnail((SIZE, SIZE), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
-    if features.check("webp"):
-        img.save(buf, format="WEBP", quality=70, method=4)
-        mime = "image/webp"
-    else:  # pragma: no cover - Pillow built without libwebp
-        img.save(buf, format="JPEG", quality=80, optimize=True)
-        mime = "image/jpeg"
-    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+    img.save(buf, format="JPEG", quality=75)
+    return f"data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
 def _plane(iop: Sequence[float] | None) -> str:
@@ -97,11 +98,8 @@ def _plane(iop: Sequence[float] | None) -> str:
     return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))]
 
 
-def _geometry(path: str) -> dict[str, Any]:
-    """Matrix, pixel spacing, slice thickness and plane from one file's header (enhanced files too)."""
-    import pydicom
-
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+def _geometry(ds: Any) -> dict[str, Any]:
+    """Matrix, pixel spacing, slice thickness and plane from one file's dataset (enhanced files too)."""
     measures = orient = None
     shared = ds.get("SharedFunctionalGroupsSequence")
     if shared:
@@ -123,38 +121,43 @@ def _geometry(path: str) -> dict[str, Any]:
 
 def render_set(set_id: str, refs: Sequence[SliceRef]) -> Thumb:
     """Decode, window and encode one set's slices (runs in a worker); never raises."""
-    from breastlab.dicom.pixels import read_view
+    from breastlab.dicom.pixels import read_view_and_header
 
     thumb = Thumb(set_id)
     if not refs:
         thumb.reason = "no images listed in instances.csv"
         return thumb
-    slices, captions = [], []
-    for ref in refs:
+    slices, captions, header = [], [], None
+    for i, ref in enumerate(refs):
         try:
             if not os.path.isfile(ref.path):
                 thumb.reason = ("inside an archive: not decoded" if not os.path.exists(ref.path)
                                 and any(a in ref.path.lower() for a in (".zip/", ".tar/", ".tgz/", ".tar.gz/"))
                                 else "file no longer readable")
                 continue
-            arr = read_view(ref.path, ref.frame)
+            arr, ds = read_view_and_header(ref.path, ref.frame)
+            if header is None or i == len(refs) // 2:
+                header = ds
             if arr.ndim != 2 or min(arr.shape) < 1:
                 thumb.reason = f"not a 2-D image (shape {tuple(arr.shape)})"
                 continue
-            slices.append(arr)
+            step = max(1, max(arr.shape) // (2 * SIZE))  # keep 2x the thumbnail: bounded memory and time
+            slices.append(np.ascontiguousarray(arr[::step, ::step]))
             captions.append(ref.caption)
         except Exception as exc:  # noqa: BLE001 - any decoder failure becomes a reason on the page
             thumb.reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
     if slices:
         values = np.concatenate([s[np.isfinite(s)].ravel()[::7] for s in slices])
         lo, hi = (np.percentile(values, (1.0, 99.5)) if values.size else (0.0, 1.0))
+        if values.size and values.max() == values.min():
+            thumb.reason = f"blank: every pixel is {float(values.max()):g}"
         hi = hi if hi > lo else lo + 1.0
         for arr, caption in zip(slices, captions):
             scaled = np.clip((np.nan_to_num(arr, nan=lo) - lo) / (hi - lo), 0, 1)
             thumb.images.append((_encode((scaled * 255).astype(np.uint8)), caption))
-        thumb.reason = "" if len(slices) == len(refs) else thumb.reason
+        thumb.reason = "" if len(slices) == len(refs) and not thumb.reason.startswith("blank") else thumb.reason
         try:
-            thumb.geometry = _geometry(refs[len(refs) // 2].path)
+            thumb.geometry = _geometry(header)
         except Exception:  # noqa: BLE001,S110 - geometry is optional on the page
             pass
     return thumb
@@ -165,20 +168,29 @@ def _render_many(jobs: list[tuple[str, list[SliceRef]]]) -> list[Thumb]:
 
 
 def render_thumbnails(plans: Mapping[str, list[SliceRef]], *, workers: int | None = None) -> dict[str, Thumb]:
-    """Render every set's thumbnail; a pool of ``workers`` processes for more than a few sets."""
+    """Render every set's thumbnail; a pool of ``workers`` processes for more than a few sets.
+
+    A pool that breaks (a worker killed, e.g. by the OOM killer) leaves the remaining sets
+    to this process: the page is never lost to the pool.
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    from breastlab.dicom.scan import _worker_init  # the scan's worker set-up: die with the parent, no Ctrl-C
+
     items = list(plans.items())
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(items) // 8 or 1))
-    if len(items) < POOL_MIN_SETS or n_workers == 1:
-        return {t.set_id: t for t in _render_many(items)}
-    import multiprocessing
-
-    chunks = [items[i::n_workers * 4] for i in range(n_workers * 4)]
     out: dict[str, Thumb] = {}
-    # forkserver: the sort holds DuckDB threads; forking them is unsafe
-    with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        for thumbs in pool.map(_render_many, [c for c in chunks if c]):
-            out.update({t.set_id: t for t in thumbs})
-    return out
+    if len(items) >= POOL_MIN_SETS and n_workers > 1:
+        chunks = [c for c in (items[i::n_workers * 4] for i in range(n_workers * 4)) if c]
+        try:
+            with ProcessPoolExecutor(n_workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+                for thumbs in pool.map(_render_many, chunks):
+                    out.update({t.set_id: t for t in thumbs})
+        except (BrokenProcessPool, OSError):
+            pass  # whatever is missing is rendered below
+    rest = [(k, v) for k, v in items if k not in out]
+    out.update({t.set_id: t for t in _render_many(rest)})
+    return {k: out[k] for k, _ in items}
 
 
 def group_instances(rows: Iterable[Mapping[str, str]]) -> dict[str, list[Mapping[str, str]]]:

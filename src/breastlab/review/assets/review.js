@@ -23,9 +23,10 @@
   const priority = (s) => (isUnknown(s) ? 0 : isLow(s) ? 1 : 2);
   const num = (v, d) => (v == null || v === "" ? d : Number(v));
 
+  const timed = (o) => o.dce_phase != null || o.b_value != null;  // a DCE time point or a b-value
   function siblings(s) {  // the other time points / b-values of the same acquisition
-    if (!s.acq) return [];
-    const sib = sets.filter((o) => o.acq === s.acq && o.study === s.study);
+    if (!s.acq || !timed(s)) return [];
+    const sib = sets.filter((o) => o.acq === s.acq && o.study === s.study && timed(o));
     if (sib.length < 2) return [];
     return sib.sort((a, b) => num(a.dce_phase, 1e9) - num(b.dce_phase, 1e9) || num(a.b_value, 1e9) - num(b.b_value, 1e9)
       || num(a.series_number, 0) - num(b.series_number, 0) || num(a.image_set, 0) - num(b.image_set, 0));

@@ -80,6 +80,12 @@ def test_review_page_filter_correct_export_round_trip(tmp_path: Path) -> None:
         assert [e.get_attribute("data-set-id") for e in driver.find_elements(By.CSS_SELECTOR, ".set[data-set-id]")] \
             == [first]
         Select(driver.find_element(By.ID, "f-state")).select_by_value("all")
+        third = driver.find_element(By.CSS_SELECTOR, f'.set[data-set-id]:not([data-set-id="{first}"])'
+                                                     f':not([data-set-id="{second}"])')
+        third_id = third.get_attribute("data-set-id")
+        third.click()
+        ActionChains(driver).send_keys("n").send_keys("look again").send_keys("\ue007").perform()
+        assert driver.find_element(By.CSS_SELECTOR, f'.set[data-set-id="{third_id}"]').get_attribute("data-state") == "todo"  # a note alone decides nothing
         assert "(2)" in driver.find_element(By.ID, "export").text
         driver.save_screenshot(str(tmp_path / "review.png"))
         driver.find_element(By.ID, "export").click()

@@ -33,7 +33,7 @@
   }
   function caption(o) {
     if (o.b_value != null) return "b=" + o.b_value;
-    if (o.dce_phase != null) return "t" + o.dce_phase + (o.dce_seconds != null ? " " + Math.round(o.dce_seconds) + "s" : "");
+    if (o.dce_phase != null) return "#" + (Number(o.dce_phase) + 1) + (o.dce_seconds != null ? " " + Math.round(o.dce_seconds) + "s" : "");
     return "s" + (o.series_number != null ? o.series_number : "?");
   }
   function imgTag(s, cls, which) {
@@ -52,7 +52,7 @@
     return siblings(s).map((o) => '<figure data-jump="' + esc(o.id) + '"' + (o.id === s.id ? ' class="cur"' : "") + ">" +
       imgTag(o, "", null) + "<figcaption>" + esc(caption(o)) + "</figcaption></figure>").join("");
   }
-  function decided(s) { return decisions[s.id] || null; }
+  function decided(s) { const d = decisions[s.id]; return d && d.label ? d : null; }  // a note alone decides nothing
   function stateOf(s) {
     const d = decided(s);
     if (!d) return "todo";
@@ -61,13 +61,13 @@
   function confColor(c) { return c < 0.6 ? "var(--bad)" : c < D.low ? "var(--warn)" : "var(--ok)"; }
 
   function rowHtml(s) {
-    const d = decided(s), st = stateOf(s), c = Number(s.confidence || 0);
+    const d = decided(s), st = stateOf(s), c = Number(s.confidence || 0), note = (decisions[s.id] || {}).note || "";
     const geo = s.geo || {};
     const parts = ["series " + esc(s.series_number != null ? s.series_number : "?") + (s.split ? " · set " + esc(s.image_set) + " (" + esc(s.split) + ")" : ""),
       esc(s.n_images) + " images", geo.matrix, geo.spacing, geo.thickness && "slice " + geo.thickness, geo.plane, s.vendor && esc(s.vendor)];
     const timing = [];
     if (s.b_value != null) timing.push("b = " + esc(s.b_value) + " s/mm²" + (s.b_values ? " (acquisition b: " + esc(String(s.b_values).split("\\").join(", ")) + ")" : ""));
-    if (s.dce_phase != null) timing.push("DCE time point " + esc(s.dce_phase) + (s.n_timepoints ? " of " + esc(s.n_timepoints) : "") +
+    if (s.dce_phase != null) timing.push("DCE time point " + (Number(s.dce_phase) + 1) + (s.n_timepoints ? " of " + esc(s.n_timepoints) : "") +
       (s.dce_seconds != null ? " · " + esc(s.dce_seconds) + " s after the first" : "") + (s.dce_timing ? " · from " + esc(s.dce_timing) : ""));
     const seq = [s.tr != null && "TR " + s.tr, s.te != null && "TE " + s.te, s.ti != null && "TI " + s.ti, s.flip != null && "FA " + s.flip + "°",
       s.fs ? "fat-sat (" + esc(s.fs) + ")" : null, s.image_type && esc(String(s.image_type).split("\\").join("/"))].filter(Boolean);
@@ -82,7 +82,7 @@
       imgTag(s, "thumb", null) +
       '<div><div class="lab' + (isUnknown(s) && !d ? " unknown" : "") + '">' + shownLabel + "</div>" +
       '<div class="conf"><span class="bar"><i style="width:' + Math.round(c * 100) + "%;background:" + confColor(c) + '"></i></span>confidence ' + c.toFixed(2) + "</div>" +
-      '<div class="state ' + st + '">' + (st === "todo" ? "not reviewed" : st === "confirmed" ? "✓ confirmed" : "✎ corrected") + (d && d.note ? " · “" + esc(d.note) + "”" : "") + "</div>" + truth + "</div>" +
+      '<div class="state ' + st + '">' + (st === "todo" ? "not reviewed" : st === "confirmed" ? "✓ confirmed" : "✎ corrected") + (note ? " · “" + esc(note) + "”" : "") + "</div>" + truth + "</div>" +
       '<div class="meta"><div class="desc">' + esc(s.description || "(no description)") + "</div>" +
       '<div class="sub">' + parts.filter(Boolean).join(" · ") + "</div>" +
       (timing.length ? '<div class="sub">' + timing.join("<br>") + "</div>" : "") +
@@ -92,7 +92,7 @@
       (s.why ? '<div class="why">thumbnail: ' + esc(s.why) + "</div>" : "") + "</div>" +
       '<div class="strip">' + stripHtml(s) + "</div>" +
       '<div class="buttons"><button type="button" class="confirm" data-confirm="1"><kbd>c</kbd>confirm ' + esc(s.label) + "</button>" + buttons +
-      '<input type="text" class="note" placeholder="note (n)" value="' + esc(d ? d.note : "") + '"></div></div>';
+      '<input type="text" class="note" placeholder="note (n)" value="' + esc(note) + '"></div></div>';
   }
 
   function passes(s) {
@@ -133,7 +133,7 @@
   }
 
   function summary() {
-    const n = Object.keys(decisions).length;
+    const n = sets.filter((s) => decided(s)).length;
     const corrected = sets.filter((s) => stateOf(s) === "corrected").length;
     const need = sets.filter(isLow).length;
     $("summary").textContent = D.studies.length + " studies · " + sets.length + " image sets · " + need +
@@ -174,11 +174,16 @@
     redraw(id);
     move(1);
   }
-  function undo(id) { delete decisions[id]; save(); redraw(id); }
+  function undo(id) {
+    const note = (decisions[id] || {}).note;
+    if (note) decisions[id] = {note: note}; else delete decisions[id];
+    save();
+    redraw(id);
+  }
   function setNote(id, text) {
     const s = byId.get(id);
     if (!s) return;
-    const d = decisions[id] || {label: s.label, note: ""};
+    const d = decisions[id] || {};
     d.note = text.trim();
     decisions[id] = d;
     save();
@@ -190,7 +195,7 @@
     return /[",\r\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
   }
   function exportRows() {
-    return sets.filter((s) => decisions[s.id]).map((s) => {
+    return sets.filter((s) => decided(s)).map((s) => {
       const d = decisions[s.id];
       const uids = String(s.uids || "").split(" ").filter(Boolean).map((u) => (s.uid_prefix || "") + u).join(" ");
       return {set_id: s.id, study: s.study, series_uid: s.series_uid, series_number: s.series_number, image_set: s.image_set,

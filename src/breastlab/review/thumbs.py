@@ -181,6 +181,9 @@ def render_thumbnails(plans: Mapping[str, list[SliceRef]], *, workers: int | Non
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(items) // 8 or 1))
     out: dict[str, Thumb] = {}
     if len(items) >= POOL_MIN_SETS and n_workers > 1:
+        import pydicom.pixels  # noqa: F401 - imported once here, not once per forked worker (~0.5 s each)
+        from PIL import Image  # noqa: F401
+
         chunks = [c for c in (items[i::n_workers * 4] for i in range(n_workers * 4)) if c]
         try:
             with ProcessPoolExecutor(n_workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:

@@ -20,6 +20,8 @@ MODULES = (
     "breastlab.mri.rules",  # the rule table
     "breastlab.models.registry",  # build_model
     "breastlab.multiview.cases",  # assemble_cases
+    "breastlab.review.truth",  # match_truth
+    "breastlab.review.agreement",  # agreement
 )
 
 

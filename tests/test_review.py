@@ -123,3 +123,22 @@ def test_review_of_a_folder_that_is_not_a_sort_fails_in_one_line(tmp_path: Path)
     (tmp_path / "t.csv").write_text("x\n")
     res = invoke(["review", tmp_path, "--truth", tmp_path / "t.csv"], ok=False)
     assert res.exit_code == 2 and "not a truth table" in res.output
+
+
+def test_sort_with_a_bad_truth_table_fails_before_any_work(sorted_exam, tmp_path: Path) -> None:
+    exam, _ = sorted_exam
+    (tmp_path / "t.csv").write_text("set_id,label\ns1,T3\n")
+    res = invoke(["sort", exam, "--out", tmp_path / "out", "--truth", tmp_path / "t.csv", "--no-progress"], ok=False)
+    assert res.exit_code == 2 and "line 2: 'T3' is not a label" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_sort_review_is_part_of_the_published_set(sorted_exam, tmp_path: Path) -> None:
+    from breastlab.core.publish import verify_outputs
+
+    exam, _ = sorted_exam
+    invoke(["sort", exam, "--out", tmp_path / "out", "--review", "--no-progress", "-j", "1"])
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    provenance = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert "review.html" in manifest["files"] and verify_outputs(tmp_path / "out") == []
+    assert provenance["review"]["sets"] == len(json.loads((tmp_path / "out" / "series.json").read_text()))

@@ -111,7 +111,14 @@ def test_review_page_filter_correct_export_round_trip(tmp_path: Path) -> None:
                    second: expected(second, Label.T2WI, "confirmed", "")}
     assert len(read_truth(exported[0])) == 2
 
-    # round trip: the exported table into sort --truth
+    # round trip: the exported table as training labels (mri train --truth reads it this way) ...
+    from breastlab.seriesmodels.truth_labels import read_truth_data
+
+    labelled = read_truth_data(out, exported[0], [Label.T2WI, Label.T2WI_FS, Label.ADC])
+    assert {(i.series_id, i.label) for i in labelled.items} == {(first, Label.T2WI_FS), (second, Label.T2WI)}
+    assert all(len(i.files) == by_id[i.series_id]["n_images"] for i in labelled.items)
+
+    # ... and into sort --truth
     res = invoke(["sort", exam, "--out", out, "--truth", exported[0], "--no-progress", "-j", "1"])
     assert "overall" in res.output and "50.0%" in res.output
     agreement = json.loads((out / "agreement.json").read_text())

@@ -23,12 +23,20 @@ install: $(STAMP)
 # Debian packages for the PACS tests (a private Orthanc with DICOMweb, dcmtk's dsrdump):
 # installed when root with apt and missing; otherwise nothing (the PACS tests then skip and say why).
 ORTHANC_BITS := /usr/sbin/Orthanc /usr/share/orthanc/plugins/libOrthancDicomWeb.so /usr/bin/dsrdump
+# Headless Chromium and its WebDriver for the review page test (tests/test_review_browser.py).
+CHROMIUM_BITS := /usr/bin/chromium /usr/bin/chromedriver
 system-deps:
 	@missing=0; for f in $(ORTHANC_BITS); do [ -e $$f ] || missing=1; done; \
 	if [ $$missing = 1 ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing Debian packages orthanc orthanc-dicomweb dcmtk (PACS tests)"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb dcmtk \
 	    >/dev/null; } || echo "warning: could not install orthanc/dcmtk: the PACS tests will skip"; \
+	fi
+	@missing=0; for f in $(CHROMIUM_BITS); do [ -e $$f ] || missing=1; done; \
+	if [ $$missing = 1 ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages chromium chromium-driver (review page browser test)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+	    >/dev/null; } || echo "warning: could not install chromium: the review page browser test will skip"; \
 	fi
 
 

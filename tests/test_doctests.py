@@ -23,6 +23,8 @@ MODULES = (
     "breastlab.core.vocab",  # option vocabularies
     "breastlab.training.config",  # FourViewConfig
     "breastlab.seriesmodels.train_config",  # MRITrainConfig
+    "breastlab.review.truth",  # match_truth
+    "breastlab.review.agreement",  # agreement
 )
 
 

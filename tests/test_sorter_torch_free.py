@@ -21,7 +21,7 @@ from breastlab.mri import sorter  # noqa: F401
 from breastlab.cli import sort_cmd
 
 exam, out = Path(sys.argv[1]), Path(sys.argv[2])
-code = sort_cmd._run([exam], out, None, False, False, False, 1, 400.0, False, None)
+code = sort_cmd._run([exam], out, None, False, False, False, 1, 400.0, False, None, review=True)
 loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith(("torch.", "breastlab.")))
 print(json.dumps({"code": code, "loaded": loaded}))
 """
@@ -42,6 +42,7 @@ def test_sort_work_path_loads_no_torch(tmp_path: Path) -> None:
     loaded = report["loaded"]
     assert "torch" not in loaded
     assert "breastlab.mri.sorter" in loaded and "breastlab.dicom.scan" in loaded  # the sort did run
+    assert "breastlab.review.thumbs" in loaded and (tmp_path / "out" / "review.html").is_file()  # and --review
     above = [m for m in loaded if m.split(".")[1:2] and m.split(".")[1] in FORBIDDEN_FOLDERS]
     assert not above, f"the header sorter pulled in {above}"
 

@@ -104,6 +104,7 @@ app = typer.Typer(
 # Order here is the order shown in --help.
 COMMAND_MODULES = (
     "sort_cmd",
+    "review_cmd",
     "query_cmd",
     "phantom_cmd",
     "cases_cmd",

@@ -65,6 +65,8 @@ def train(
     classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names (e.g. add DWI, T1, SUB, MIP)."),
     test: Path | None = typer.Option(None, "--test", help="External test DATA (e.g. another site or vendor); DATA is then train/val only."),
     label_column: str = typer.Option("label", "--label-column", help="Label column of a manifest or series.csv."),
+    truth: Path | None = typer.Option(None, "--truth", help="A truth table from review.html: its labels for the "
+                                      "image sets of DATA, the --out folder of breastlab sort (or its series.csv)."),
     model: str = typer.Option("resnet18", "--model", help="Model from the registry."),
     pretrained: str = typer.Option("auto", "--pretrained", help="auto (ImageNet if cached, else random weights, with a warning), yes, no, or a weights file."),
     image_size: int = typer.Option(128, "--image-size", min=16, help="Slices are resized to SIZE×SIZE."),
@@ -99,7 +101,12 @@ def train(
                              epochs=epochs, batch_size=batch_size, lr=lr, repeats=repeats, split=split,
                              folds=folds, seed=seed, num_threads=threads, synthetic=synthetic)
         names = list(cfg.classes)
-        dataset = read_data(data, names, label_column=label_column)
+        if truth is not None:  # labels from a review page's truth table: seriesmodels/truth_labels.py
+            from breastlab.seriesmodels.truth_labels import read_truth_data
+
+            dataset = read_truth_data(data, truth, names)
+        else:
+            dataset = read_data(data, names, label_column=label_column)
         test_data = read_data(test, names, label_column=label_column) if test else None
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from exc

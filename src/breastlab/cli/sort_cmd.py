@@ -70,18 +70,27 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="With --engine dask: address of a running Dask scheduler (default: a local "
             "cluster of --workers processes)."
         ),
+        review: bool = typer.Option(
+            False, "--review", help="Also write OUT/review.html: every image set with a thumbnail, its label and "
+            "evidence, to confirm or correct in a browser and export as a truth table."
+        ),
+        truth: Path | None = typer.Option(
+            None, "--truth", help="A truth table (CSV from review.html): print the agreement per label and write "
+            "it into series.json, agreement.json and the review page."
+        ),
     ) -> None:
         """Sort breast MRI DICOM into labelled image sets (T2WI, DWI_low/high, ADC, DCE phases, ...)."""
         # errors (exit 2, 3, 130) are reported by the one handler in cli/main.py
         code = _run(inputs, out, export, link, copy, keep_phi, workers, b_threshold, progress, model,
-                    convert, layout, channels, full, engine, scheduler)
+                    convert, layout, channels, full, engine, scheduler, review, truth)
         raise typer.Exit(code)
 
 
 def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: bool, keep_phi: bool,
          workers: int | None, b_threshold: float, progress: bool, model: list[Path] | None,
          convert: Path | None = None, layout: str | None = None, channels: str | None = None,
-         full: bool = False, engine: str = "default", scheduler: str | None = None) -> int:
+         full: bool = False, engine: str = "default", scheduler: str | None = None,
+         review: bool = False, truth: Path | None = None) -> int:
     """Check every option, then sort; returns the exit code."""
     from rich.console import Console
     from rich.text import Text
@@ -131,6 +140,17 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         except Exception as exc:  # noqa: BLE001 - any unusable model file is a usage error
             raise _fail(f"--model: {exc}") from None
 
+    review_step = None
+    if review or truth is not None:  # the review page and truth agreement: cli/review_cmd.py
+        from breastlab.cli.review_cmd import load_truth
+        from breastlab.review.sortstep import ReviewStep
+        from breastlab.review.truth import TruthTableError
+
+        try:
+            review_step = ReviewStep(review=review, truth=load_truth(truth), workers=workers)
+        except TruthTableError as exc:
+            raise _fail(f"--truth: {exc}") from None
+
     # -- the work ----------------------------------------------------------------------
     result = sort_exam(
         inputs,
@@ -147,6 +167,7 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         open_archives=convert is None,  # dcm2niix converts files on disk: archives are listed as skipped
         engine=engine,
         scheduler=scheduler,
+        finish=review_step,
     )
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns
@@ -164,6 +185,10 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         c = result.export_counts
         msg += f"; exported to {export} ({c.get('link', 0)} linked, {c.get('copy', 0)} copied)"
     console.print(Text(terminal_safe(msg)))
+    if review_step is not None:
+        from breastlab.cli.review_cmd import report
+
+        report(console, review_step, out)
     if not result.n_records and not result.sets and not result.image_rows:  # image rows: PNG/NIfTI via --model
         typer.echo(terminal_safe(
             "breastlab sort: error: nothing to sort: no readable DICOM images found in "

@@ -142,6 +142,7 @@ def sort_exam(
     open_archives: bool = True,
     engine: str = "default",
     scheduler: str | None = None,
+    finish: Any = None,
 ) -> SortResult:
     """Sort the DICOM files under ``inputs`` (files, folders or list files) into labelled image sets.
 
@@ -171,6 +172,10 @@ def sort_exam(
     path: they label UNKNOWN / low-confidence sets and header-less PNG/JPEG/NIfTI files,
     and cross-check the header rules; export and outputs then follow the fused labels.
     Without them the header rules alone decide.
+
+    ``finish`` (e.g. :class:`breastlab.review.sortstep.ReviewStep`) is called with the
+    staging folder once series.json and instances.csv are complete; what it writes there
+    is published with the set, and the dict it returns is added to provenance.json.
 
     Raises ``ValueError`` (see :func:`check_paths`) or
     ``breastlab.core.publish.OutputError`` before any work when the paths cannot work.
@@ -216,7 +221,7 @@ def sort_exam(
                                   inputs=inputs, n_files=len(files), out_dir=out_dir, out_stage=out_stage,
                                   export_dir=export_dir, export_stage=export_stage, b_threshold=b_threshold,
                                   keep_phi=keep_phi, export_mode=export_mode, image_models=image_models,
-                                  keep_records=keep_records, client=client)
+                                  keep_records=keep_records, client=client, finish=finish)
             result.index = {"files_read": index.n_read, "files_reused": index.n_reused}
             if out_stage is not None:
                 index.publish_into(out_stage, view.con)
@@ -266,7 +271,7 @@ def sort_instances(
 
 def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, out_dir, out_stage,  # noqa: ANN001
                  export_dir, export_stage, b_threshold, keep_phi, export_mode, image_models,
-                 keep_records, client=None) -> SortResult:
+                 keep_records, client=None, finish=None) -> SortResult:
     """Per study: group → rules → image models → export → rows appended; then skipped.csv and provenance."""
     from breastlab.mri import outputs
     from breastlab.mri.stream import StreamWriter, light_set
@@ -361,6 +366,9 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
             manifest = provenance_with_models(manifest, result.fusion)
         stage = Path(out_stage)
         written = {name: stage / name for name in ("series.csv", "series.json", "instances.csv")}
+        if finish is not None:  # review page, truth agreement: inside the set, before provenance
+            manifest.update(finish(stage) or {})
+            written.update({name: stage / name for name in getattr(finish, "written", ())})
         written["skipped.csv"] = atomic.write_csv(
             stage / "skipped.csv", ({"path": s.path, "reason": s.reason, "detail": s.detail} for s in result.skipped),
             outputs.SKIPPED_COLUMNS)

@@ -1,0 +1,1 @@
+"""Reviewing a sort: the review page, the truth table and the sorter's agreement with it (torch-free)."""

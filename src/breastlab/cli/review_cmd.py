@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
         truth: Path | None = typer.Option(
             None, "--truth", help="A truth table (CSV exported from review.html): show the sorter's agreement."
         ),
-        workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Thumbnail processes [default: the CPU count].",
+        workers: int | None = typer.Option(
+            None, "--workers", "-j", min=1, help="Thumbnail processes [default: the CPU count]."
         ),
     ) -> None:
         """Write OUT/review.html: every image set with its thumbnail, label and evidence; corrections export a truth table."""

@@ -79,14 +79,18 @@ def write_csv(
 
     UTF-8; strings holding surrogate escapes (file names that are not UTF-8, as
     ``os`` gives them) are written back as their original bytes, so no name is lost.
-    Cells are written verbatim: no quoting of cells that start with ``=``, ``+``,
-    ``-`` or ``@`` (see docs/sorting.md, "CSV and spreadsheets").
+    Text cells follow :mod:`breastlab.core.csvcells` (control characters removed, formula
+    cells made inert; ``BREASTLAB_CSV_VERBATIM=1`` writes them verbatim; docs/sorting.md,
+    "CSV and spreadsheets").
     """
+    from breastlab.core.csvcells import row_cells, verbatim
+
+    safe = not verbatim()
     with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="raise")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow(row_cells(row, safe=safe))
     return Path(path)
 
 

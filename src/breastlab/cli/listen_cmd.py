@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         keep_phi: bool = typer.Option(False, "--keep-phi", help="Write patient name and ID into the outputs."),
         timeout: float = typer.Option(60.0, "--timeout", min=0.1),
         max_seconds: float | None = typer.Option(None, "--max-seconds", min=0.1, help="Stop after this long."),
+        max_instance_mb: float = typer.Option(4096.0, "--max-instance-mb", min=0.001,
+                                              help="Refuse larger instances (status A700, out of resources)."),
     ) -> None:
         """Receive studies (C-STORE SCP), sort each after a quiet time, optionally forward and write back an SR."""
         import logging
@@ -57,6 +59,7 @@ def register(app: typer.Typer) -> None:
             allowed_hosts=tuple(allow_host or ("127.0.0.1", "::1")), quiet_seconds=quiet, forward=forward,
             forward_labels=tuple(forward_label or ()), write_back=write_back, calling_aet=calling_aet,
             keep_phi=keep_phi, timeout=timeout, max_seconds=max_seconds,
+            max_instance_bytes=int(max_instance_mb * (1 << 20)),
         )
         try:
             Listener(config).run()

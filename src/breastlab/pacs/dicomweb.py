@@ -168,7 +168,7 @@ class DicomWebPacs:
             log.warning("WADO-RS bulk data larger than %d bytes: left out", MAX_BULK_BYTES)
             return b""
         first = parts[0] if isinstance(parts, list) and parts else b""
-        return first if isinstance(first, bytes) else b""
+        return bytes(first) if isinstance(first, (bytes, bytearray, memoryview)) else b""
 
     def _same_server(self, uri: str) -> str:
         """Servers behind proxies name themselves by an internal host: keep ours (and never send

@@ -51,6 +51,9 @@ def register(app: typer.Typer) -> None:
                     parse_pacs_url(url)
             if forward and not forward.startswith("dicom://"):
                 raise PacsError("--forward takes a DIMSE URL: dicom://AET@host:port")
+            for name, folder in (("--store", store), ("--out", out)):
+                if folder.exists() and not folder.is_dir():
+                    raise PacsError(f"{name} {folder} exists and is not a folder")
         except PacsError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -94,10 +94,34 @@ def write_csv(
     return Path(path)
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> int:
+    """Remove the temporaries :func:`atomic_open` left beside ``path`` when a run was killed
+    (``.<name>.*.tmp``: SIGKILL leaves no chance to clean up); returns how many.
+
+    Only for files one process writes at a time (a run's checkpoint): a temporary of a
+    live writer would be removed too.
+    """
+    path = Path(path)
+    n = 0
+    for tmp in path.parent.glob(f".{glob_escape(path.name[:64])}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            tmp.unlink()
+            n += 1
+    return n
+
+
+def glob_escape(text: str) -> str:
+    import glob
+
+    return glob.escape(text)
+
+
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """torch.save through an atomic rename (checkpoints survive a kill)."""
+    """torch.save through an atomic rename (checkpoints survive a kill; temporaries of an
+    earlier killed save are removed first)."""
     import torch
 
+    remove_stale_temporaries(path)
     with atomic_open(path, "wb") as fh:
         torch.save(obj, fh)
     return Path(path)

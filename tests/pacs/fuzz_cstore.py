@@ -14,17 +14,18 @@ from pathlib import Path
 
 import pydicom
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 MR = "1.2.840.10008.5.1.4.1.1.4"
 
 
-def payload_file(folder: Path, payload: bytes, *, sop_class: str = MR, sop: str | None = None) -> tuple[Path, str]:
+def payload_file(folder: Path, payload: bytes, *, sop_class: str = MR, sop: str | None = None,
+                 transfer_syntax: str = ExplicitVRLittleEndian) -> tuple[Path, str]:
     """A Part 10 file whose meta names ``sop_class``/``sop`` and whose data set is ``payload``."""
     sop = sop or generate_uid()
     meta = pydicom.Dataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = sop_class, sop
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = transfer_syntax
     buf = BytesIO()
     buf.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(buf, pydicom.dataset.FileMetaDataset(meta), enforce_standard=True)
@@ -43,7 +44,9 @@ def encoded(ds: pydicom.Dataset) -> bytes:
 
 def big_element_file(folder: Path, ds: pydicom.Dataset, size: int) -> tuple[Path, str]:
     """``ds`` (new SOP UID) with a private OB element (0011,1000) of ``size`` zero bytes, written in blocks."""
-    ds = ds.copy()
+    import copy
+
+    ds = copy.deepcopy(ds)  # Dataset.copy() is shallow
     sop = generate_uid()
     ds.SOPInstanceUID = sop
     low, high = pydicom.Dataset(), pydicom.Dataset()
@@ -97,10 +100,12 @@ def send_files(port: int, paths: Sequence[Path], *, aet: str = "SENDER", timeout
     try:
         ae = AE(ae_title=aet)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-        classes = sorted({str(pydicom.dcmread(p, stop_before_pixels=True, specific_tags=[]).file_meta
-                              .MediaStorageSOPClassUID) for p in paths})
+        from pydicom.filereader import read_file_meta_info
+
+        classes = sorted({str(read_file_meta_info(p).MediaStorageSOPClassUID) for p in paths})
         for cls in classes:
-            ae.add_requested_context(cls, ExplicitVRLittleEndian)
+            for ts in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):  # one context each: both accepted
+                ae.add_requested_context(cls, ts)
         assoc = ae.associate("127.0.0.1", port, ae_title="BREASTLAB")
         if not assoc.is_established:
             return [None] * len(paths)
@@ -122,3 +127,13 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def file_payload(folder: Path, path: Path) -> tuple[Path, str]:
+    """A real file sent as it is: its own data set bytes and transfer syntax."""
+    from pynetdicom.dsutils import split_dataset
+
+    meta, offset = split_dataset(path)
+    data = path.read_bytes()[offset:]
+    return payload_file(folder, data, sop_class=str(meta.MediaStorageSOPClassUID),
+                        sop=str(meta.MediaStorageSOPInstanceUID), transfer_syntax=str(meta.TransferSyntaxUID))

@@ -2,6 +2,7 @@
 restart recovery whatever the StudyInstanceUID."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pydicom
@@ -28,7 +29,7 @@ def stored(store: Path) -> list[Path]:
 
 def test_non_dicom_payloads_are_refused_and_not_stored(good_ds, tmp_path):
     files = [payload_file(tmp_path, data)[0] for data in (b"%PDF-1.4 hello", b"\x00" * 64, b"GIF89a" + bytes(100))]
-    other = good_ds.copy()  # a valid data set, but not the instance the request names
+    other = copy.deepcopy(good_ds)  # a valid data set, but not the instance the request names
     from pacs.fuzz_cstore import encoded
     files.append(payload_file(tmp_path, encoded(other), sop="1.2.3.999")[0])
     good, sop = payload_file(tmp_path, encoded(good_ds), sop=str(good_ds.SOPInstanceUID), sop_class=str(good_ds.SOPClassUID))
@@ -72,7 +73,7 @@ def test_a_large_element_is_received_in_bounded_memory(good_ds, tmp_path):
 
 
 def test_restart_recovers_a_study_whose_uid_is_not_a_plain_uid(good_ds, tmp_path):
-    ds = good_ds.copy()
+    ds = copy.deepcopy(good_ds)
     ds.StudyInstanceUID = "STUDY/not a uid"
     from pacs.fuzz_cstore import encoded
     path, sop = payload_file(tmp_path, encoded(ds), sop=str(ds.SOPInstanceUID), sop_class=str(ds.SOPClassUID))

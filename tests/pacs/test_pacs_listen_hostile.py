@@ -65,6 +65,7 @@ def test_a_large_element_is_received_in_bounded_memory(good_ds, tmp_path):
         after = peak_rss_mib(listener.proc.pid)
     finally:
         listener.stop()
+    print(f"\nlisten peak RSS before {before:.0f} MiB, after a 400 MiB element {after:.0f} MiB")
     assert statuses == [0]
     (path,) = stored(tmp_path / "store")
     got = pydicom.dcmread(path, defer_size=1024, stop_before_pixels=True)

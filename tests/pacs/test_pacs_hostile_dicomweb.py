@@ -108,3 +108,16 @@ def test_provenance_never_records_url_credentials(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["breastlab", "listen", "--write-back", "https://u:pw1@h/dw?token=pw2#pw3"])
     command = run_manifest({})["command"]
     assert "pw1" not in command and "pw2" not in command and "pw3" not in command and "https://" in command
+
+
+def _redirect(handler, fake, key):
+    handler.send_response(302)
+    handler.send_header("Location", "http://127.0.0.1:9/elsewhere?token=s3cret")
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
+
+
+def test_a_redirect_is_not_followed(tmp_path):
+    with FakeDicomWeb({"qido": _redirect}) as server:
+        res = sort_cli(server.url, tmp_path / "out")
+    assert res.exit_code == 1 and "redirect" in res.output and "s3cret" not in res.output

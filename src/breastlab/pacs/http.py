@@ -102,6 +102,10 @@ class BoundedSession(requests.Session):
         kwargs["allow_redirects"] = False  # a redirect is an answer of its own: never followed blindly
         try:
             response = super().send(request, **kwargs)
+            if response.is_redirect:
+                response.close()
+                raise PacsError(f"the server answered HTTP {response.status_code} (a redirect): not followed; "
+                                "give the URL it redirects to")
             body, n = [], 0
             for chunk in response.iter_content(_CHUNK):
                 n += len(chunk)

@@ -59,8 +59,8 @@ def test_overlapping_zip_entries_are_not_inflated_again(tmp_path, monkeypatch):
     monkeypatch.setattr(archives, "_read_member", lambda name, fh, budget: inflated.append(name) or real(name, fh, budget))
     got = read_archive(str(path))
     assert len(got) == 200  # every entry accounted for...
-    assert len(inflated) == 1  # ...but the shared data inflated once
-    assert sum(isinstance(r, SkippedFile) and "overlaps" in r.detail for _, r in got) == 199
+    assert not inflated  # ...and the shared data never inflated
+    assert sum(isinstance(r, SkippedFile) and "overlaps" in r.detail for _, r in got) == 200
 
 
 def test_work_per_archive_is_bounded(tmp_path, monkeypatch):
@@ -98,3 +98,35 @@ def test_a_truncated_tar_gz_keeps_the_members_read_and_names_the_archive(good, t
     got = read_archive(str(path))
     assert got[-1][0] == str(path) and got[-1][1].reason == "corrupt"
     assert all(not isinstance(r, SkippedFile) or r.reason == "corrupt" for _, r in got)
+
+
+def test_sound_zips_have_no_overlap(good, tmp_path):
+    """Entries packed back to back (ASCII and UTF-8 names, stored and deflated) are never taken for a bomb."""
+    path = tmp_path / "ok.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, (name, data) in enumerate(good.items()):
+            zf.writestr(("série-é/" if i % 2 else "") + name, data,
+                        compress_type=zipfile.ZIP_STORED if i % 2 else zipfile.ZIP_DEFLATED)
+        zf.writestr("empty", b"")
+    got = read_archive(str(path))
+    assert len(got) == len(good) + 1
+    assert not any(isinstance(r, SkippedFile) and "overlaps" in r.detail for _, r in got)
+
+
+def test_quoted_overlap_is_caught(good, tmp_path):
+    """An entry whose compressed size reaches into the next local header (the quoted-overlap bomb)."""
+    import struct
+
+    path = tmp_path / "q.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in list(good.items())[:3]:
+            zf.writestr(name, data)
+    raw = bytearray(path.read_bytes())
+    cd = raw.index(b"PK\x01\x02")  # the first central directory entry: its compressed size grows
+    (size,) = struct.unpack_from("<I", raw, cd + 20)
+    struct.pack_into("<I", raw, cd + 20, size + 40)
+    path.write_bytes(bytes(raw))
+    got = by_member(read_archive(str(path)), path)
+    flagged = sorted(n for n, r in got.items() if isinstance(r, SkippedFile) and "overlaps" in r.detail)
+    assert flagged == sorted(list(good)[:2])  # the quoting entry and the quoted one; the third is read
+    assert isinstance(got[list(good)[2]], list)

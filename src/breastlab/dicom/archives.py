@@ -68,18 +68,31 @@ class _Member:
 
 
 def _zip_overlaps(infos: list[zipfile.ZipInfo]) -> dict[int, str]:
-    """id(info) -> name of the entry whose data it shares, for entries overlapping an earlier one."""
+    """id(info) -> name of an entry whose data range it shares, for every entry that overlaps another.
+
+    Both sides are marked: the same offset named many times (the full-overlap bomb) and an
+    entry whose compressed data quotes the next local header (the quoted-overlap bomb) alike.
+    """
     overlaps: dict[int, str] = {}
     ordered = sorted(infos, key=lambda i: (i.header_offset, i.filename))
-    end, owner = -1, ""
+    end, owner = -1, None
     for info in ordered:
-        if info.header_offset < end:
-            overlaps[id(info)] = owner
-            continue
-        end = info.header_offset + _ZIP_LOCAL_HEADER + len(info.filename.encode("utf-8", "replace")) \
-            + info.compress_size
-        owner = info.filename
+        this_end = info.header_offset + _ZIP_LOCAL_HEADER + _name_length(info) + info.compress_size
+        if owner is not None and info.header_offset < end:
+            overlaps[id(info)] = owner.filename
+            overlaps.setdefault(id(owner), info.filename)
+        if this_end > end:
+            end, owner = this_end, info
     return overlaps
+
+
+def _name_length(info: zipfile.ZipInfo) -> int:
+    """Bytes of the member name as stored (UTF-8 when flagged, else cp437, as zipfile decoded it)."""
+    encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+    try:
+        return len(info.orig_filename.encode(encoding))
+    except UnicodeEncodeError:
+        return 0  # an underestimate never marks a sound entry as overlapping
 
 
 def _zip_members(path: str) -> Iterator[_Member]:

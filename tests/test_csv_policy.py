@@ -70,3 +70,35 @@ def test_tsv_newline_never_splits_a_row(tmp_path, monkeypatch):
     with open(tmp_path / "conversion.tsv", newline="") as fh:
         rows = list(csv.reader(fh, delimiter="\t"))
     assert rows == [["id", "message"], ["u1", "failed:\nline two\tx"], ["u2", "n/a"]]
+
+
+def test_sort_outputs_are_safe_by_default_and_verbatim_with_the_option(tmp_path, monkeypatch):
+    """The issue's case: header text with ESC sequences and `=HYPERLINK(` reaching series.csv."""
+    import pydicom
+    from cli_helpers import invoke
+
+    from breastlab.phantom.mri import write_mri_phantom
+
+    monkeypatch.setenv("BREASTLAB_CSV_VERBATIM", "0")  # restored after the test (the option sets it)
+    write_mri_phantom(tmp_path / "ph", matrix=16, n_slices=4)
+    exam = tmp_path / "ph" / "GE"
+    evil = '=HYPERLINK("http://x","y")\x1b[31m'
+    first = sorted(p for p in exam.rglob("*") if p.is_file())
+    series = None
+    for p in first:
+        ds = pydicom.dcmread(p)
+        if series is None:
+            series = ds.SeriesInstanceUID
+        if ds.SeriesInstanceUID == series:
+            ds.SeriesDescription = evil
+            ds.save_as(p)
+    invoke(["sort", exam, "--out", tmp_path / "safe", "--no-progress", "-j", "1"])
+    invoke(["--csv-verbatim", "sort", exam, "--out", tmp_path / "raw", "--no-progress", "-j", "1"])
+
+    def descriptions(out):
+        with open(out / "series.csv", newline="", encoding="utf-8") as fh:
+            return {r["series_description"] for r in csv.DictReader(fh)}
+
+    assert "'" + evil.replace("\x1b", "") in descriptions(tmp_path / "safe")
+    assert not any("\x1b" in d or d.startswith("=") for d in descriptions(tmp_path / "safe"))
+    assert evil in descriptions(tmp_path / "raw")

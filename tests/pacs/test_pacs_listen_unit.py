@@ -7,10 +7,12 @@ from breastlab.pacs.listen import NOT_AUTHORISED, SUCCESS, Listener, ListenConfi
 
 
 def _event(address: str, sop: str = "1.2.3.4") -> SimpleNamespace:
-    ds = SimpleNamespace(get=lambda key, default="": {"StudyInstanceUID": "1.2.3", "SeriesInstanceUID": "1.2.3.1"}
+    ds = SimpleNamespace(get=lambda key, default="": {"StudyInstanceUID": "1.2.3", "SeriesInstanceUID": "1.2.3.1",
+                                                      "SOPInstanceUID": sop, "SOPClassUID": "1.2.840.10008.5.1.4.1.1.4"}
                          .get(key, default))
     return SimpleNamespace(assoc=SimpleNamespace(requestor=SimpleNamespace(address=address, ae_title="SENDER")),
-                           dataset=ds, request=SimpleNamespace(AffectedSOPInstanceUID=sop),
+                           dataset=ds, request=SimpleNamespace(AffectedSOPInstanceUID=sop,
+                                                               AffectedSOPClassUID="1.2.840.10008.5.1.4.1.1.4"),
                            encoded_dataset=lambda: b"DICM-bytes-" + sop.encode())
 
 

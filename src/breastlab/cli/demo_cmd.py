@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
         console = Console()
         if not console.is_terminal:  # piped or captured: do not squeeze the tables to 80 columns
             console = Console(width=160)
+        if out.exists() and not out.is_dir():
+            typer.echo(f"error: --out {out} exists and is not a folder", err=True)
+            raise typer.Exit(2)
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         console.print(

@@ -36,6 +36,8 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per association when sending."),
         max_seconds: float | None = typer.Option(None, "--max-seconds", min=0.1,
                                                  help="Stop after this long [default: run until Ctrl-C]."),
+        max_instance_mb: float = typer.Option(4096.0, "--max-instance-mb", min=0.001,
+                                              help="Refuse larger instances (status A700, out of resources)."),
     ) -> None:
         """Receive studies (C-STORE SCP), sort each after a quiet time, optionally forward and write back an SR."""
         import logging
@@ -55,6 +57,9 @@ def register(app: typer.Typer) -> None:
                     parse_pacs_url(url)
             if forward and not forward.startswith("dicom://"):
                 raise PacsError("--forward takes a DIMSE URL: dicom://AET@host:port")
+            for name, folder in (("--store", store), ("--out", out)):
+                if folder.exists() and not folder.is_dir():
+                    raise PacsError(f"{name} {folder} exists and is not a folder")
         except PacsError as exc:
             raise UsageError(str(exc)) from None
         config = ListenConfig(
@@ -62,6 +67,7 @@ def register(app: typer.Typer) -> None:
             allowed_hosts=tuple(allow_host or ("127.0.0.1", "::1")), quiet_seconds=quiet, forward=forward,
             forward_labels=tuple(forward_label or ()), write_back=write_back, calling_aet=calling_aet,
             keep_phi=keep_phi, timeout=timeout, max_seconds=max_seconds,
+            max_instance_bytes=int(max_instance_mb * (1 << 20)),
         )
         try:
             Listener(config).run()

@@ -125,8 +125,15 @@ for _name in COMMAND_MODULES:
 def _root(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    csv_verbatim: bool = typer.Option(
+        False, "--csv-verbatim",
+        help="Write CSV/TSV cells verbatim (default: control characters removed, formula cells made inert)."),
 ) -> None:
     """breastlab: breast MRI series sorting and four-view (BSGI/mammography) diagnosis."""
+    if csv_verbatim:  # an environment variable: worker processes inherit it (core/csvcells.py)
+        import os
+
+        os.environ["BREASTLAB_CSV_VERBATIM"] = "1"
     if version:
         from breastlab import __version__
 

@@ -193,6 +193,9 @@ def order_phases_cmd(
     from breastlab.seriesmodels.phase_order import order_phases
     from breastlab.seriesmodels.volumes import read_volumes
 
+    if out is not None and out.exists() and not out.is_dir():
+        typer.echo(f"error: --out {out} exists and is not a folder", err=True)
+        raise typer.Exit(2)
     files: list[Path] = []
     for p in inputs:
         files.extend(sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith("."))
@@ -204,7 +207,11 @@ def order_phases_cmd(
         arrays = [np.asanyarray(nib.load(str(f)).dataobj).astype(np.float32) for f in nifti]
         names = [[str(f)] for f in nifti]
     else:
-        volumes = read_volumes(files)
+        try:
+            volumes = read_volumes(files)
+        except ValueError as exc:  # a file that is no DICOM image: one line, no traceback
+            typer.echo(f"error: {(str(exc).splitlines() or [''])[0]}", err=True)
+            raise typer.Exit(1) from None
         arrays = [v.array for v in volumes]
         names = [v.paths for v in volumes]
     res = order_phases(arrays)

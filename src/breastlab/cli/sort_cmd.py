@@ -114,7 +114,7 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
     if not math.isfinite(b_threshold):
         raise _fail(f"--b-threshold must be a finite number, not {b_threshold}")
     try:
-        check_paths(inputs, out, export)
+        check_paths(inputs, out, export, convert)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     from breastlab.convert.cli import check_options as check_convert_options

@@ -7,6 +7,10 @@ copied, inputs are never written). An enhanced multi-frame file whose frames fal
 several sets is written as a *frame-subset copy* holding only this set's frames (pixel
 data and Per-Frame Functional Groups items), with pydicom; the copy lives in the
 temporary folder only.
+
+Work per file is bounded: a file much larger than the image its header declares (e.g. a
+valid image followed by hundreds of MB of padding, which dcm2niix walks byte by byte) is
+not staged, and its set fails with a one-line reason (:func:`check_size`).
 """
 from __future__ import annotations
 
@@ -79,6 +83,26 @@ def write_frame_subset(src: str | os.PathLike, frames: Sequence[int], dest: str 
     return dest
 
 
+#: bytes per pixel assumed at most (float64, or 16-bit RGB) and header room, for :func:`check_size`
+_MAX_BYTES_PER_PIXEL = 8
+_HEADER_ROOM = 64 << 20
+_NO_GEOMETRY_CAP = 1 << 30
+
+
+def check_size(path: str, records: Sequence[InstanceRecord]) -> None:
+    """``ValueError`` when ``path`` is far larger than its declared image could need."""
+    r = records[0]
+    if r.rows and r.columns:
+        frames = max(int(r.number_of_frames or 1), 1)
+        cap = int(r.rows) * int(r.columns) * frames * _MAX_BYTES_PER_PIXEL + _HEADER_ROOM
+    else:
+        cap = _NO_GEOMETRY_CAP
+    size = os.stat(path).st_size
+    if size > cap:
+        raise ValueError(f"{os.path.basename(path)} holds {size >> 20} MiB, more than its "
+                         f"{r.rows}x{r.columns} image can need ({cap >> 20} MiB): trailing data, not converted")
+
+
 def stage_records(records: Sequence[InstanceRecord], folder: str | os.PathLike) -> dict[str, str]:
     """Put exactly ``records``' files/frames into ``folder``; returns staged name → source path."""
     folder = Path(folder)
@@ -90,6 +114,7 @@ def stage_records(records: Sequence[InstanceRecord], folder: str | os.PathLike) 
     for i, (path, recs) in enumerate(per_file.items()):
         frames = frames_by_file(recs)[path]
         name = f"{i:06d}.dcm"
+        check_size(path, recs)
         if _needs_subset(recs, frames):
             write_frame_subset(path, sorted(frames or ()), folder / name)
         else:

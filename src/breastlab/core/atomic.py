@@ -79,21 +79,49 @@ def write_csv(
 
     UTF-8; strings holding surrogate escapes (file names that are not UTF-8, as
     ``os`` gives them) are written back as their original bytes, so no name is lost.
-    Cells are written verbatim: no quoting of cells that start with ``=``, ``+``,
-    ``-`` or ``@`` (see docs/sorting.md, "CSV and spreadsheets").
+    Text cells follow :mod:`breastlab.core.csvcells` (control characters removed, formula
+    cells made inert; ``BREASTLAB_CSV_VERBATIM=1`` writes them verbatim; docs/sorting.md,
+    "CSV and spreadsheets").
     """
+    from breastlab.core.csvcells import row_cells, verbatim
+
+    safe = not verbatim()
     with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="raise")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow(row_cells(row, safe=safe))
     return Path(path)
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> int:
+    """Remove the temporaries :func:`atomic_open` left beside ``path`` when a run was killed
+    (``.<name>.*.tmp``: SIGKILL leaves no chance to clean up); returns how many.
+
+    Only for files one process writes at a time (a run's checkpoint): a temporary of a
+    live writer would be removed too.
+    """
+    path = Path(path)
+    n = 0
+    for tmp in path.parent.glob(f".{glob_escape(path.name[:64])}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            tmp.unlink()
+            n += 1
+    return n
+
+
+def glob_escape(text: str) -> str:
+    import glob
+
+    return glob.escape(text)
+
+
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """torch.save through an atomic rename (checkpoints survive a kill)."""
+    """torch.save through an atomic rename (checkpoints survive a kill; temporaries of an
+    earlier killed save are removed first)."""
     import torch
 
+    remove_stale_temporaries(path)
     with atomic_open(path, "wb") as fh:
         torch.save(obj, fh)
     return Path(path)

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import re
 
 
 def hashed_id(identifier: str, prefix: str, length: int = 10) -> str:
@@ -24,3 +25,20 @@ def hashed_id(identifier: str, prefix: str, length: int = 10) -> str:
         length: hex digits kept (10 = 40 bits: no collision in any one archive in practice).
     """
     return prefix + hashlib.sha256(identifier.encode()).hexdigest()[:length]
+
+
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s]*@)?(?P<rest>[^\s?#]*)(?P<tail>[?#]\S*)?")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the user info and the query string/fragment of every URL in it replaced.
+
+    >>> redact_urls("pacs sort https://u:pw@h/dw?password=x --out o")
+    'pacs sort https://<redacted>@h/dw?<redacted> --out o'
+    """
+    def one(m: re.Match[str]) -> str:
+        user = "<redacted>@" if m.group("user") else ""
+        tail = "?<redacted>" if m.group("tail") else ""
+        return f"{m.group('scheme')}{user}{m.group('rest')}{tail}"
+
+    return _URL.sub(one, text)

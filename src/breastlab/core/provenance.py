@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from breastlab.core.privacy import redact_urls
+
 _LIBRARIES = (
     "breastlab", "torch", "numpy", "pydicom", "scikit-learn",
     "scipy", "statsmodels", "matplotlib", "nibabel", "pillow",
@@ -78,7 +80,7 @@ def run_manifest(config: dict[str, Any], *, data_fingerprint: str | None = None)
     """The provenance block written as ``provenance.json`` beside every run's outputs."""
     return {
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        "command": redact_urls(" ".join(sys.argv)),  # no credential of a URL (user info, query)
         "config": config,
         "data_fingerprint": data_fingerprint,
         "versions": library_versions(),

@@ -212,6 +212,8 @@ def check_target(target: str | os.PathLike, replaceable: Collection[str] = ()) -
         if not target.is_dir() or target.is_symlink():
             raise OutputError(f"{target} exists and is not a folder")
         legacy = bool(replaceable) and all(p.name in replaceable and p.is_file() for p in target.iterdir())
+        if not os.access(target, os.W_OK | os.X_OK):  # its owner made it read-only: never replaced
+            raise OutputError(f"{target} is not writable: breastlab does not replace a folder it may not write")
         if any(target.iterdir()) and not (target / MANIFEST_NAME).is_file() and not legacy:
             raise OutputError(
                 f"{target} is not empty and was not written by breastlab (no {MANIFEST_NAME}; an older "

@@ -51,7 +51,10 @@ def rgb_to_grey(arr: np.ndarray) -> np.ndarray:
 def _decoded(path: str | os.PathLike):
     import pydicom
 
-    ds = pydicom.dcmread(path)
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:  # noqa: BLE001 - not DICOM, truncated, unreadable: one line for the caller
+        raise PixelDataError(f"{path}: not readable as DICOM ({type(exc).__name__})") from None
     if "PixelData" not in ds:
         raise PixelDataError(f"{path}: DICOM file has no pixel data")
     try:

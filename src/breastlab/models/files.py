@@ -110,20 +110,37 @@ def read_model_meta(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model from a breastlab model file; returns ``(model.eval(), meta)``."""
-    from .registry import build_model
+    from .registry import MODEL_NAMES, build_model
 
     obj = _read(path)
-    meta = json.loads(obj["meta_json"])
-    model = build_model(
-        meta["name"],
-        in_channels=int(meta["in_channels"]),
-        num_classes=int(meta["num_classes"]),
-        image_size=int(meta.get("image_size") or 256),
-        pretrained=False,
-        **(meta.get("model_kwargs") or {}),
-    )
+    try:  # a damaged or hand-edited file: one line naming what is wrong, never a traceback
+        meta = json.loads(obj["meta_json"])
+        if not isinstance(meta, dict):
+            raise TypeError("its metadata is not an object")
+        name = meta.get("name")
+        if not isinstance(name, str) or not name:
+            raise KeyError("name")
+        if name not in MODEL_NAMES:
+            raise ValueError(f"unknown model {name[:40]!r}")
+        kwargs = meta.get("model_kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise TypeError("model_kwargs is not an object")
+        model = build_model(
+            name,
+            in_channels=int(meta["in_channels"]),
+            num_classes=int(meta["num_classes"]),
+            image_size=int(meta.get("image_size") or 256),
+            pretrained=False,
+            **kwargs,
+        )
+    except KeyError as exc:
+        raise ModelFileError(f"{path}: the model metadata has no usable {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        said = (str(exc).splitlines() or [""])[0][:200]
+        raise ModelFileError(f"{path}: the model metadata cannot build a model ({type(exc).__name__}: {said})") from None
     try:
         model.load_state_dict(obj["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise ModelFileError(f"{path}: weights do not match model {meta['name']!r}: {exc}") from exc
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        said = (str(exc).splitlines() or [""])[0][:200]
+        raise ModelFileError(f"{path}: weights do not match model {name!r}: {said}") from None
     return model.eval(), meta

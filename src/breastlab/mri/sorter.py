@@ -83,14 +83,15 @@ def check_paths(
     inputs: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike | None,
     export_dir: str | os.PathLike | None = None,
+    convert_dir: str | os.PathLike | None = None,
 ) -> None:
-    """Raise ``ValueError`` (one line) unless inputs, ``out_dir`` and ``export_dir`` can work together.
+    """Raise ``ValueError`` (one line) unless inputs and the output folders can work together.
 
     Nothing is written. Checked: every input exists; each output folder can be
     published (:func:`breastlab.core.publish.check_target`: not a file, not a folder
     breastlab did not write, a writable parent, not under /proc, /sys or /dev);
     no output folder is, holds or lies inside an input folder; ``--out`` and
-    ``--export`` are neither the same folder nor one inside the other.
+    ``--export`` and ``--convert`` are pairwise neither the same folder nor one inside the other.
     """
     from breastlab.core.publish import OutputError, check_target
 
@@ -101,8 +102,9 @@ def check_paths(
         if not os.path.lexists(path):
             raise ValueError(f"no such file or folder: {path}")
         resolved_inputs.append(Path(os.path.realpath(path)))
-    outs = [(name, Path(os.path.realpath(d))) for name, d in (("--out", out_dir), ("--export", export_dir))
-            if d is not None]
+    every = [(name, Path(os.path.realpath(d))) for name, d in (("--out", out_dir), ("--export", export_dir),
+                                                               ("--convert", convert_dir)) if d is not None]
+    outs = [(name, real) for name, real in every if name != "--convert"]  # --convert: convert/cli.py checks it
     for name, real in outs:
         if any(real == v or Path(v) in real.parents for v in VIRTUAL_ROOTS):
             raise ValueError(f"{name} {real} is on a virtual file system")
@@ -115,10 +117,10 @@ def check_paths(
                 raise ValueError(f"{name} {real} must not be inside the input folder {src}")
             if real in src.parents:
                 raise ValueError(f"{name} {real} would replace the folder holding the input {src}")
-    if len(outs) == 2:
-        (_, out), (_, exp) = outs
-        if out == exp or out in exp.parents or exp in out.parents:
-            raise ValueError("--out and --export must be separate folders, neither inside the other")
+    for i, (name_a, a) in enumerate(every):
+        for name_b, b in every[i + 1:]:
+            if a == b or a in b.parents or b in a.parents:
+                raise ValueError(f"{name_a} and {name_b} must be separate folders, neither inside the other")
 
 
 VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from breastlab.core import atomic
+from breastlab.core.csvcells import row_cells, verbatim
 from breastlab.dicom.records import InstanceRecord, SkippedFile
 from breastlab.mri.classify import LabelledSet
 
@@ -45,17 +46,18 @@ class StreamWriter:
         self._series.writeheader()
         self._instances.writeheader()
         self._n_json = 0
+        self._safe = not verbatim()
 
     def series(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
-            self._series.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            self._series.writerow(row_cells(row, safe=self._safe))
             text = json.dumps(row, indent=2, default=str)
             self._json.write(("[\n" if self._n_json == 0 else ",\n") + "\n".join("  " + ln for ln in text.split("\n")))
             self._n_json += 1
 
     def instances(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
-            self._instances.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            self._instances.writerow(row_cells(row, safe=self._safe))
 
     def close(self) -> None:
         """Finish the files (renamed into place); on an exception use ``abort``."""

@@ -5,7 +5,8 @@ A PACS is named by one URL:
 * DICOMweb: ``http(s)://host[:port]/root`` (for Orthanc ``http://host:8042/dicom-web``);
 * DIMSE: ``dicom://AET@host:port`` (the called AE title, host and port).
 
-Credentials never come from the command line (``user:password@`` in a URL is refused):
+Credentials never come from the command line (``user:password@`` or a query string such as
+``?password=`` in a URL is refused, and ``provenance.json`` records URLs without either):
 
 * ``BREASTLAB_PACS_USER`` and ``BREASTLAB_PACS_PASSWORD``, or ``BREASTLAB_PACS_TOKEN`` (a bearer
   token), from the environment;
@@ -69,6 +70,10 @@ def parse_pacs_url(url: str) -> PacsAddress:
     if parts.password is not None or (scheme in ("http", "https") and parts.username is not None):
         raise PacsError("credentials in the URL are not accepted: set BREASTLAB_PACS_USER/"
                         "BREASTLAB_PACS_PASSWORD or use a netrc file")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        # a DICOMweb root takes no query string; ?password=/?token= would end up in argv and logs
+        raise PacsError("a PACS URL takes no query string or fragment (credentials never go in a URL: set "
+                        "BREASTLAB_PACS_USER/BREASTLAB_PACS_PASSWORD or BREASTLAB_PACS_TOKEN, or use a netrc file)")
     if not parts.hostname:
         raise PacsError(f"no host in PACS URL {url!r}")
     if scheme in ("http", "https"):

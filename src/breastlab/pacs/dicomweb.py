@@ -1,8 +1,11 @@
 """DICOMweb side: QIDO-RS study search, WADO-RS metadata (never pixels), STOW-RS.
 
-Built on ``dicomweb-client`` with a ``requests`` session that carries the credentials
-of :func:`breastlab.pacs.address.credentials_for`, a CA bundle and a timeout. Every
-HTTP or network failure becomes a one-line :class:`PacsError`.
+Built on ``dicomweb-client`` with a :class:`breastlab.pacs.http.BoundedSession` that carries
+the credentials of :func:`breastlab.pacs.address.credentials_for` and a CA bundle, and ends
+every request within ``timeout`` seconds in total and a size cap (bulk data: the cap of
+``metadata.MAX_BULK_BYTES``, applied while reading). Every answer is checked against the
+shape it must have (:mod:`breastlab.pacs.dicomjson`). Every HTTP or network failure and
+every unusable answer becomes a one-line :class:`PacsError`.
 """
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from breastlab.dicom.records import InstanceRecord, SkippedFile
 from breastlab.pacs.address import Credentials, PacsAddress, ca_bundle, credentials_for
+from breastlab.pacs.dicomjson import answer_items, problem, study_uid
 from breastlab.pacs.errors import PacsError
-from breastlab.pacs.metadata import fast_records_from_json, json_value
+from breastlab.pacs.http import AnswerTooLarge, BoundedSession, answer_cap
+from breastlab.pacs.metadata import MAX_BULK_BYTES, fast_records_from_json, json_value
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +77,12 @@ def http_errors(what: str, url: str, timeout: float) -> Iterator[None]:
     except ValueError as exc:  # undecodable JSON / multipart from the server
         raise PacsError(f"{what} failed: {url} sent an unusable answer ({(str(exc).splitlines() or [''])[0][:120]})"
                         ) from None
+    except RecursionError:
+        raise PacsError(f"{what} failed: {url} sent JSON nested too deeply") from None
+    except PacsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other answer dicomweb-client cannot decode: one line
+        raise PacsError(f"{what} failed: {url} sent an unusable answer ({type(exc).__name__})") from None
 
 
 class DicomWebPacs:
@@ -79,19 +90,18 @@ class DicomWebPacs:
 
     Args:
         address: from :func:`breastlab.pacs.address.parse_pacs_url`.
-        timeout: seconds per HTTP request (connect and read).
+        timeout: seconds per HTTP request, in total (connect to the last byte).
         ca_bundle_path: CA bundle for ``https`` (default ``$BREASTLAB_PACS_CA_BUNDLE``, else the system's).
         credentials: default from the environment or netrc.
     """
 
     def __init__(self, address: PacsAddress, *, timeout: float = 60.0, ca_bundle_path: str | None = None,
                  credentials: Credentials | None = None) -> None:
-        import requests
         from dicomweb_client.api import DICOMwebClient
 
         self.address, self.timeout = address, timeout
         self.credentials = credentials if credentials is not None else credentials_for(address.host)
-        session = requests.Session()
+        session = BoundedSession(deadline=timeout)
         session.verify = ca_bundle(ca_bundle_path)
         session.trust_env = False  # no proxy from the environment; netrc handled above
         headers = {}
@@ -117,7 +127,8 @@ class DicomWebPacs:
             found = []
             for uid in filt.study_uids:
                 with http_errors("QIDO-RS study search", self.address.url, self.timeout):
-                    hits = self.client.search_for_studies(search_filters={"StudyInstanceUID": uid}, limit=1)
+                    hits = answer_items(self.client.search_for_studies(search_filters={"StudyInstanceUID": uid},
+                                                                       limit=1), "QIDO-RS", self.address.url)
                 if not hits:
                     raise PacsError(f"study {uid} not found on {self.address.url}")
                 found.append(uid)
@@ -125,9 +136,13 @@ class DicomWebPacs:
         uids: list[str] = []
         for page in range(MAX_PAGES):
             with http_errors("QIDO-RS study search", self.address.url, self.timeout):
-                hits = self.client.search_for_studies(search_filters=filt.qido(), limit=PAGE_SIZE,
-                                                      offset=page * PAGE_SIZE)
-            uids.extend(u for u in (json_value(h, "0020000D") for h in hits) if u and u not in uids)
+                hits = answer_items(self.client.search_for_studies(search_filters=filt.qido(), limit=PAGE_SIZE,
+                                                                   offset=page * PAGE_SIZE),
+                                    "QIDO-RS", self.address.url)
+            found = [study_uid(h) for h in hits]
+            if None in found:
+                log.warning("QIDO-RS: %d answer(s) without a well-formed StudyInstanceUID ignored", found.count(None))
+            uids.extend(u for u in found if u and u not in uids)
             if len(hits) < PAGE_SIZE or len(uids) >= max_studies:
                 break
         return uids[:max_studies]
@@ -140,16 +155,20 @@ class DicomWebPacs:
         """DICOM JSON of every instance of a study (WADO-RS ``/metadata``: headers only)."""
         with http_errors(f"WADO-RS metadata of study {study_uid}", self.address.url, self.timeout):
             items = self.client.retrieve_study_metadata(study_uid)
-        if not isinstance(items, list):
-            raise PacsError(f"WADO-RS metadata of study {study_uid}: {self.address.url} sent no instance list")
-        return items
+        return answer_items(items, f"WADO-RS metadata of study {study_uid}", self.address.url)
 
     def fetch_bulk(self, uri: str) -> bytes:
         """One bulk data element, always from the configured server (its host is enforced)."""
         uri = self._same_server(uri)
-        with http_errors("WADO-RS bulk data", self.address.url, self.timeout):
-            parts = self.client.retrieve_bulkdata(uri, media_types=("application/octet-stream",))
-        return parts[0] if parts else b""
+        try:  # the cap applies while reading (multipart framing allowed for)
+            with http_errors("WADO-RS bulk data", self.address.url, self.timeout), \
+                    answer_cap(MAX_BULK_BYTES + (64 << 10)):
+                parts = self.client.retrieve_bulkdata(uri, media_types=("application/octet-stream",))
+        except AnswerTooLarge:
+            log.warning("WADO-RS bulk data larger than %d bytes: left out", MAX_BULK_BYTES)
+            return b""
+        first = parts[0] if isinstance(parts, list) and parts else b""
+        return bytes(first) if isinstance(first, (bytes, bytearray, memoryview)) else b""
 
     def _same_server(self, uri: str) -> str:
         """Servers behind proxies name themselves by an internal host: keep ours (and never send
@@ -176,16 +195,29 @@ class DicomWebPacs:
         records: list[InstanceRecord] = []
         skipped: list[SkippedFile] = []
         first = None
-        for item in items:
-            path = self.instance_url(json_value(item, "0020000D") or study_uid, json_value(item, "0020000E") or "",
-                                     json_value(item, "00080018") or "")
-            got = fast_records_from_json(item, path, self.fetch_bulk)
+        for i, item in enumerate(items):
+            why = problem(item)
+            if why is not None:
+                skipped.append(SkippedFile(f"{self.address.url}/studies/{study_uid} (instance {i + 1})", "corrupt",
+                                           f"DICOM JSON of unexpected shape: {why}"))
+                continue
+            path = self.instance_url(str(json_value(item, "0020000D") or study_uid),
+                                     str(json_value(item, "0020000E") or ""), str(json_value(item, "00080018") or ""))
+            try:
+                got = fast_records_from_json(item, path, self.fetch_bulk)
+            except PacsError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one odd instance must not stop the study
+                got = SkippedFile(path, "corrupt", f"DICOM JSON could not be read: {type(exc).__name__}")
             if isinstance(got, SkippedFile):
                 skipped.append(got)
                 continue
             records.extend(got)
             if first is None:
-                first = dataset_from_json(item)
+                try:
+                    first = dataset_from_json(item)
+                except Exception:  # noqa: BLE001 - only the result SR's header; the next instance may do
+                    first = None
         return records, skipped, [first] if first is not None else []
 
     # ------------------------------------------------------------------ STOW-RS

@@ -11,7 +11,15 @@
 * Optionally the sorted study, or only its image sets with chosen labels, is forwarded (C-STORE) to
   another AE, and the result SR is stored to a PACS (DICOMweb or DIMSE).
 * Restart-safe: leftover ``.part`` files (never acknowledged) are removed, and studies whose stored
-  instances differ from their last sort are sorted again. Killing the process loses nothing acknowledged.
+  instances differ from their last sort are sorted again, whatever their StudyInstanceUID (studies are
+  keyed by their folder name). Killing the process loses nothing acknowledged.
+* Bounded memory per association: pynetdicom writes each incoming data set to a file in
+  ``STORE/.incoming/`` as it arrives (``STORE_RECV_CHUNKED_DATASET``); only its identifying elements are
+  read (large values deferred), and it is hard-linked (or copied in blocks) into place. An instance over
+  ``max_instance_bytes`` is refused with ``0xA700`` (out of resources).
+* A payload that is not a DICOM data set of the SOP instance the request names is refused: ``0xC000``
+  (cannot understand) when it does not decode, ``0xA900`` (data set does not match SOP class) when its
+  SOP Class/Instance UIDs differ from the request's. Nothing refused is stored.
 """
 from __future__ import annotations
 
@@ -34,6 +42,9 @@ log = logging.getLogger("breastlab.listen")
 _UID = re.compile(r"^[0-9][0-9.]{0,63}$")
 #: C-STORE statuses
 SUCCESS, NOT_AUTHORISED, OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0x0000, 0x0124, 0xA700, 0xC000
+DOES_NOT_MATCH = 0xA900
+#: where pynetdicom writes incoming data sets (inside the store: same file system, never on tmpfs)
+INCOMING = ".incoming"
 
 
 def _safe(uid: str | None, kind: str) -> str:
@@ -72,6 +83,7 @@ class ListenConfig:
     keep_phi: bool = False
     timeout: float = 60.0
     max_seconds: float | None = None  # stop after this long (None: until SIGTERM/SIGINT)
+    max_instance_bytes: int = 4 << 30  # larger instances are refused (OUT_OF_RESOURCES)
 
 
 def _worker_init(parent: int) -> None:
@@ -99,6 +111,14 @@ def _out_for(config: ListenConfig, study_folder: str) -> Path:
     return config.out_dir / study_pseudonym(study_folder)
 
 
+def study_folder(config: ListenConfig, study: str) -> str:
+    """The store folder of ``study``: a folder name as the listener keys studies (recovered ones
+    included), else a StudyInstanceUID made safe (never hashed twice)."""
+    if study and "/" not in study and not study.startswith(".") and (config.store_dir / study).is_dir():
+        return study
+    return _safe(study, "study")
+
+
 def sort_study(config: ListenConfig, study: str) -> dict[str, Any]:
     """Sort one stored study; forward and write back as configured. Returns what ``listen.json`` says.
 
@@ -108,7 +128,7 @@ def sort_study(config: ListenConfig, study: str) -> dict[str, Any]:
     from breastlab.core import atomic
     from breastlab.mri.sorter import sort_exam
 
-    folder = config.store_dir / _safe(study, "study")
+    folder = config.store_dir / study_folder(config, study)
     files = sorted(folder.glob("*/*.dcm"))
     out = _out_for(config, folder.name)
     result = sort_exam([folder], out_dir=out, workers=1, keep_phi=config.keep_phi, progress=False)
@@ -175,13 +195,16 @@ class Listener:
     n_duplicates: int = 0
 
     # ------------------------------------------------------------------ storage
-    def store(self, study: str, series: str, sop: str, data: bytes) -> bool:
-        """Write one instance durably; ``False`` when it was already stored (a duplicate)."""
+    def store(self, study: str, series: str, sop: str, data: bytes | Path) -> bool:
+        """Write one instance durably (bytes, or a received file linked or copied in blocks);
+        ``False`` when it was already stored (a duplicate)."""
         folder = self.config.store_dir / _safe(study, "study") / _safe(series, "series")
         final = folder / f"{_safe(sop, 'sop')}.dcm"
         if final.exists():
             return False
         folder.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, Path):
+            return _store_file(data, folder, final)
         tmp = folder / f".{final.name}.{uuid.uuid4().hex}.part"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the user's umask applies
         try:
@@ -205,14 +228,10 @@ class Listener:
         if self.config.allowed_hosts and address not in self.config.allowed_hosts:
             log.warning("refused C-STORE from %s (address not allowed)", address)
             return NOT_AUTHORISED
-        try:
-            ds = event.dataset
-            study, series = str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", ""))
-            sop = str(event.request.AffectedSOPInstanceUID)
-            data = event.encoded_dataset()
-        except Exception as exc:  # noqa: BLE001 - a malformed dataset is refused, the listener goes on
-            log.warning("cannot decode a C-STORE from %s: %s", event.assoc.requestor.ae_title, type(exc).__name__)
-            return CANNOT_UNDERSTAND
+        got = received(event, self.config.max_instance_bytes)
+        if isinstance(got, int):
+            return got
+        study, series, sop, data = got
         began = time.monotonic()
         try:
             fresh = self.store(study, series, sop, data)
@@ -223,7 +242,7 @@ class Listener:
         if took > 2.0:
             log.warning("storing %s took %.1f s (slow disk?)", sop, took)
         with self.lock:
-            state = self.studies.setdefault(study, _Study(time.monotonic()))
+            state = self.studies.setdefault(_safe(study, "study"), _Study(time.monotonic()))
             state.last = time.monotonic()
             if fresh:
                 state.dirty = True
@@ -240,10 +259,10 @@ class Listener:
         """After a restart: drop unacknowledged ``.part`` files, re-queue studies not sorted as stored."""
         root = self.config.store_dir
         root.mkdir(parents=True, exist_ok=True)
-        for part in root.glob("*/*/.*.part"):
-            with contextlib.suppress(FileNotFoundError):
+        for part in [*root.glob("*/*/.*.part"), *root.glob(f"{INCOMING}/*")]:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 part.unlink()
-        for study_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for study_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             count = sum(1 for _ in study_dir.glob("*/*.dcm"))
             marker = _out_for(self.config, study_dir.name) / "listen.json"
             done = None
@@ -271,12 +290,13 @@ class Listener:
         from concurrent.futures import Future, ProcessPoolExecutor
 
         self.recover()
+        restore = _receive_to_files(self.config.store_dir / INCOMING)
         # the sorting worker is spawned before any network thread exists
         pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_worker_init, initargs=(os.getpid(),))
         pending: dict[str, Future[dict[str, Any]]] = {}
         ae = AE(ae_title=self.config.aet)
-        ae.supported_contexts = AllStoragePresentationContexts
+        ae.supported_contexts = storage_contexts(AllStoragePresentationContexts)
         ae.add_supported_context(Verification)
         if self.config.allowed_aets:
             ae.require_calling_aet = list(self.config.allowed_aets)
@@ -324,4 +344,111 @@ class Listener:
         finally:
             server.shutdown()
             pool.shutdown(wait=True, cancel_futures=True)
+            restore()
         return sorted_count
+
+
+# ----------------------------------------------------------------------------- receiving (bounded memory)
+def _receive_to_files(folder: Path):  # noqa: ANN202 - returns the function that undoes it
+    """Make pynetdicom write incoming data sets to files in ``folder`` (not memory, not tmpfs)."""
+    import tempfile
+
+    from pynetdicom import _config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    old = (_config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir)
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    tempfile.tempdir = str(folder)  # pynetdicom's NamedTemporaryFile: the store's file system
+
+    def restore() -> None:
+        _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = old
+
+    return restore
+
+
+_IDENTITY = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+
+
+def received(event: Any, max_bytes: int) -> tuple[str, str, str, bytes | Path] | int:
+    """(study, series, sop, data or file) of a C-STORE request, or the refusal status.
+
+    Reads only the identifying elements (values over 64 KiB are deferred, never loaded), and
+    requires the data set's SOP Class and Instance UIDs to be the request's.
+    """
+    who = getattr(event.assoc.requestor, "ae_title", "?")
+    path = None
+    try:
+        path = event.dataset_path
+    except AttributeError:  # not received to a file (pynetdicom default, or a test's event)
+        pass
+    try:
+        if path is not None:
+            path = Path(path)
+            size = path.stat().st_size
+            if size > max_bytes:
+                log.warning("refused a C-STORE from %s: %d bytes, over the %d-byte limit", who, size, max_bytes)
+                return OUT_OF_RESOURCES
+            from pydicom import dcmread
+
+            ds = dcmread(path, stop_before_pixels=True, defer_size=1 << 16, specific_tags=list(_IDENTITY))
+            data: bytes | Path = path
+        else:
+            ds = event.dataset
+            data = event.encoded_dataset()
+            if len(data) > max_bytes:
+                return OUT_OF_RESOURCES
+        ident = [str(ds.get(k, "") or "") for k in _IDENTITY]
+    except Exception as exc:  # noqa: BLE001 - a payload that does not decode is refused, the listener goes on
+        log.warning("cannot decode a C-STORE from %s: %s", who, type(exc).__name__)
+        return CANNOT_UNDERSTAND
+    study, series, sop, sop_class = ident
+    request = event.request
+    if sop != str(request.AffectedSOPInstanceUID) or sop_class != str(getattr(request, "AffectedSOPClassUID", "")):
+        log.warning("refused a C-STORE from %s: the data set is not the SOP instance the request names", who)
+        return DOES_NOT_MATCH
+    return study, series, sop, data
+
+
+def _store_file(received_file: Path, folder: Path, final: Path) -> bool:
+    """Put a received file at ``final`` durably: hard link when on the same file system, else a
+    block-wise copy through a ``.part`` file; never replaces an existing file."""
+    from breastlab.core.atomic import default_file_mode
+
+    fd = os.open(received_file, os.O_RDONLY)
+    try:
+        os.fchmod(fd, default_file_mode())  # the user's umask, not the temporary file's 0600
+        os.fsync(fd)  # pynetdicom flushed it; make it durable before the success status
+    finally:
+        os.close(fd)
+    try:
+        os.link(received_file, final)
+    except FileExistsError:
+        return False
+    except OSError:  # another file system (EXDEV) or no hard links: copy
+        import shutil
+
+        tmp = folder / f".{final.name}.{uuid.uuid4().hex}.part"
+        try:
+            with open(received_file, "rb") as src, open(tmp, "xb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+                dst.flush()
+                os.fsync(dst.fileno())
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    _fsync_dir(folder)
+    return True
+
+
+def storage_contexts(contexts: Sequence[Any]) -> list[Any]:
+    """The storage contexts without Deflated Explicit VR Little Endian: a deflated data set would be
+    inflated in memory to read its UIDs (a deflate bomb); senders fall back to another syntax."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+    from pynetdicom.presentation import build_context
+
+    return [build_context(cx.abstract_syntax, [ts for ts in cx.transfer_syntax if ts != DeflatedExplicitVRLittleEndian])
+            for cx in contexts]

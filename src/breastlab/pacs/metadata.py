@@ -138,8 +138,9 @@ def records_from_json(item: Mapping[str, Any], path: str, fetch: BulkFetcher | N
 
 def json_value(item: Mapping[str, Any], tag: str) -> Any:
     """The first value of ``tag`` (8 hex digits) in a DICOM JSON item, or ``None``."""
-    values = (item.get(tag) or {}).get("Value") or []
-    return values[0] if values else None
+    elem = item.get(tag) if isinstance(item, Mapping) else None
+    values = elem.get("Value") if isinstance(elem, Mapping) else None
+    return values[0] if isinstance(values, list) and values else None
 
 
 def json_manufacturer(item: Mapping[str, Any]) -> str | None:

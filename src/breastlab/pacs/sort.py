@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from breastlab.core.privacy import redact_urls
 from breastlab.dicom.records import InstanceRecord, SkippedFile
 from breastlab.mri.classify import LabelledSet
 from breastlab.mri.diffusion import DEFAULT_B_THRESHOLD
@@ -95,7 +96,7 @@ def write_sort_outputs(out_dir: str | os.PathLike, sets: Sequence[LabelledSet], 
     for uid in sorted({r.sop_instance_uid or r.path for r in records}):
         digest.update(uid.encode())
     manifest = run_manifest(config, data_fingerprint=digest.hexdigest())
-    manifest["command"] = " ".join(redact_argv(sys.argv))
+    manifest["command"] = redact_urls(" ".join(redact_argv(sys.argv)))
     manifest["summary"] = {
         "n_records": len(records), "n_image_sets": len(sets), "n_skipped": len(skipped),
         "labels": label_counts(sets), **(summary or {}),

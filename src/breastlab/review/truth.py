@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from breastlab.core import atomic
+from breastlab.core.errors import UsageError
 from breastlab.core.labels import LABELS, Label
 
 TRUTH_COLUMNS = (
@@ -37,7 +38,7 @@ TRUTH_COLUMNS = (
 Images = tuple[tuple[str, int | None], ...]
 
 
-class TruthTableError(ValueError):
+class TruthTableError(UsageError):
     """A truth table cannot be read (one-line message naming the file and line)."""
 
 

@@ -22,8 +22,17 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """Read a checkpoint with ``weights_only=True``; ``ValueError`` (one line) when it cannot be one."""
+    from breastlab.models.files import _load_error_detail
+
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, zip errors, EOF: a planted or damaged file
+        raise ValueError(f"{path} is not a readable breastlab checkpoint ({_load_error_detail(exc)}); "
+                         "remove it, or use another output folder") from None
+    if not isinstance(state, dict) or state.get("format") != "breastlab-checkpoint":
+        raise ValueError(f"{path} is not a breastlab checkpoint; remove it, or use another output folder")
+    return state
 
 
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:

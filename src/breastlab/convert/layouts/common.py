@@ -89,8 +89,17 @@ class TreeWriter:
         self._names.add(rel)
 
     def write_tsv(self, rel: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
-        lines = ["\t".join(columns)]
+        """A TSV written with the ``csv`` module (a tab, newline or quote in a value never splits a
+        row) and the cell policy of :mod:`breastlab.core.csvcells`; empty values are ``n/a`` (BIDS)."""
+        import csv
+        import io
+
+        from breastlab.core.csvcells import row_cells
+
+        buf = io.StringIO()
+        writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+        writer.writerow(columns)
         for row in rows:
-            lines.append("\t".join("n/a" if row.get(c) in (None, "") else str(row[c]).replace("\t", " ")
-                                   for c in columns))
-        self.write_text(rel, "\n".join(lines) + "\n")
+            cells = row_cells({c: row.get(c) for c in columns})
+            writer.writerow(["n/a" if cells[c] == "" else cells[c] for c in columns])
+        self.write_text(rel, buf.getvalue())

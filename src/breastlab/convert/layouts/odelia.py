@@ -72,6 +72,8 @@ def write(results: Sequence[UnitResult], writer: TreeWriter, **_: Any) -> dict:
     cols = ["UID", "StudyInstanceUID", "name", "set_id", "label", "dce_phase", "dce_seconds", "file"]
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    from breastlab.core.csvcells import row_cells
+
+    w.writerows(row_cells(r) for r in rows)
     writer.write_text("metadata/cases.csv", buf.getvalue())
     return notes

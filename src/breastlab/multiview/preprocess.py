@@ -290,8 +290,9 @@ class Augment:
     - **no horizontal flip** (``hflip_prob=0`` by default): after right views are
       flipped, left/right position is meaningful and flipping would mix it up.
 
-    Uses torch's global RNG, so ``torch.manual_seed`` makes it reproducible and a
-    resumed run restores it from the checkpoint.
+    Uses torch's global RNG (on the CPU, wherever ``x`` lies), so ``torch.manual_seed``
+    makes it reproducible and a resumed run restores it from the checkpoint. Works on a
+    batch of views on any device (``training.batches.augment_batch``).
     """
 
     rotate_deg: float = 10.0
@@ -322,7 +323,7 @@ class Augment:
         if self.noise_peak:
             x = self._noise(x)
         if self.hflip_prob > 0:
-            flip = torch.rand(n) < self.hflip_prob
+            flip = (torch.rand(n) < self.hflip_prob).to(x.device)
             if flip.any():
                 x = x.clone()
                 x[flip] = x[flip].flip(-1)
@@ -337,7 +338,7 @@ class Augment:
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
         theta = torch.stack(
             [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
-        )
+        ).to(x.device, x.dtype)
         grid = F.affine_grid(theta, [n, 1, *x.shape[-2:]], align_corners=False)
         floor = x.flatten(1).amin(1).view(n, 1, 1, 1)
         out = F.grid_sample(
@@ -354,8 +355,10 @@ class Augment:
         hi = flat.amax(1).view(n, 1, 1)
         span = (hi - lo).clamp_min(1e-6)
         gamma = torch.where(active, self._uniform(n, *self.gamma), torch.ones(n)).view(n, 1, 1)
+        gamma = gamma.to(x.device)
         y = ((x - lo) / span).clamp(0, 1) ** gamma * span + lo
         c = torch.where(active, self._uniform(n, *self.contrast), torch.ones(n)).view(n, 1, 1)
+        c = c.to(x.device)
         mean = y.flatten(1).mean(1).view(n, 1, 1)
         return (y - mean) * c + mean
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import random
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,61 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return save_torch(path, state)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``, its tensors mapped to ``map_location``
+    (the CPU by default: ``load_state_dict`` then copies them to the model's device, so a
+    checkpoint written on a GPU resumes on a CPU and the other way round)."""
+    return torch.load(Path(path), map_location=map_location, weights_only=True)
+
+
+def cpu_copy(obj: Any) -> Any:
+    """``obj`` (nested dicts, lists, tuples of tensors and plain values) with every tensor
+    copied to the CPU: a snapshot that later training steps do not change."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_copy(v) for v in obj)
+    return obj
+
+
+class BackgroundWriter:
+    """One file write at a time in a background thread (checkpoints, model files), so the
+    device keeps training while the disk works. Hand-written on ``threading`` (a
+    ``ThreadPoolExecutor`` would queue writes without bound); the next ``submit`` and
+    ``close`` wait for the write before and raise its error."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` after the write before it; the arguments must not change."""
+        self.wait()
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:  # raised in the training loop by wait()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="breastlab-writer", daemon=False)
+        self._thread.start()
+
+    def submit_checkpoint(self, path: str | os.PathLike, state: dict[str, Any]) -> None:
+        self.submit(save_checkpoint, path, state)
+
+    def close(self) -> None:
+        self.wait()
 
 
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:

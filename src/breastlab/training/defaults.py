@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from breastlab.core.device import check_device_name
+from breastlab.core.precision import PRECISIONS
 from breastlab.models.names import MODEL_NAMES
 
 SELECT_METRICS = ("auc", "accuracy", "loss")
@@ -55,6 +57,13 @@ class TrainConfig:
         class_weight: ``None`` (seed: plain cross-entropy) or ``"balanced"``.
         label_smoothing: cross-entropy label smoothing (0 = seed).
         eval_batch_size: batch size for validation / prediction.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``
+            (``core.device``); a run resumes on another device.
+        precision: ``32`` (seed, default), ``bf16`` or ``16`` (``core.precision``).
+        num_workers: DataLoader workers (None: sized from the machine, 0 for in-memory data).
+        augment_on: ``auto``, ``item`` (per case in the data set) or ``batch`` (per batch on
+            the device); auto is ``item`` on a CPU without workers (the results before
+            devices existed) and ``batch`` otherwise.
     """
 
     epochs: int = 30
@@ -74,6 +83,10 @@ class TrainConfig:
     class_weight: str | None = None
     label_smoothing: float = 0.0
     eval_batch_size: int = 32
+    device: str = "auto"
+    precision: str = "32"
+    num_workers: int | None = None
+    augment_on: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,8 +107,15 @@ class TrainConfig:
             (float(self.lr) > 0, f"lr must be positive, not {self.lr}"),
             (self.patience is None or int(self.patience) >= 1,
              f"patience must be at least 1, not {self.patience}"),
+            (str(self.precision) in PRECISIONS,
+             f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"),
+            (self.num_workers is None or int(self.num_workers) >= 0,
+             f"num_workers must be at least 0, not {self.num_workers}"),
+            (self.augment_on in ("auto", "item", "batch"),
+             f"augment_on must be auto, item or batch, not {self.augment_on!r}"),
         )
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        check_device_name(self.device)
         return self

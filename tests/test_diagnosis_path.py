@@ -136,9 +136,10 @@ def test_config_file_is_used_and_recorded(tmp_path: Path, one_view_run: dict) ->
     _run(["train", one_view_run["root"] / "cases.csv", "--out", tmp_path / "r", "--config", cfg,
           "--batch-size", "8", "-q"])
     prov = json.loads((tmp_path / "r" / "provenance.json").read_text())
-    c = prov["config"]
-    assert c["config_file"] == str(cfg) and c["config_file_options"]["epochs"] == 1
+    c = prov["config"]["settings"]
+    assert c["run"]["config_file"] == str(cfg)
     assert c["train"]["epochs"] == 1 and c["train"]["batch_size"] == 8   # the CLI wins
+    assert c["train"]["num_threads"] == 1 and c["models"] == ["mlp"]
     bad = tmp_path / "bad.toml"
     bad.write_text("epochz = 3\n")
     res = _run(["train", one_view_run["root"] / "cases.csv", "--out", tmp_path / "r2",
@@ -158,13 +159,15 @@ def test_api_and_cli_share_defaults() -> None:
     import inspect
 
     from breastlab.cli.train_cmd import train
-    from breastlab.training.fourview import DEFAULTS, run_fourview
+    from breastlab.training.config import FourViewConfig
+    from breastlab.training.fourview import run_fourview
 
-    api = inspect.signature(run_fourview).parameters
+    assert list(inspect.signature(run_fourview).parameters) == ["cases", "run_dir", "config"]
+    api = FourViewConfig()
     cli = inspect.signature(train).parameters
-    assert api["pretrained"].default is True and cli["pretrained"].default.default is True
-    assert DEFAULTS["repeats"] == api["repeats"].default == cli["repeats"].default.default
-    assert api["image_size"].default == cli["image_size"].default.default == 256
+    assert api.pretrained is True and cli["pretrained"].default.default is True
+    assert api.repeats == cli["repeats"].default.default == 5
+    assert api.preprocessing.image_size == cli["image_size"].default.default == 256
 
 
 def test_mri_train_on_unlabelled_series_csv_is_one_line(tmp_path: Path) -> None:

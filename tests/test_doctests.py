@@ -20,6 +20,9 @@ MODULES = (
     "breastlab.mri.rules",  # the rule table
     "breastlab.models.registry",  # build_model
     "breastlab.multiview.cases",  # assemble_cases
+    "breastlab.core.vocab",  # option vocabularies
+    "breastlab.training.config",  # FourViewConfig
+    "breastlab.seriesmodels.config",  # MRITrainConfig
 )
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from breastlab.cli.main import app
 from breastlab.training.fourview import RunConfigError, run_fourview
-from breastlab.training.loop import TrainConfig
+from breastlab.training.config import FourViewConfig
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,12 +43,14 @@ def _cases(tmp_path, n=20):
 def test_run_directory_contract_and_resume(tmp_path):
     cases = _cases(tmp_path)
     run = tmp_path / "run"
-    cfg = TrainConfig(epochs=2)
-    res = run_fourview(cases, run, models=["mlp"], repeats=2, image_size=16, train_config=cfg,
-                       progress=False, evaluate=False)
+    cfg = FourViewConfig.from_dict(dict(models="mlp", repeats=2, image_size=16, epochs=2,
+                                        progress=False, evaluate=False))
+    res = run_fourview(cases, run, cfg)
     assert res.trained == [("mlp", 0), ("mlp", 1)]
     prov = json.loads((run / "provenance.json").read_text())
-    assert prov["config"]["train"]["lr"] == 1e-3 and prov["config"]["views"] == list(VIEWS)
+    assert prov["config"]["settings"]["train"]["lr"] == 1e-3
+    assert prov["config"]["views"] == list(VIEWS)
+    assert FourViewConfig.from_dict(prov["config"]["settings"]) == cfg  # read back whole
     assert prov["data_fingerprint"] and "torch" in prov["versions"]
     with open(run / "cases.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 20
@@ -69,12 +71,10 @@ def test_run_directory_contract_and_resume(tmp_path):
     assert meta["views"] == list(VIEWS) and meta["preprocessing"]["flip_right"] is True
     assert meta["class_names"] == ["benign", "malignant"]
 
-    again = run_fourview(cases, run, models=["mlp"], repeats=3, image_size=16, train_config=cfg,
-                         progress=False, evaluate=False)  # one more repeat: extends the run
+    again = run_fourview(cases, run, cfg.replace(repeats=3))  # one more repeat: extends the run
     assert again.skipped == [("mlp", 0), ("mlp", 1)] and again.trained == [("mlp", 2)]
     with pytest.raises(RunConfigError, match="train.epochs"):
-        run_fourview(cases, run, models=["mlp"], repeats=1, image_size=16,
-                     train_config=TrainConfig(epochs=3), progress=False, evaluate=False)
+        run_fourview(cases, run, cfg.replace(train=cfg.train.replace(epochs=3)))
 
 
 def test_kfold_and_cli(tmp_path):

@@ -82,8 +82,8 @@ def register(app: typer.Typer) -> None:
         from breastlab.multiview.cases import assemble_cases, write_cases
         from breastlab.phantom.bsgi import write_bsgi_phantom
         from breastlab.reporting.build import build_report
+        from breastlab.training.config import FourViewConfig
         from breastlab.training.fourview import run_fourview
-        from breastlab.training.loop import TrainConfig
 
         bsgi_dir = out / "bsgi-phantom"
         write_bsgi_phantom(bsgi_dir, n_cases=cases, seed=0, progress=True)
@@ -98,17 +98,9 @@ def register(app: typer.Typer) -> None:
         console.print("ResNet18 initialisation: "
                       + ("ImageNet (hub cache)" if pretrained else
                          "random (no ImageNet weights in the torch hub cache)"))
-        run_fourview(
-            cases_csv,
-            run_dir,
-            models=[m.strip() for m in models.split(",") if m.strip()],
-            repeats=repeats,
-            image_size=image_size,
-            train_config=TrainConfig(epochs=epochs),
-            autoencoder_pretrain_epochs=max(2, epochs // 2),
-            pretrained=pretrained,
-            extra_config={"demo": True, "data": "synthetic BSGI phantom"},
-        )
+        run_fourview(cases_csv, run_dir, FourViewConfig.from_dict(dict(
+            models=models, repeats=repeats, image_size=image_size, epochs=epochs,
+            autoencoder_pretrain_epochs=max(2, epochs // 2), pretrained=pretrained, demo=True)))
         report = build_report(run_dir)
         console.print(f"HTML report → [bold]{report}[/]  ({time.perf_counter() - t:.0f} s)")
 

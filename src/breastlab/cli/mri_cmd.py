@@ -8,21 +8,13 @@ from pathlib import Path
 
 import typer
 
+from breastlab.core.vocab import Aggregation, SeriesTask, Split
+
 mri_app = typer.Typer(
     name="mri",
     help="Image models for breast MRI sequence and DCE phase (train, evaluate, header-free phase ordering).",
     no_args_is_help=True,
 )
-
-
-def _classes(task: str, classes: str | None) -> list[str]:
-    from breastlab.seriesmodels.data import TASK_CLASSES
-
-    if classes:
-        return [c.strip() for c in classes.split(",") if c.strip()]
-    if task not in TASK_CLASSES:
-        raise typer.BadParameter(f"task must be one of {', '.join(TASK_CLASSES)} (or give --classes)", param_hint="--task")
-    return list(TASK_CLASSES[task])
 
 
 def _print_metrics(run: Path) -> None:
@@ -69,36 +61,44 @@ def train(
     data: Path = typer.Argument(..., help="A folder per class (DICOM/PNG/NIfTI), a manifest CSV (path,label[,patient_id,series_id]) "
                                           "or a corrected series.csv from breastlab sort."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (models, predictions, metrics.json, report.html)."),
-    task: str = typer.Option("sequence", "--task", help="sequence (T2WI, T2WI_FS, ADC) or phase (DCE_pre, DCE_early, DCE_delayed)."),
+    task: SeriesTask = typer.Option(SeriesTask.SEQUENCE, "--task", help="sequence (T2WI, T2WI_FS, ADC) or phase (DCE_pre, DCE_early, DCE_delayed)."),
     classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names (e.g. add DWI, T1, SUB, MIP)."),
     test: Path | None = typer.Option(None, "--test", help="External test DATA (e.g. another site or vendor); DATA is then train/val only."),
     label_column: str = typer.Option("label", "--label-column", help="Label column of a manifest or series.csv."),
     model: str = typer.Option("resnet18", "--model", help="Model from the registry."),
-    pretrained: str = typer.Option("auto", "--pretrained", help="auto (ImageNet if cached), yes, no, or a weights file."),
-    image_size: int = typer.Option(128, "--image-size", min=16),
+    pretrained: str = typer.Option("auto", "--pretrained", help="auto (ImageNet if cached, else random weights, with a warning), yes, no, or a weights file."),
+    image_size: int = typer.Option(128, "--image-size", min=16, help="Slices are resized to SIZE×SIZE."),
     slices: int = typer.Option(8, "--slices", min=1, help="Slices sampled per series."),
-    aggregation: str = typer.Option("logmean", "--aggregation", help="logmean, mean or vote."),
-    epochs: int = typer.Option(15, "--epochs", min=1),
-    batch_size: int = typer.Option(16, "--batch-size", min=1),
-    lr: float = typer.Option(1e-3, "--lr"),
-    repeats: int = typer.Option(1, "--repeats", min=1),
-    split: str = typer.Option("holdout", "--split", help="holdout (8:2 by patient) or kfold."),
-    folds: int = typer.Option(5, "--folds", min=2),
-    seed: int = typer.Option(0, "--seed"),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    aggregation: Aggregation = typer.Option(Aggregation.LOGMEAN, "--aggregation", help="Slice probabilities → series label."),
+    epochs: int = typer.Option(15, "--epochs", min=1, help="Training epochs per repeat."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Slices per batch."),
+    lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Learning rate (Adam)."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Repeats of the experiment (repeat r trains with seed + r)."),
+    split: Split = typer.Option(Split.HOLDOUT, "--split", help="holdout (8:2 by patient) or kfold."),
+    folds: int = typer.Option(5, "--folds", min=2, help="Folds for --split kfold."),
+    seed: int = typer.Option(0, "--seed", help="Split and training seed."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process)."),
     synthetic: bool = typer.Option(False, "--synthetic", help="Mark the data as phantom/synthetic (the report warns)."),
-    report: bool = typer.Option(True, "--report/--no-report"),
-    resume: bool = typer.Option(True, "--resume/--no-resume"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html when training ends."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run in --out (--no-resume starts every model over)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, one line per epoch otherwise."),
     devices: int = typer.Option(1, "--devices", min=1,
                                 help="Training processes on this machine (DistributedDataParallel)."),
     nodes: int = typer.Option(1, "--nodes", min=1, help="Machines; more than 1 only under torchrun."),
 ) -> None:
     """Train a slice CNN whose slice probabilities aggregate to one label per series (patient-level splits)."""
+    from breastlab.seriesmodels.config import MRITrainConfig
     from breastlab.seriesmodels.data import read_data
-    from breastlab.seriesmodels.model import MRITrainConfig, train_run
+    from breastlab.seriesmodels.model import train_run
 
-    names = _classes(task, classes)
+    try:
+        cfg = MRITrainConfig(task=task, classes=classes or (), model=model, pretrained=pretrained,
+                             image_size=image_size, slices_per_series=slices, aggregation=aggregation,
+                             epochs=epochs, batch_size=batch_size, lr=lr, repeats=repeats, split=split,
+                             folds=folds, seed=seed, num_threads=threads, synthetic=synthetic)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    names = list(cfg.classes)
     try:
         dataset = read_data(data, names, label_column=label_column)
         test_data = read_data(test, names, label_column=label_column) if test else None
@@ -106,10 +106,6 @@ def train(
         raise typer.BadParameter(str(exc), param_hint="DATA") from exc
     typer.echo(f"{len(dataset.items)} labelled series from {dataset.source}"
                + (f"; left out: {dataset.dropped}" if dataset.dropped else ""), err=True)
-    cfg = MRITrainConfig(task=task, classes=names, model=model, pretrained=pretrained, image_size=image_size,
-                         slices_per_series=slices, aggregation=aggregation, epochs=epochs, batch_size=batch_size,
-                         lr=lr, repeats=repeats, split=split, folds=folds, seed=seed, num_threads=threads,
-                         synthetic=synthetic)
     if len(dataset.items) < 2:  # e.g. a series.csv whose label column is empty
         typer.echo(f"error: {data}: {len(dataset.items)} labelled series in column "
                    f"{label_column!r} (need at least 2 of {', '.join(names)}); label the series "

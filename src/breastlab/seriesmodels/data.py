@@ -36,10 +36,7 @@ from breastlab.core.privacy import hashed_id
 from breastlab.dicom.pixels import is_dicom
 from breastlab.multiview.preprocess import IMAGE_SUFFIXES, NIFTI_SUFFIXES
 
-TASK_CLASSES: dict[str, list[str]] = {
-    "sequence": [Label.T2WI, Label.T2WI_FS, Label.ADC],
-    "phase": [Label.DCE_PRE, Label.DCE_EARLY, Label.DCE_DELAYED],
-}
+from .config import TASK_CLASSES  # noqa: E402  (re-exported: one definition)
 
 ALIASES: dict[str, str] = {
     "t2": Label.T2WI, "t2w": Label.T2WI, "t2wi": Label.T2WI,

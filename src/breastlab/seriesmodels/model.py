@@ -40,47 +40,11 @@ from breastlab.core.rundir import PREDICTIONS, SLICE_PREDICTIONS, RunDir
 from breastlab.training.experiment import Job
 
 from .aggregate import aggregate_by_series
-from .data import Dataset, SeriesItem, SliceDataset, SliceTable, TASK_CLASSES, slice_table
+from .config import MRITrainConfig
+from .data import Dataset, SeriesItem, SliceDataset, SliceTable, slice_table
 
 DEMO_NOTICE = "DEMO MODEL — trained on synthetic phantom data, no clinical validity"
 MODEL_KIND = "breastlab-mri-series"
-
-
-@dataclass
-class MRITrainConfig:
-    """Everything that defines an MRI image-model run (saved in provenance and model.pt)."""
-
-    task: str = "sequence"
-    classes: list[str] = field(default_factory=list)
-    model: str = "resnet18"
-    pretrained: str = "auto"  # auto (ImageNet if cached), yes, no, or a weights file
-    image_size: int = 128
-    normalization: str = "zscore"
-    slices_per_series: int = 8
-    central_fraction: float = 0.6
-    aggregation: str = "logmean"
-    epochs: int = 15
-    batch_size: int = 16
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    repeats: int = 1
-    split: str = "holdout"
-    folds: int = 5
-    seed: int = 0
-    num_threads: int | None = None
-    demo: bool = False
-    synthetic: bool = False  # phantom data: the report then carries the phantom/demo warning
-
-    def __post_init__(self) -> None:
-        if not self.classes:
-            if self.task not in TASK_CLASSES:
-                raise ValueError(f"task must be one of {sorted(TASK_CLASSES)} or give classes")
-            self.classes = list(TASK_CLASSES[self.task])
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
 
 
 def _pretrained_arg(value: str) -> bool | str:
@@ -97,9 +61,9 @@ def _pretrained_arg(value: str) -> bool | str:
 
 
 def _preprocessing(cfg: MRITrainConfig) -> dict[str, Any]:
-    return {"image_size": cfg.image_size, "normalization": cfg.normalization,
+    return {"image_size": cfg.image_size, "normalization": str(cfg.normalization),
             "slices_per_series": cfg.slices_per_series, "central_fraction": cfg.central_fraction,
-            "aggregation": cfg.aggregation}
+            "aggregation": str(cfg.aggregation)}
 
 
 def _series_rows(items: Sequence[SeriesItem]) -> list[dict[str, Any]]:
@@ -206,7 +170,7 @@ class SeriesTask:
         # slices (read once, cached in memory)
         table = slice_table(items + test_items, classes, slices_per_series=cfg.slices_per_series,
                             central_fraction=cfg.central_fraction)
-        full = SliceDataset(table, image_size=cfg.image_size, normalization=cfg.normalization,
+        full = SliceDataset(table, image_size=cfg.image_size, normalization=str(cfg.normalization),
                             seed=cfg.seed)
         return cls(cfg=cfg, items=items, test_items=test_items, config=config, full=full)
 
@@ -245,7 +209,7 @@ class SeriesTask:
             split["test"] = [i.series_id for i in self.test_items]
             split["repeat"], split["external_test"] = repeat, True
             return split
-        return repeat_split(ids, labels, patients, repeat=repeat, method=self.cfg.split,
+        return repeat_split(ids, labels, patients, repeat=repeat, method=str(self.cfg.split),
                             folds=self.cfg.folds, seed=self.cfg.seed)
 
     def jobs(self, repeat: int, split: dict[str, Any]) -> list[Job]:
@@ -269,13 +233,13 @@ class SeriesTask:
 
         c = self.cfg
         return TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
-                           optimizer=c.optimizer, seed=c.seed + repeat,
+                           optimizer=str(c.optimizer), seed=c.seed + repeat,
                            select_metric="accuracy", num_threads=c.num_threads)
 
     def model_meta(self, name: str, job: Job, repeat: int, split: dict[str, Any]
                    ) -> dict[str, Any]:
         c = self.cfg
-        return {"kind": MODEL_KIND, "task": c.task, "class_names": list(c.classes),
+        return {"kind": MODEL_KIND, "task": str(c.task), "class_names": list(c.classes),
                 "preprocessing": _preprocessing(c), "demo": bool(c.demo),
                 "notice": DEMO_NOTICE if c.demo else
                 "trained by breastlab mri train; validate on your own site's data before use"}
@@ -289,7 +253,7 @@ class SeriesTask:
             if not len(ds):
                 continue
             probs = predict_proba(net, ds)
-            sids, agg = aggregate_by_series(probs, ds.series_ids, self.cfg.aggregation)
+            sids, agg = aggregate_by_series(probs, ds.series_ids, str(self.cfg.aggregation))
             part_of.update((s, part) for s in sids)
             series_ids += sids
             series_probs.append(agg)

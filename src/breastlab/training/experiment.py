@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 # Config keys that may grow between invocations on the same RUN_DIR, and keys that do not
 # define the run (how fast, how it is shown).
 EXTENDABLE = ("models", "repeats", "training_seeds")
-IGNORED = ("num_threads", "eval_batch_size", "progress", "devices", "nodes", "phantom")
+IGNORED = ("num_threads", "eval_batch_size", "progress", "devices", "nodes", "phantom",
+           "device", "num_workers", "device_info")  # a run resumes on another device
 
 
 class RunConfigError(ValueError):
@@ -99,9 +100,13 @@ class ExperimentResult:
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """What must match between invocations on one RUN_DIR: not the extendable keys, not how
+    the run is carried out (``settings.run``, thread counts)."""
     out = {k: v for k, v in config.items() if k not in EXTENDABLE and k not in IGNORED}
     if isinstance(out.get("train"), dict):
         out["train"] = {k: v for k, v in out["train"].items() if k not in IGNORED}
+    if isinstance(out.get("settings"), dict):
+        out["settings"] = comparable({k: v for k, v in out["settings"].items() if k != "run"})
     return out
 
 
@@ -142,6 +147,9 @@ def _guard(run: RunDir, config: dict[str, Any], models: list[str], repeats: int,
         config["models"] = old_models + models
     config["repeats"] = max(int(old.get("repeats", 0)), int(repeats))
     config["training_seeds"] = [int(seed) + r for r in range(config["repeats"])]
+    if isinstance(config.get("settings"), dict):  # the recorded settings cover the whole run
+        config["settings"] = {**config["settings"], "models": config["models"],
+                              "repeats": config["repeats"]}
     return config
 
 

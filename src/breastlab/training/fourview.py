@@ -1,6 +1,6 @@
 """Four-view experiment: models × repeats → a run directory (see docs/architecture.md).
 
-``run_fourview(cases, run_dir, ...)``:
+``run_fourview(cases, run_dir, config)`` (``config``: ``training.config.FourViewConfig``):
 
 1. reads the case table (``multiview.cases``) and decodes every case once into
    memory (``CaseDataset``); unreadable cases are left out with a warning;
@@ -16,7 +16,7 @@
 
 Resume: a repeat whose ``predictions.csv`` exists is skipped; an unfinished one
 continues from its ``checkpoint.pt``. Re-running with a different configuration
-(other than more repeats or more models) is refused unless ``force=True``, which
+(other than more repeats or more models) is refused unless ``config.run.force``, which
 discards ``models/``, ``splits/`` and the evaluation outputs of the old run.
 """
 from __future__ import annotations
@@ -32,14 +32,17 @@ import torch
 from breastlab.core.atomic import write_csv
 from breastlab.core.provenance import fingerprint_files
 from breastlab.core.rundir import PREDICTIONS, RunDir
-from breastlab.models.registry import MODEL_NAMES, PRETRAINABLE, build_model
+from breastlab.models.registry import PRETRAINABLE, build_model
 from breastlab.multiview.dataset import CaseDataset, breast_dataset
 from breastlab.multiview.preprocess import Augment
 
 from . import distributed as ddp
-from .defaults import DEFAULTS, FUSIONS, NORMALIZATIONS, SPLITS
+from breastlab.core.device import device_info, resolve_device
+
+from .config import FourViewConfig, TrainConfig
+from .defaults import DEFAULTS
 from .experiment import Job, RunConfigError, run_experiment
-from .loop import TrainConfig, predict_proba
+from .loop import predict_proba
 from .splits import load_split, repeat_split
 
 
@@ -69,33 +72,9 @@ def split_unit(patient_ids: list[str], case_ids: list[str], n_views: int,
     return "patient", warnings
 
 
-def check_options(*, models: list[str], split: str, normalization: str, image_size: int,
-                  repeats: int, folds: int, val_fraction: float, train_config: TrainConfig,
-                  model_kwargs: dict[str, dict[str, Any]]) -> None:
-    """Every option checked before any image is read or folder made (ValueError)."""
-    unknown = [m for m in models if m not in MODEL_NAMES]
-    if unknown or not models:
-        raise ValueError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {', '.join(MODEL_NAMES)}")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, "
-                         f"not {normalization!r}")
-    fusion = (model_kwargs.get("viewwise") or {}).get("fusion", "mean")
-    if fusion not in FUSIONS:
-        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
-    if int(image_size) < 8:
-        raise ValueError(f"image_size must be at least 8, not {image_size}")
-    if int(repeats) < 1 or int(folds) < 2:
-        raise ValueError("repeats must be at least 1 and folds at least 2")
-    if not 0 < float(val_fraction) < 1:
-        raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
-    train_config.validate()
-
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULTS", "FourViewResult", "FourViewTask", "RunConfigError", "check_options",
+__all__ = ["DEFAULTS", "FourViewConfig", "FourViewResult", "FourViewTask", "RunConfigError",
            "run_fourview", "split_unit"]
 
 
@@ -122,86 +101,45 @@ def _prediction_rows(case_ids, split_name, labels, probs) -> list[dict[str, Any]
     return rows
 
 
-def run_fourview(
-    cases: Any,
-    run_dir: str | os.PathLike,
-    *,
-    models: tuple[str, ...] | list[str] = DEFAULTS["models"],
-    views: tuple[str, ...] | list[str] | None = None,
-    repeats: int = DEFAULTS["repeats"],
-    split: str = DEFAULTS["split"],
-    folds: int = DEFAULTS["folds"],
-    resplit: bool = False,
-    val_fraction: float = DEFAULTS["val_fraction"],
-    seed: int = DEFAULTS["seed"],
-    image_size: int = DEFAULTS["image_size"],
-    train_config: TrainConfig | None = None,
-    pretrained: bool | str | os.PathLike = DEFAULTS["pretrained"],
-    flip_right: bool = True,
-    normalization: str = DEFAULTS["normalization"],
-    augment: bool = True,
-    autoencoder_pretrain_epochs: int = DEFAULTS["autoencoder_pretrain_epochs"],
-    model_kwargs: dict[str, dict[str, Any]] | None = None,
-    force: bool = False,
-    progress: bool = True,
-    evaluate: bool = True,
-    extra_config: dict[str, Any] | None = None,
-    dry_run: bool = False,
-) -> FourViewResult:
+def run_fourview(cases: Any, run_dir: str | os.PathLike,
+                 config: FourViewConfig | None = None) -> FourViewResult:
     """Train and predict every model for every repeat into ``run_dir`` (module docstring).
 
     Args:
         cases: case table (``cases.csv`` path, ``CaseTable`` or rows).
-        models: names from ``models.registry.MODEL_NAMES``.
-        views: view columns in channel order (default: the table's views).
-        repeats: number of repeats (seed: 5). ``split="kfold"``: repeat r = fold r % folds.
-        split: ``"holdout"`` (8:2, seed) or ``"kfold"``; ``resplit`` draws a new hold-out
-            split per repeat instead of the seed's single split.
-        train_config: ``TrainConfig`` (seed defaults); its ``seed`` is replaced by
-            ``seed + r`` per repeat, and ``pretrain_epochs`` by
-            ``autoencoder_pretrain_epochs`` for the autoencoder (0 for the others).
-        pretrained: ImageNet weights for resnet18/viewwise: True (the default, as in the
-            CLI and the seed: hub cache or download), False, or a file path.
-        model_kwargs: per-model extra build arguments, e.g. ``{"viewwise": {"fusion": "attention"}}``.
-        force: discard a previous run with a different configuration.
-        extra_config: more JSON-able entries for ``provenance.json`` (e.g. CLI options).
-        progress: progress bars on a terminal; plain per-epoch lines on stdout otherwise.
-            Either way every epoch goes to ``RUN_DIR/train.log`` and ``train_log.jsonl``.
-        dry_run: read the cases and make the splits, write nothing, train nothing;
-            ``result.plan`` says what would be trained.
+        run_dir: the run folder (created; resumed when it holds this configuration).
+        config: the whole run (``training.config.FourViewConfig``; default: its defaults,
+            the CLI's: ImageNet initialisation, seed hyperparameters, 5 repeats).
+            ``config.run.dry_run`` reads the cases and makes the splits, writes nothing,
+            trains nothing; ``result.plan`` says what would be trained.
 
     Where the case table has per-breast labels (``label_L``/``label_R``), every model is
     also trained per breast (its CC and MLO as channels) into
     ``models/{model}/repeat{r}/breast/``, with the same patient-level split.
     """
+    cfg = config or FourViewConfig()
     run = Path(run_dir)
-    train_config = train_config or TrainConfig()
-    progress = progress and ddp.is_main()  # one process shows bars and log lines
-    models = [m.lower() for m in models]
-    model_kwargs = {k.lower(): dict(v) for k, v in (model_kwargs or {}).items()}
-    check_options(models=models, split=split, normalization=normalization,
-                  image_size=image_size, repeats=repeats, folds=folds,
-                  val_fraction=val_fraction, train_config=train_config,
-                  model_kwargs=model_kwargs)
-    wants_weights = bool(pretrained) and any(m in PRETRAINABLE for m in models)
-    if wants_weights and not dry_run:  # fail fast, before decoding any image
+    pre, settings = cfg.preprocessing, cfg.run
+    progress = settings.progress and ddp.is_main()  # one process shows bars and log lines
+    if cfg.wants_imagenet and not settings.dry_run:  # fail fast, before decoding any image
         from breastlab.models.weights import load_imagenet_state_dict
 
-        load_imagenet_state_dict(None if pretrained is True else pretrained)
-    if train_config.num_threads:
-        torch.set_num_threads(int(train_config.num_threads))
+        load_imagenet_state_dict(None if cfg.pretrained is True else cfg.pretrained)
+    if cfg.train.num_threads:
+        torch.set_num_threads(int(cfg.train.num_threads))
 
-    if views:
+    if pre.views:
         from breastlab.multiview.dataset import case_views
 
         have = case_views(cases)
-        unknown = [v for v in views if have and v not in have]
+        unknown = [v for v in pre.views if have and v not in have]
         if unknown:  # else those channels would silently be blank
             raise ValueError(f"view(s) {', '.join(unknown)} not in the case table "
                              f"(its views: {', '.join(have)})")
     dataset = CaseDataset(
-        cases, views, image_size=image_size, train=False, cache=True,
-        flip_right=flip_right, normalization=normalization, progress=progress,
+        cases, list(pre.views) if pre.views else None, image_size=pre.image_size, train=False,
+        cache=True, flip_right=pre.flip_right, normalization=str(pre.normalization),
+        progress=progress,
     )
     bad = list(dataset.skipped)
     labelled = [i for i, y in enumerate(dataset.labels.tolist()) if y >= 0]
@@ -217,27 +155,21 @@ def run_fourview(
                                 missing_patient)
     breasts = breast_dataset(dataset) if k == 2 else None
     view_paths = [r[v] for r in dataset.rows for v in dataset.views if r.get(v)]
-    fingerprint = fingerprint_files(view_paths, content=not dry_run)
+    fingerprint = fingerprint_files(view_paths, content=not settings.dry_run)
 
-    config: dict[str, Any] = {
+    # provenance ``config``: the settings (read back by FourViewConfig.from_dict) and what
+    # the run found in the data; models/repeats at the top grow when a run is extended
+    record: dict[str, Any] = {
         "task": "fourview",
-        "models": models,
+        "settings": cfg.to_dict(),
+        "models": list(cfg.models),
+        "repeats": int(cfg.repeats),
+        "training_seeds": [int(cfg.seed) + r for r in range(cfg.repeats)],
+        "threshold_rule": cfg.threshold_rule,
         "views": list(dataset.views),
-        "repeats": int(repeats),
-        "split": split,
         "split_unit": unit,
-        "folds": int(folds),
-        "resplit": bool(resplit),
-        "val_fraction": val_fraction,
-        "seed": int(seed),
-        "training_seeds": [int(seed) + r for r in range(repeats)],
-        "image_size": int(image_size),
-        "pretrained": pretrained if isinstance(pretrained, bool) else str(pretrained),
         "preprocessing": dataset.preprocessing() | {
-            "augment": Augment().to_dict() if augment else None},
-        "autoencoder_pretrain_epochs": int(autoencoder_pretrain_epochs),
-        "model_kwargs": model_kwargs,
-        "train": train_config.to_dict(),
+            "augment": Augment().to_dict() if pre.augment else None},
         "num_classes": k,
         "class_names": class_names,
         "n_cases": len(dataset),
@@ -245,34 +177,31 @@ def run_fourview(
         "n_breasts": len(breasts) if breasts is not None else 0,
         "data_fingerprint": fingerprint,
         "split_warnings": warnings,
-        **(extra_config or {}),
+        # where it ran: device name, CUDA and cuDNN versions, precision (not compared on resume)
+        "device_info": device_info(resolve_device(cfg.train.device), cfg.train.precision),
     }
-    if phantom_data([p for p in view_paths]):  # recorded now, so the report never guesses
-        config["phantom"] = True
-    if dry_run:
-        return _dry_run(run, dataset, breasts, config, repeats, split, folds, seed, resplit,
-                        val_fraction, bad, warnings)
+    if phantom_data(view_paths):  # recorded now, so the report never guesses
+        record["phantom"] = True
+    if cfg.demo:
+        record["demo"] = True
+    if settings.dry_run:
+        return _dry_run(run, dataset, cfg, record, bad, warnings)
 
     task = FourViewTask(
-        dataset=dataset, breasts=breasts, config=config, fingerprint=fingerprint,
-        split_settings=dict(method=split, folds=folds, seed=seed, resplit=resplit,
-                            val_fraction=val_fraction),
-        augment=augment, base_config=train_config, seed=int(seed),
-        autoencoder_pretrain_epochs=int(autoencoder_pretrain_epochs),
-        model_kwargs=model_kwargs, image_size=int(image_size), pretrained=pretrained,
-        start_message=(f"training {', '.join(models)} × {repeats} repeat(s) on "
+        dataset=dataset, breasts=breasts, config=record, fingerprint=fingerprint, settings=cfg,
+        start_message=(f"training {', '.join(cfg.models)} × {cfg.repeats} repeat(s) on "
                        f"{len(dataset)} cases ({unit}-level split)"
                        + (f" and {len(breasts)} breasts" if breasts is not None else "")))
-    done = run_experiment(task, RunDir(run), models=models, repeats=int(repeats),
-                          seed=int(seed), force=force, progress=progress)
+    done = run_experiment(task, RunDir(run), models=list(cfg.models), repeats=int(cfg.repeats),
+                          seed=int(cfg.seed), force=settings.force, progress=progress)
     result = FourViewResult(run_dir=run, bad_cases=bad, warnings=warnings,
                             trained=done.trained, skipped=done.skipped)
-    if evaluate and ddp.is_main():  # after training, never from inside it
+    if settings.evaluate and ddp.is_main():  # after training, never from inside it
         from breastlab.evaluation.run import evaluate_run
 
         evaluate_run(run)
         result.evaluated = True
-    result.plan = {"models": models, "repeats": repeats, "levels": config["levels"]}
+    result.plan = {"models": list(cfg.models), "repeats": cfg.repeats, "levels": record["levels"]}
     return result
 
 
@@ -292,16 +221,9 @@ class FourViewTask:
 
     dataset: CaseDataset
     breasts: CaseDataset | None
-    config: dict[str, Any]
+    config: dict[str, Any]          # the provenance record
     fingerprint: str | None
-    split_settings: dict[str, Any]
-    augment: bool
-    base_config: TrainConfig
-    seed: int
-    autoencoder_pretrain_epochs: int
-    model_kwargs: dict[str, dict[str, Any]]
-    image_size: int
-    pretrained: Any
+    settings: FourViewConfig
     start_message: str = ""
     title: str = "Four-view run"
 
@@ -326,37 +248,34 @@ class FourViewTask:
         write_csv(run.cases, ({c: r.get(c, "") for c in cols} for r in dataset.rows), cols)
 
     def make_split(self, repeat: int) -> dict[str, Any]:
-        return repeat_split(self.case_ids, self.labels, self.patient_ids, repeat=repeat,
-                            **self.split_settings)
+        return _split(self.settings, self.case_ids, self.labels, self.patient_ids, repeat)
 
     def jobs(self, repeat: int, split: dict[str, Any]) -> list[Job]:
         ds = self.dataset
-        parts = {"train": ds.select(split["train"], train=self.augment),
+        augment = self.settings.preprocessing.augment
+        parts = {"train": ds.select(split["train"], train=augment),
                  "val": ds.select(split["val"], train=False),
                  "test": ds.select(split["test"], train=False)}
         out = [Job("exam", parts["train"], parts["val"],
                    {"val": parts["val"], "test": parts["test"]}, len(ds.views))]
-        bp = _breast_parts(self.breasts, split, self.augment) if self.breasts is not None else None
+        bp = _breast_parts(self.breasts, split, augment) if self.breasts is not None else None
         if bp is not None:
             out.append(Job("breast", bp["train"], bp["val"], {"val": bp["val"], "test": bp["test"]},
                            self.breasts.in_channels, unit="breasts"))
         return out
 
     def train_config(self, name: str, repeat: int) -> TrainConfig:
-        return TrainConfig(**{
-            **self.base_config.to_dict(),
-            "seed": self.seed + repeat,
-            "pretrain_epochs": self.autoencoder_pretrain_epochs if name == "autoencoder" else 0,
-        })
+        return self.settings.train_config(name, repeat)
 
     def build_model(self, name: str, job: Job, repeat: int) -> Any:
-        kwargs = self.model_kwargs.get(name, {})
-        if name in ("resnet18", "viewwise") and self.image_size < 64:
+        cfg = self.settings
+        size = cfg.preprocessing.image_size
+        kwargs = cfg.model_kwargs.get(name, {})
+        if name in ("resnet18", "viewwise") and size < 64:
             kwargs = {"small_input": True, **kwargs}
         return build_model(name, in_channels=job.in_channels,
-                           num_classes=int(self.config["num_classes"]),
-                           image_size=self.image_size,
-                           pretrained=self.pretrained if name in PRETRAINABLE else False,
+                           num_classes=int(self.config["num_classes"]), image_size=size,
+                           pretrained=cfg.pretrained if name in PRETRAINABLE else False,
                            **kwargs)
 
     def model_meta(self, name: str, job: Job, repeat: int, split: dict[str, Any]
@@ -376,11 +295,12 @@ class FourViewTask:
 
     def predict(self, net: Any, job: Job) -> dict[str, tuple[list[dict[str, Any]], list[str]]]:
         k = int(self.config["num_classes"])
-        cfg = self.base_config
+        cfg = self.settings.train
         rows: list[dict[str, Any]] = []
         for part, ds in job.predict.items():
             if len(ds):
-                probs = predict_proba(net, ds, cfg.eval_batch_size, channels_last=cfg.channels_last)
+                probs = predict_proba(net, ds, cfg.eval_batch_size, channels_last=cfg.channels_last,
+                                      precision=cfg.precision)
                 rows += _prediction_rows(ds.case_ids, part, ds.labels.numpy(), probs)
                 if job.level == "breast":
                     for row, src in zip(rows[-len(ds):], ds.rows):
@@ -422,37 +342,43 @@ def _breast_parts(breasts: CaseDataset, sp: dict[str, Any], augment: bool
             for p, ix in idx.items()}
 
 
-def _dry_run(run: Path, dataset: CaseDataset, breasts: CaseDataset | None,
-             config: dict[str, Any], repeats: int, split: str, folds: int, seed: int,
-             resplit: bool, val_fraction: float, bad: list[tuple[str, str]],
-             warnings: list[str]) -> FourViewResult:
+def _split(cfg: FourViewConfig, case_ids: list[str], labels: Any, patient_ids: list[str],
+           repeat: int) -> dict[str, Any]:
+    sp = cfg.split
+    return repeat_split(case_ids, labels, patient_ids, repeat=repeat, method=str(sp.method),
+                        folds=sp.folds, seed=cfg.seed, resplit=sp.resplit,
+                        val_fraction=sp.val_fraction)
+
+
+def _dry_run(run: Path, dataset: CaseDataset, cfg: FourViewConfig, record: dict[str, Any],
+             bad: list[tuple[str, str]], warnings: list[str]) -> FourViewResult:
     """What a run would do: cases, split sizes and class balance per repeat; no file written."""
     from collections import Counter
 
     labels = dataset.labels.numpy()
+    names = record["class_names"]
     splits = []
-    for r in range(repeats):
+    for r in range(cfg.repeats):
         path = RunDir(run).split(r)
-        sp = load_split(path) if path.is_file() else repeat_split(
-            dataset.case_ids, labels, dataset.patient_ids, repeat=r, method=split, folds=folds,
-            seed=seed, resplit=resplit, val_fraction=val_fraction)
+        sp = load_split(path) if path.is_file() else _split(
+            cfg, dataset.case_ids, labels, dataset.patient_ids, r)
         lab = dict(zip(dataset.case_ids, labels.tolist()))
-        splits.append({part: dict(Counter(config["class_names"][lab[c]] for c in sp[part]))
+        splits.append({part: dict(Counter(names[lab[c]] for c in sp[part]))
                        for part in ("train", "val", "test")})
     plan = {
         "run_dir": str(run),
         "n_cases": len(dataset),
         "n_patients": len(set(dataset.patient_ids)),
-        "class_balance": dict(Counter(config["class_names"][y] for y in labels.tolist())),
-        "views": config["views"],
-        "split": split, "split_unit": config["split_unit"],
+        "class_balance": dict(Counter(names[y] for y in labels.tolist())),
+        "views": record["views"],
+        "split": str(cfg.split.method), "split_unit": record["split_unit"],
         "splits": splits,
-        "models": config["models"],
-        "repeats": repeats,
-        "levels": config["levels"],
-        "n_breasts": config["n_breasts"],
-        "train": config["train"],
-        "pretrained": config["pretrained"],
-        "image_size": config["image_size"],
+        "models": list(cfg.models),
+        "repeats": cfg.repeats,
+        "levels": record["levels"],
+        "n_breasts": record["n_breasts"],
+        "train": cfg.train.to_dict(),
+        "pretrained": cfg.pretrained,
+        "image_size": cfg.preprocessing.image_size,
     }
     return FourViewResult(run_dir=run, bad_cases=bad, warnings=warnings, plan=plan)

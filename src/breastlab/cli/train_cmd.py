@@ -77,6 +77,11 @@ def train(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process)."),
     device: str = typer.Option(_TC.device, "--device", help=DEVICE_HELP),
     precision: Precision = typer.Option(Precision(_TC.precision), "--precision", help=PRECISION_HELP),
+    cache: bool = typer.Option(True, "--cache/--no-cache",
+                               help="Keep preprocessed views on disk, so re-runs decode nothing."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", file_okay=False,
+        help="Folder of that cache (default: $BREASTLAB_CACHE, else ~/.cache/breastlab/views)."),
     workers: Optional[int] = typer.Option(
         None, "--workers", min=0,
         help="DataLoader worker processes (default: sized from the machine; 0 for the "

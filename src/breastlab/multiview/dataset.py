@@ -167,6 +167,9 @@ class CaseDataset(Dataset):
         blank_missing: a view with an empty path becomes an all-zero image (the
             ``--missing blank`` policy of ``breastlab cases``); False: the case is skipped.
         progress: show a progress bar while caching.
+        disk_cache: a ``multiview.cache.ViewCache``, a folder, True (the default folder)
+            or None: preprocessed views are read from / written to it, so a second run
+            (or a worker of a data set without the in-memory cache) decodes nothing.
     """
 
     def __init__(
@@ -185,8 +188,12 @@ class CaseDataset(Dataset):
         on_error: str = "skip",
         blank_missing: bool = True,
         progress: bool = False,
+        disk_cache: Any = None,
     ) -> None:
+        from .cache import as_cache
+
         rows = as_rows(case_table_or_rows)
+        self.disk_cache = as_cache(disk_cache)
         self.views = tuple(views) if views else (case_views(case_table_or_rows) or infer_views(rows))
         self.config = PreprocessConfig(
             image_size=int(image_size),
@@ -218,7 +225,8 @@ class CaseDataset(Dataset):
                     paths = {v: view_path(row, v) for v in self.views}
                     if cache:
                         arrays.append(load_case(paths, self.views, self.config,
-                                                blank_missing=blank_missing))
+                                                blank_missing=blank_missing,
+                                                cache=self.disk_cache))
                     elif not blank_missing and any(p is None for p in paths.values()):
                         raise ImageLoadError("missing view(s)")
                     label = parse_label(row.get("label"))
@@ -282,7 +290,8 @@ class CaseDataset(Dataset):
             return self._data[index]
         row = self.rows[index]
         return torch.from_numpy(load_case({v: row[v] for v in self.views}, self.views, self.config,
-                                          blank_missing=self.blank_missing))
+                                          blank_missing=self.blank_missing,
+                                          cache=getattr(self, "disk_cache", None)))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         x = self.image(index)
@@ -363,13 +372,15 @@ def breast_dataset(exams: CaseDataset) -> CaseDataset | None:
     return new
 
 
-def dataset_from_meta(rows: Any, meta: Mapping[str, Any], *, progress: bool = False):
-    """A ``CaseDataset`` preprocessed exactly as the model was trained (model metadata)."""
+def dataset_from_meta(rows: Any, meta: Mapping[str, Any], *, progress: bool = False,
+                      disk_cache: Any = None):
+    """A ``CaseDataset`` preprocessed exactly as the model was trained (model metadata);
+    ``disk_cache`` as in ``CaseDataset``."""
     pre = dict(meta.get("preprocessing") or {})
     kwargs: dict[str, Any] = {
         "views": meta.get("views") or pre.get("views"),
         "image_size": int(pre.get("image_size") or meta.get("image_size") or 256),
-        "train": False, "cache": True, "progress": progress,
+        "train": False, "cache": True, "progress": progress, "disk_cache": disk_cache,
     }
     for key in ("flip_right", "normalization", "slice_index"):
         if pre.get(key) is not None:

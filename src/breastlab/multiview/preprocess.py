@@ -33,6 +33,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -229,16 +230,28 @@ def load_view(
     path: str | os.PathLike,
     view: str,
     config: PreprocessConfig = PreprocessConfig(),
+    cache: Any = None,
 ) -> np.ndarray:
-    """Load and preprocess one view; right views are flipped when ``config.flip_right``."""
-    image = load_image(path, slice_index=config.slice_index)
-    return preprocess_view(
-        image,
-        image_size=config.image_size,
-        normalization=config.normalization,
-        clip_percentiles=tuple(config.clip_percentiles),
-        flip=config.flip_right and view_laterality(view) == "R",
-    )
+    """Load and preprocess one view; right views are flipped when ``config.flip_right``.
+
+    ``cache`` (a ``multiview.cache.ViewCache``) returns the view preprocessed earlier with
+    the same file content and settings, and stores it on a miss.
+    """
+    flip = config.flip_right and view_laterality(view) == "R"
+
+    def compute() -> np.ndarray:
+        image = load_image(path, slice_index=config.slice_index)
+        return preprocess_view(
+            image,
+            image_size=config.image_size,
+            normalization=config.normalization,
+            clip_percentiles=tuple(config.clip_percentiles),
+            flip=flip,
+        )
+
+    if cache is None or not Path(path).is_file():
+        return compute()
+    return cache.fetch(path, config.to_dict() | {"flip": bool(flip)}, compute)
 
 
 def stack_views(arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -257,8 +270,10 @@ def load_case(
     config: PreprocessConfig = PreprocessConfig(),
     *,
     blank_missing: bool = False,
+    cache: Any = None,
 ) -> np.ndarray:
-    """Load the given ``views`` (keys of ``paths``) of one case as ``[N, H, W]``.
+    """Load the given ``views`` (keys of ``paths``) of one case as ``[N, H, W]``
+    (``cache``: a ``multiview.cache.ViewCache`` for the preprocessed views).
 
     A view without a path is an error, or an all-zero image with ``blank_missing``
     (the ``--missing blank`` policy of case assembly).
@@ -268,7 +283,7 @@ def load_case(
         raise ImageLoadError(f"missing view(s): {', '.join(missing)}")
     size = _size_pair(config.image_size)
     return stack_views([
-        load_view(paths[v], v, config) if paths.get(v) else np.zeros(size, np.float32)
+        load_view(paths[v], v, config, cache) if paths.get(v) else np.zeros(size, np.float32)
         for v in views
     ])
 

@@ -216,10 +216,14 @@ class RunSettings(_Group):
     devices: int = 1         # training processes on this machine (DistributedDataParallel)
     nodes: int = 1           # machines (under torchrun)
     config_file: str | None = None  # the --config file the settings came from
+    cache: bool = True       # preprocessed views on disk (multiview.cache), read on re-runs
+    cache_dir: str | None = None  # its folder (None: $BREASTLAB_CACHE or ~/.cache/breastlab/views)
 
     def __post_init__(self) -> None:
         if int(self.devices) < 1 or int(self.nodes) < 1:
             raise ValueError("devices and nodes must be at least 1")
+        if self.cache_dir is not None:
+            _set(self, "cache_dir", os.fspath(self.cache_dir))
 
 
 _GROUPS: dict[str, type[_Group]] = {"train": TrainConfig, "preprocessing": Preprocessing,

@@ -140,6 +140,7 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
         cases, list(pre.views) if pre.views else None, image_size=pre.image_size, train=False,
         cache=True, flip_right=pre.flip_right, normalization=str(pre.normalization),
         progress=progress,
+        disk_cache=(settings.cache_dir or True) if settings.cache else None,
     )
     bad = list(dataset.skipped)
     labelled = [i for i, y in enumerate(dataset.labels.tolist()) if y >= 0]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import typer
 
-from breastlab.core.vocab import Aggregation, SeriesTask, Split
+from breastlab.core.device import DEVICE_HELP
+from breastlab.core.precision import PRECISION_HELP
+from breastlab.core.vocab import Aggregation, Precision, SeriesTask, Split
 
 mri_app = typer.Typer(
     name="mri",
@@ -85,19 +87,31 @@ def train(
     devices: int = typer.Option(1, "--devices", min=1,
                                 help="Training processes on this machine (DistributedDataParallel)."),
     nodes: int = typer.Option(1, "--nodes", min=1, help="Machines; more than 1 only under torchrun."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    precision: Precision = typer.Option(Precision.FP32, "--precision", help=PRECISION_HELP),
 ) -> None:
     """Train a slice CNN whose slice probabilities aggregate to one label per series (patient-level splits)."""
     from breastlab.seriesmodels.config import MRITrainConfig
     from breastlab.seriesmodels.data import read_data
     from breastlab.seriesmodels.model import train_run
+    from breastlab.training.distributed import under_torchrun
 
     try:
         cfg = MRITrainConfig(task=task, classes=classes or (), model=model, pretrained=pretrained,
                              image_size=image_size, slices_per_series=slices, aggregation=aggregation,
                              epochs=epochs, batch_size=batch_size, lr=lr, repeats=repeats, split=split,
-                             folds=folds, seed=seed, num_threads=threads, synthetic=synthetic)
+                             folds=folds, seed=seed, num_threads=threads, synthetic=synthetic,
+                             device=device, precision=precision)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if not under_torchrun():
+        from breastlab.core.device import DeviceError, resolve_device
+
+        try:
+            resolve_device(cfg.device)  # --device cuda where there is none: before any work
+        except DeviceError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
     names = list(cfg.classes)
     try:
         dataset = read_data(data, names, label_column=label_column)
@@ -111,17 +125,16 @@ def train(
                    f"{label_column!r} (need at least 2 of {', '.join(names)}); label the series "
                    "first or choose --label-column", err=True)
         raise typer.Exit(1)
-    from breastlab.training.distributed import (DistributedRunError, check_devices, launch,
-                                                under_torchrun)
+    from breastlab.training.distributed import DistributedRunError, check_devices, launch
 
     try:
-        check_devices(devices, nodes)
+        check_devices(devices, nodes, cfg.device)
         kwargs = dict(test_data=test_data, progress=progress, resume=resume, report=report)
         if devices == 1 and not under_torchrun():
             run = train_run(dataset, out, cfg, **kwargs)
         else:
             run = launch(_train_run, (dataset, out, cfg, kwargs), devices=devices, nodes=nodes,
-                         threads=threads)
+                         threads=threads, device=cfg.device)
             if run is None:  # another rank of a torchrun launch: rank 0 reports
                 return
     except (ValueError, DistributedRunError) as exc:

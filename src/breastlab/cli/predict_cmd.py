@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from breastlab.core.device import DEVICE_HELP
+
 
 def _print_metrics(console, metrics: dict | None, out: Path) -> None:
     """Metrics on the labelled inputs (binary), with 95% CIs."""
@@ -44,16 +46,27 @@ def register(app: typer.Typer) -> None:
             None, "--pacs", help="Also store the results in this PACS (DICOMweb URL or dicom://AET@host:port): "
             "an SR per study (probability, threshold) and the Grad-CAM overlays as Secondary Capture."),
         calling_aet: str = typer.Option("BREASTLAB", "--calling-aet", help="Our AE title for --pacs (DIMSE)."),
+        device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+        cache: bool = typer.Option(False, "--cache/--no-cache",
+                                   help="Read/write preprocessed views in the on-disk cache "
+                                        "($BREASTLAB_CACHE, else ~/.cache/breastlab/views)."),
     ) -> None:
         """Predict new cases: OUT/predictions.csv and OUT/heatmaps/*.png."""
         from rich.console import Console
 
+        from breastlab.core.device import DeviceError, resolve_device
         from breastlab.inference.predict import predict_cases
         from breastlab.models.files import ModelFileError
 
         try:
+            resolve_device(device)  # one line, exit 2, before any work
+        except DeviceError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        try:
             res = predict_cases(model, input_path, out, heatmaps=heatmaps, threshold=threshold,
-                                batch_size=batch_size, progress=progress)
+                                batch_size=batch_size, progress=progress, device=device,
+                                disk_cache=True if cache else None)
         except (ModelFileError, FileNotFoundError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc

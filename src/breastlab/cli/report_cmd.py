@@ -7,6 +7,8 @@ from typing import Literal
 
 import typer
 
+from breastlab.core.device import DEVICE_HELP
+
 ProportionCi = Literal["wilson", "exact"]
 AucCi = Literal["delong", "bootstrap"]
 
@@ -127,12 +129,21 @@ def register(app: typer.Typer) -> None:
                                      help="Build the Grad-CAM gallery if RUN_DIR/explain is empty."),
         gallery_cases: int = typer.Option(6, "--gallery-cases", min=1,
                                           help="Cases in a generated gallery."),
+        device: str = typer.Option("auto", "--device", help="Grad-CAM of the gallery: " + DEVICE_HELP),
     ) -> None:
         """Write one self-contained HTML report (metrics, ROC, Grad-CAM, provenance)."""
+        from breastlab.core.device import DeviceError, resolve_device
         from breastlab.reporting.build import build_report
 
         try:
-            path = build_report(run_dir, out, gallery=gallery, n_gallery=gallery_cases)
+            if gallery:
+                resolve_device(device)  # one line, exit 2, before any work
+        except DeviceError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        try:
+            path = build_report(run_dir, out, gallery=gallery, n_gallery=gallery_cases,
+                                device=device)
         except (FileNotFoundError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc

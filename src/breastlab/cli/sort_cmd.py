@@ -17,6 +17,8 @@ from pathlib import Path
 
 import typer
 
+from breastlab.core.device import DEVICE_HELP
+
 EXIT_SORTED, EXIT_NOTHING, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
 
@@ -69,11 +71,12 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="With --engine dask: address of a running Dask scheduler (default: a local "
             "cluster of --workers processes)."
         ),
+        device: str = typer.Option("auto", "--device", help="With --model: " + DEVICE_HELP),
     ) -> None:
         """Sort breast MRI DICOM into labelled image sets (T2WI, DWI_low/high, ADC, DCE phases, ...)."""
         try:
             code = _run(inputs, out, export, link, copy, keep_phi, workers, b_threshold, progress, model,
-                        convert, layout, channels, full, engine, scheduler)
+                        convert, layout, channels, full, engine, scheduler, device)
         except typer.Exit:
             raise
         except KeyboardInterrupt:
@@ -94,7 +97,8 @@ def register(app: typer.Typer) -> None:
 def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: bool, keep_phi: bool,
          workers: int | None, b_threshold: float, progress: bool, model: list[Path] | None,
          convert: Path | None = None, layout: str | None = None, channels: str | None = None,
-         full: bool = False, engine: str = "default", scheduler: str | None = None) -> int:
+         full: bool = False, engine: str = "default", scheduler: str | None = None,
+         device: str = "auto") -> int:
     """Check every option, then sort; returns the exit code."""
     from rich.console import Console
     from rich.text import Text
@@ -115,6 +119,12 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
 
         if importlib.util.find_spec("distributed") is None:
             raise _fail("--engine dask needs Dask distributed: pip install 'breastlab[dask]'")
+    from breastlab.core.device import DeviceError, check_device_name
+
+    try:
+        check_device_name(device)
+    except DeviceError as exc:
+        raise _fail(str(exc)) from None
     if not math.isfinite(b_threshold):
         raise _fail(f"--b-threshold must be a finite number, not {b_threshold}")
     try:
@@ -140,7 +150,7 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         from breastlab.seriesmodels.fusion import load_models
 
         try:
-            image_models = load_models(model_files)
+            image_models = load_models(model_files, device=device)
         except Exception as exc:  # noqa: BLE001 - any unusable model file is a usage error
             raise _fail(f"--model: {exc}") from None
 

@@ -289,6 +289,14 @@ def load_case(
 
 
 # ----------------------------------------------------------------------- augmentation
+def _on(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``t`` (drawn on the CPU) where ``x`` lies; to a GPU through pinned memory and without
+    blocking, since a copy from pageable memory would wait for the GPU's queue each batch."""
+    if x.device.type != "cuda":
+        return t.to(x.device)
+    return t.pin_memory().to(x.device, non_blocking=True)
+
+
 @dataclass
 class Augment:
     """Training-time augmentation of a preprocessed ``[N, H, W]`` tensor.
@@ -338,7 +346,7 @@ class Augment:
         if self.noise_peak:
             x = self._noise(x)
         if self.hflip_prob > 0:
-            flip = (torch.rand(n) < self.hflip_prob).to(x.device)
+            flip = _on(x, torch.rand(n) < self.hflip_prob)
             if flip.any():
                 x = x.clone()
                 x[flip] = x[flip].flip(-1)
@@ -353,7 +361,8 @@ class Augment:
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
         theta = torch.stack(
             [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
-        ).to(x.device, x.dtype)
+        )
+        theta = _on(x, theta).to(x.dtype)
         grid = F.affine_grid(theta, [n, 1, *x.shape[-2:]], align_corners=False)
         floor = x.flatten(1).amin(1).view(n, 1, 1, 1)
         out = F.grid_sample(
@@ -370,10 +379,10 @@ class Augment:
         hi = flat.amax(1).view(n, 1, 1)
         span = (hi - lo).clamp_min(1e-6)
         gamma = torch.where(active, self._uniform(n, *self.gamma), torch.ones(n)).view(n, 1, 1)
-        gamma = gamma.to(x.device)
+        gamma = _on(x, gamma)
         y = ((x - lo) / span).clamp(0, 1) ** gamma * span + lo
         c = torch.where(active, self._uniform(n, *self.contrast), torch.ones(n)).view(n, 1, 1)
-        c = c.to(x.device)
+        c = _on(x, c)
         mean = y.flatten(1).mean(1).view(n, 1, 1)
         return (y - mean) * c + mean
 

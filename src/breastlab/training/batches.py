@@ -126,7 +126,10 @@ class ResidentBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for idx in self.sampler:
-            index = torch.as_tensor(idx, dtype=torch.long).to(self.x.device, non_blocking=True)
+            index = torch.as_tensor(idx, dtype=torch.long)
+            if self.x.device.type == "cuda":  # pinned: the copy does not wait for the GPU
+                index = index.pin_memory()
+            index = index.to(self.x.device, non_blocking=True)
             yield self.x.index_select(0, index), self.y.index_select(0, index)
 
 

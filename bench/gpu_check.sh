@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The GPU check of issue 16, as one prepared script for a lent GPU machine (docs/benchmarks.md).
+#
+#   OUT=/some/folder bash bench/gpu_check.sh          # from the repository root
+#
+# 1. installs the wheels in .whl/ (packages the machine's image lacks: pydicom, pylibjpeg,
+#    nibabel, highdicom, pynetdicom, typer at the project's version...) into /tmp/site;
+# 2. records GPU utilisation every second (nvidia-smi dmon) while it runs;
+# 3. runs the GPU tests (marker gpu) and the device, precision, cache and resume tests;
+# 4. bench/train_speed.py on the GPU at batch 8 fp32 and batch 64 bf16 (product vs bare
+#    loop, data path from the cache vs the training rate, inference end to end vs forward);
+# 5. `breastlab train --device cuda` on phantom data (the utilisation trace shows it).
+#
+# Every step is bounded by `timeout` and the script goes on after a failing step; about
+# 4-7 minutes in all. Logs go to $OUT (7 flat files); the summary is printed last.
+# For a dry run on a CPU: GPU_CHECK_DEVICE=cpu GPU_CHECK_QUICK=1 OUT=/tmp/x bash bench/gpu_check.sh
+set -u
+
+OUT=${OUT:?set OUT to a folder for the logs}
+DEVICE=${GPU_CHECK_DEVICE:-cuda}
+QUICK=${GPU_CHECK_QUICK:-0}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+cd "$(dirname "$0")/.." || exit 1
+T0=$(date +%s)
+SUMMARY="$OUT/summary.txt"
+: >"$SUMMARY"
+
+note() { echo "[$(($(date +%s) - T0)) s] $*" | tee -a "$SUMMARY"; }
+
+step() {  # step NAME SECONDS LOGFILE COMMAND...: bounded, logged, never fatal
+    local name=$1 limit=$2 log=$3
+    shift 3
+    note "start: $name (limit ${limit} s)"
+    timeout --kill-after=10 "$limit" "$@" >>"$log" 2>&1
+    local rc=$?
+    note "end: $name rc=$rc$([ $rc -eq 124 ] && echo ' (time limit)')"
+    return 0
+}
+
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 MPLBACKEND=Agg
+export BREASTLAB_CACHE=/tmp/breastlab-gpu-cache
+export PYTHONPATH="$PWD/src:/tmp/site"
+
+# 1. wheels -----------------------------------------------------------------------------
+if ls .whl/*.whl >/dev/null 2>&1; then
+    step "install wheels" 90 "$OUT/env.txt" \
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl
+else
+    note "no .whl/ folder: using the packages installed here"
+fi
+
+# 2. utilisation trace -------------------------------------------------------------------
+DMON_PID=""
+if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi >>"$OUT/env.txt" 2>&1
+    nvidia-smi dmon -s u -d 1 >"$OUT/dmon.txt" 2>&1 &
+    DMON_PID=$!
+else
+    note "no nvidia-smi: no utilisation trace"
+fi
+"$PY" - >>"$OUT/env.txt" 2>&1 <<'EOF'
+import json, torch
+from breastlab.core.device import device_info, resolve_device
+print("torch", torch.__version__, "cuda available", torch.cuda.is_available())
+print(json.dumps(device_info(resolve_device("auto"), "32")))
+import pydicom, typer, nibabel
+print("pydicom", pydicom.__version__, "typer", typer.__version__, "nibabel", nibabel.__version__)
+EOF
+
+# 3. tests --------------------------------------------------------------------------------
+step "tests (gpu, device, cache, resume)" 170 "$OUT/tests.txt" \
+    "$PY" -m pytest -q -p no:cacheprovider -o addopts="-ra" \
+    tests/test_gpu.py tests/test_device.py tests/test_view_cache.py tests/test_training_loop.py \
+    "tests/test_training_distributed.py::test_two_gloo_processes_match_one_process"
+
+# 4. benchmarks ----------------------------------------------------------------------------
+PHANTOM=/tmp/breastlab-gpu-phantom
+if [ "$QUICK" = 1 ]; then
+    SMALL=(--cases 8 --matrix 64 --epochs 1 --repeat 1 --tile 1 --workers 1 --threads 1)
+    BIG=("${SMALL[@]}")
+else
+    SMALL=(--cases 96 --epochs 3 --repeat 2 --tile 10 --workers 8 --threads 8)
+    BIG=(--cases 96 --epochs 5 --repeat 2 --tile 40 --workers 8 --threads 8 --skip-data)
+fi
+mkdir -p "$PHANTOM"
+step "bench batch 8 fp32" 150 "$OUT/bench_b8_fp32.txt" \
+    "$PY" bench/train_speed.py --device "$DEVICE" --batch-size 8 --precision 32 \
+    --workdir "$PHANTOM" "${SMALL[@]}"
+step "bench batch 64 bf16" 120 "$OUT/bench_b64_bf16.txt" \
+    "$PY" bench/train_speed.py --device "$DEVICE" --batch-size 64 --precision bf16 \
+    --workdir "$PHANTOM" "${BIG[@]}"
+
+# 5. the product as a user runs it ------------------------------------------------------------
+if [ -f "$PHANTOM/cases.csv" ]; then
+    EPOCHS=$([ "$QUICK" = 1 ] && echo 1 || echo 4)
+    rm -rf /tmp/breastlab-gpu-run
+    step "breastlab train --device $DEVICE" 100 "$OUT/train.txt" \
+        "$PY" -c 'import sys; from breastlab.cli.main import app; sys.argv[0] = "breastlab"; app()' \
+        train "$PHANTOM/cases.csv" --out /tmp/breastlab-gpu-run --models resnet18 --repeats 1 \
+        --epochs "$EPOCHS" --no-pretrained --device "$DEVICE" --quiet
+    "$PY" - >>"$OUT/train.txt" 2>&1 <<'EOF'
+import json
+prov = json.load(open("/tmp/breastlab-gpu-run/provenance.json"))
+print("provenance device_info:", json.dumps(prov["config"].get("device_info")))
+for line in open("/tmp/breastlab-gpu-run/models/resnet18/repeat0/history.csv"):
+    print(line.rstrip())
+EOF
+fi
+
+# summary ----------------------------------------------------------------------------------------
+if [ -n "$DMON_PID" ]; then
+    kill "$DMON_PID" 2>/dev/null
+    wait "$DMON_PID" 2>/dev/null
+    awk '!/^#/ && NF >= 3 {n++; s += $2; if ($2 > 0) busy++; if ($2 > m) m = $2}
+         END {if (n) printf "GPU utilisation: %d samples, mean %.1f %%, max %d %%, %d samples above 0\n", n, s / n, m, busy}' \
+        "$OUT/dmon.txt" | tee -a "$SUMMARY"
+fi
+{
+    echo "--- tests"; tail -n 15 "$OUT/tests.txt" 2>/dev/null
+    for f in "$OUT"/bench_*.txt; do
+        echo "--- $(basename "$f")"
+        grep -E "^(device|training img|data path|inference|wall-clock|speed)" "$f"
+    done
+    echo "--- train"; grep -E "trained|provenance|error" "$OUT/train.txt" 2>/dev/null
+} >>"$SUMMARY" 2>&1
+note "done"
+cat "$SUMMARY"

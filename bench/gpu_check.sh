@@ -9,10 +9,13 @@
 # 3. runs the GPU tests (marker gpu) and the device, precision, cache and resume tests;
 # 4. bench/train_speed.py on the GPU at batch 8 fp32 and batch 64 bf16 (product vs bare
 #    loop, data path from the cache vs the training rate, inference end to end vs forward);
-# 5. `breastlab train --device cuda` on phantom data (the utilisation trace shows it).
+# 5. `breastlab train --device cuda` on phantom data (the utilisation trace shows it);
+# 6. BreastMNIST (.whl/breastmnist_28.npz, a public set) at fp32 and bf16: test AUC and its
+#    DeLong 95% CI, to show that bf16 moves the AUC by less than the CI.
 #
 # Every step is bounded by `timeout` and the script goes on after a failing step; about
-# 4-7 minutes in all. Logs go to $OUT (7 flat files); the summary is printed last.
+# 4-7 minutes in all (each step's limit together: 560 s). Logs go to $OUT (8 flat files);
+# the summary is printed last.
 # For a dry run on a CPU: GPU_CHECK_DEVICE=cpu GPU_CHECK_QUICK=1 OUT=/tmp/x bash bench/gpu_check.sh
 set -u
 
@@ -44,7 +47,7 @@ export PYTHONPATH="$PWD/src:/tmp/site"
 
 # 1. wheels -----------------------------------------------------------------------------
 if ls .whl/*.whl >/dev/null 2>&1; then
-    step "install wheels" 90 "$OUT/env.txt" \
+    step "install wheels" 45 "$OUT/env.txt" \
         "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl
 else
@@ -70,7 +73,7 @@ print("pydicom", pydicom.__version__, "typer", typer.__version__, "nibabel", nib
 EOF
 
 # 3. tests --------------------------------------------------------------------------------
-step "tests (gpu, device, cache, resume)" 170 "$OUT/tests.txt" \
+step "tests (gpu, device, cache, resume)" 140 "$OUT/tests.txt" \
     "$PY" -m pytest -q -p no:cacheprovider -o addopts="-ra" \
     tests/test_gpu.py tests/test_device.py tests/test_view_cache.py tests/test_training_loop.py \
     "tests/test_training_distributed.py::test_two_gloo_processes_match_one_process"
@@ -85,10 +88,10 @@ else
     BIG=(--cases 96 --epochs 5 --repeat 2 --tile 40 --workers 8 --threads 8 --skip-data)
 fi
 mkdir -p "$PHANTOM"
-step "bench batch 8 fp32" 150 "$OUT/bench_b8_fp32.txt" \
+step "bench batch 8 fp32" 110 "$OUT/bench_b8_fp32.txt" \
     "$PY" bench/train_speed.py --device "$DEVICE" --batch-size 8 --precision 32 \
     --workdir "$PHANTOM" "${SMALL[@]}"
-step "bench batch 64 bf16" 120 "$OUT/bench_b64_bf16.txt" \
+step "bench batch 64 bf16" 90 "$OUT/bench_b64_bf16.txt" \
     "$PY" bench/train_speed.py --device "$DEVICE" --batch-size 64 --precision bf16 \
     --workdir "$PHANTOM" "${BIG[@]}"
 
@@ -96,7 +99,7 @@ step "bench batch 64 bf16" 120 "$OUT/bench_b64_bf16.txt" \
 if [ -f "$PHANTOM/cases.csv" ]; then
     EPOCHS=$([ "$QUICK" = 1 ] && echo 1 || echo 4)
     rm -rf /tmp/breastlab-gpu-run
-    step "breastlab train --device $DEVICE" 100 "$OUT/train.txt" \
+    step "breastlab train --device $DEVICE" 75 "$OUT/train.txt" \
         "$PY" -c 'import sys; from breastlab.cli.main import app; sys.argv[0] = "breastlab"; app()' \
         train "$PHANTOM/cases.csv" --out /tmp/breastlab-gpu-run --models resnet18 --repeats 1 \
         --epochs "$EPOCHS" --no-pretrained --device "$DEVICE" --quiet
@@ -107,6 +110,17 @@ print("provenance device_info:", json.dumps(prov["config"].get("device_info")))
 for line in open("/tmp/breastlab-gpu-run/models/resnet18/repeat0/history.csv"):
     print(line.rstrip())
 EOF
+fi
+
+# 6. bf16 against fp32 on a public set --------------------------------------------------------
+if [ -f .whl/breastmnist_28.npz ]; then
+    BM=(--data .whl/breastmnist_28.npz --seeds 0 --intensity 0 --translate 0.05 --no-resume
+        --threads 4 --device "$DEVICE" --out /tmp/breastlab-gpu-bmnist)
+    [ "$QUICK" = 1 ] && BM+=(--quick --epochs 1) || BM+=(--epochs 30)
+    for p in 32 bf16; do
+        step "BreastMNIST precision $p" 50 "$OUT/breastmnist.txt" \
+            "$PY" bench/breastmnist.py "${BM[@]}" --precision "$p"
+    done
 fi
 
 # summary ----------------------------------------------------------------------------------------
@@ -124,6 +138,7 @@ fi
         grep -E "^(device|training img|data path|inference|wall-clock|speed)" "$f"
     done
     echo "--- train"; grep -E "trained|provenance|error" "$OUT/train.txt" 2>/dev/null
+    echo "--- BreastMNIST fp32 then bf16"; grep -E "^(ensemble test|seed 0)" "$OUT/breastmnist.txt" 2>/dev/null
 } >>"$SUMMARY" 2>&1
 note "done"
 cat "$SUMMARY"

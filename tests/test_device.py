@@ -185,7 +185,9 @@ def test_loader_settings_from_the_machine():
     assert B.loader_settings(in_mem, cpu).num_workers == 0        # an index is all it takes
     lazy = _Views(_blobs(4, 0))
     auto = B.loader_settings(lazy, cpu)
-    assert 0 <= auto.num_workers <= 8 and not auto.pin_memory
+    assert auto.num_workers == 0 and not auto.pin_memory         # on a CPU: as before
+    gpu = B.loader_settings(lazy, torch.device("cuda"), world=1)
+    assert 0 <= gpu.num_workers <= 8 and gpu.pin_memory
     forced = B.loader_settings(lazy, torch.device("cuda"), 3)
     assert forced.kwargs() == {"num_workers": 3, "pin_memory": True, "prefetch_factor": 4,
                                "persistent_workers": True}

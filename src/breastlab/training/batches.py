@@ -59,14 +59,16 @@ def in_memory(dataset: Dataset) -> bool:
 
 def loader_settings(dataset: Dataset, device: torch.device, num_workers: int | None = None,
                     *, world: int = 1) -> LoaderSettings:
-    """Loader settings from the machine: ``num_workers=None`` gives 0 for in-memory data (an
-    index is all a worker would do) and otherwise the CPU cores this process may use, shared
-    between the ``world`` processes of a multi-GPU run, at most 8 (the data path of one GPU
-    saturates before that on the phantom and CBIS-DDSM cases); pinned memory and persistent
-    workers when a GPU is fed, prefetch 4 batches per worker."""
+    """Loader settings from the machine. ``num_workers=None`` gives 0 for in-memory data (an
+    index is all a worker would do) and on a CPU (the training's own threads use the cores,
+    and the batches stay those of the loop before devices existed); feeding a GPU, the CPU
+    cores this process may use, shared between the ``world`` processes of a multi-GPU run,
+    less one, at most 8. Pinned memory and persistent workers when a GPU is fed, prefetch 4
+    batches per worker."""
     if num_workers is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        num_workers = 0 if in_memory(dataset) else max(0, min(8, cores // max(world, 1) - 1))
+        feeds_gpu = device.type == "cuda" and not in_memory(dataset)
+        num_workers = max(0, min(8, cores // max(world, 1) - 1)) if feeds_gpu else 0
     gpu = device.type == "cuda"
     return LoaderSettings(num_workers=int(num_workers), pin_memory=gpu,
                           prefetch_factor=4 if num_workers else None,

@@ -62,6 +62,10 @@ def train(
     views: Optional[str] = typer.Option(None, "--views",
                                         help="Comma-separated view columns in channel order (default: the table's)."),
     seed: int = typer.Option(DEFAULTS["seed"], "--seed", help="Split seed; repeat r trains with seed + r."),
+    crop_breast: bool = typer.Option(
+        False, "--crop-breast/--no-crop-breast",
+        help="Cut each view to the breast (largest bright region) before normalising and "
+             "resizing: full-field mammograms keep more of the breast's resolution."),
     flip_right: bool = typer.Option(True, "--flip-right/--no-flip-right",
                                     help="Flip right-side views so all breasts face the same way."),
     normalization: Normalization = typer.Option(Normalization(DEFAULTS["normalization"]), "--normalization",

@@ -170,6 +170,8 @@ class CaseDataset(Dataset):
         disk_cache: a ``multiview.cache.ViewCache``, a folder, True (the default folder)
             or None: preprocessed views are read from / written to it, so a second run
             (or a worker of a data set without the in-memory cache) decodes nothing.
+        crop_breast: cut each view to the breast before normalising (``multiview.crop``;
+            full-field mammograms).
     """
 
     def __init__(
@@ -189,6 +191,7 @@ class CaseDataset(Dataset):
         blank_missing: bool = True,
         progress: bool = False,
         disk_cache: Any = None,
+        crop_breast: bool = False,
     ) -> None:
         from .cache import as_cache
 
@@ -201,6 +204,7 @@ class CaseDataset(Dataset):
             clip_percentiles=tuple(clip_percentiles),
             flip_right=flip_right,
             slice_index=slice_index,
+            crop_breast=bool(crop_breast),
         )
         self.train = train
         self.augment = augment if augment is not None else (Augment() if train else None)
@@ -382,7 +386,7 @@ def dataset_from_meta(rows: Any, meta: Mapping[str, Any], *, progress: bool = Fa
         "image_size": int(pre.get("image_size") or meta.get("image_size") or 256),
         "train": False, "cache": True, "progress": progress, "disk_cache": disk_cache,
     }
-    for key in ("flip_right", "normalization", "slice_index"):
+    for key in ("flip_right", "normalization", "slice_index", "crop_breast"):
         if pre.get(key) is not None:
             kwargs[key] = pre[key]
     if pre.get("clip_percentiles") is not None:

@@ -203,10 +203,13 @@ class PreprocessConfig:
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
     flip_right: bool = True
     slice_index: int | None = None
+    crop_breast: bool = False  # multiview.crop: cut full-field views to the breast first
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["clip_percentiles"] = list(self.clip_percentiles)
+        if not self.crop_breast:  # off: the record (model files, run configs) as before
+            d.pop("crop_breast")
         return d
 
 
@@ -217,8 +220,14 @@ def preprocess_view(
     normalization: str = "zscore",
     clip_percentiles: tuple[float, float] = (0.5, 99.5),
     flip: bool = False,
+    crop_breast: bool = False,
 ) -> np.ndarray:
-    """Normalise (robustly, at native resolution), resize, and optionally flip one view."""
+    """Optionally crop to the breast (``multiview.crop``), normalise (robustly, at native
+    resolution), resize, and optionally flip one view."""
+    if crop_breast:
+        from .crop import crop_breast as crop
+
+        image = crop(image)
     img = normalize(image, normalization, low=clip_percentiles[0], high=clip_percentiles[1])
     img = resize(img, image_size)
     if flip:
@@ -247,6 +256,7 @@ def load_view(
             normalization=config.normalization,
             clip_percentiles=tuple(config.clip_percentiles),
             flip=flip,
+            crop_breast=config.crop_breast,
         )
 
     if cache is None or not Path(path).is_file():

@@ -180,6 +180,7 @@ class Preprocessing(_Group):
     flip_right: bool = True
     normalization: Normalization = Normalization.ZSCORE
     augment: bool = True
+    crop_breast: bool = False  # cut full-field views to the breast first (multiview.crop)
 
     def __post_init__(self) -> None:
         _set(self, "normalization", member(Normalization, self.normalization, "normalization"))

@@ -141,6 +141,7 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
         cache=True, flip_right=pre.flip_right, normalization=str(pre.normalization),
         progress=progress,
         disk_cache=(settings.cache_dir or True) if settings.cache else None,
+        crop_breast=pre.crop_breast,
     )
     bad = list(dataset.skipped)
     labelled = [i for i, y in enumerate(dataset.labels.tolist()) if y >= 0]

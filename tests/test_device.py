@@ -196,3 +196,15 @@ def test_loader_settings_from_the_machine():
     torch.manual_seed(1)
     out = B.augment_batch(Augment(), x)
     assert out.shape == x.shape and not torch.equal(out, x)
+
+
+@no_cuda
+def test_other_commands_refuse_an_absent_device_in_one_line(tmp_path):
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"not read")
+    res = invoke(["predict", model, tmp_path, "--out", tmp_path / "p", "--device", "cuda"], ok=False)
+    assert res.exit_code == 2 and "no CUDA GPU" in res.output and not (tmp_path / "p").exists()
+    res = invoke(["sort", tmp_path, "--out", tmp_path / "s", "--device", "gpu"], ok=False)
+    assert res.exit_code == 2 and "expected auto, cpu" in res.output and not (tmp_path / "s").exists()
+    res = invoke(["report", tmp_path, "--device", "cuda:3"], ok=False)
+    assert res.exit_code == 2 and "no CUDA GPU" in res.output

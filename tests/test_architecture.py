@@ -206,3 +206,23 @@ if __name__ == "__main__":
         print(f"{folder:14s} -> {', '.join(sorted(t.rstrip('/') for t in targets))}")
     for group in file_cycles(tree):
         print("cycle: " + " <-> ".join(group))
+
+
+# --------------------------------------------------------------------------- file size
+MAX_LINES = 600
+#: files over the limit, each with the issue that splits it
+OVERSIZED = {"dicom/headers.py": "issue 19 rewrites the header reader (opening, fallback, extraction)"}
+
+
+def test_no_file_over_600_lines() -> None:
+    """One concern per file: none over 600 lines (split at the seams, as pydicom's
+    ``pixels/decoders/`` and HeuDiConv's ``heuristics/`` do)."""
+    over = {}
+    for f in sorted(PACKAGE.rglob("*.py")):
+        rel = f.relative_to(PACKAGE).as_posix()
+        n = len(f.read_text(encoding="utf-8").splitlines())
+        if n > MAX_LINES and rel not in OVERSIZED:
+            over[rel] = n
+    assert not over, f"files over {MAX_LINES} lines: {over}"
+    for rel in OVERSIZED:
+        assert (PACKAGE / rel).is_file(), f"{rel} is gone: drop it from OVERSIZED"

@@ -219,7 +219,7 @@ def test_cases_and_predict_report_bad_files_and_carry_on(bsgi_run: dict, damaged
     problems = (tmp_path / "c_problems.csv").read_text()
     assert "unreadable" in problems and "junk.dcm" in problems and "missing-view" in problems
     res = _invoke(["cases", damaged, "--out", tmp_path / "c2.csv", "--no-progress", "-j", "1"], ok=False)
-    assert res.exit_code == 1 and "missing" in res.output and not (tmp_path / "c2.csv").exists()
+    assert res.exit_code == 2 and "missing" in res.output and not (tmp_path / "c2.csv").exists()
 
     res = _invoke(["predict", bsgi_run["model"], damaged, "--out", tmp_path / "p",
                    "--no-heatmaps", "--no-progress"])
@@ -268,10 +268,11 @@ def test_predict_refuses_foreign_and_pickle_model_files(bsgi_run: dict, tmp_path
     empty.write_bytes(b"")
 
     res = _invoke(["predict", plain, cases, "--out", tmp_path / "o"], ok=False)
-    assert res.exit_code == 1 and "not a breastlab model file" in res.output
+    assert res.exit_code == 2 and "not a breastlab model file" in res.output
+    assert res.output.startswith("breastlab predict: error: ")
     for f in (module, raw_pickle, torch_pickle, empty):
         res = _invoke(["predict", f, cases, "--out", tmp_path / "o"], ok=False)
-        assert res.exit_code == 1, res.output
+        assert res.exit_code == 2, res.output
         assert "refused for safety" in res.output
         # torch's advice to retry with weights_only=False (which runs the pickle) is not passed on
         assert "weights_only` set to `False`" not in res.output and "\x1b[" not in res.output

@@ -343,7 +343,7 @@ def test_cli_sort_convert_end_to_end_and_keep_phi(phantom: Path, tmp_path: Path)
 
 @pytest.mark.parametrize("extra, message", [
     (["--layout", "nnunet"], "need --convert"),
-    (["--convert", "{tmp}/c", "--layout", "nifti"], "choose one of"),
+    (["--convert", "{tmp}/c", "--layout", "nifti"], "is not one of 'bids', 'nnunet', 'odelia'"),
     (["--convert", "{tmp}/c", "--channels", "t2"], "nnunet only"),
     (["--convert", "{tmp}/c", "--layout", "nnunet", "--channels", "dce:x"], "only dce takes a count"),
     (["--convert", "{exam}/inside"], "inside an input"),

@@ -250,7 +250,7 @@ def test_report_says_caveats_once_and_shows_the_command(tmp_path: Path) -> None:
     from test_report import make_run
 
     from breastlab.reporting.build import build_report
-    from breastlab.reporting.html import _merge_repeats
+    from breastlab.reporting.sections import _merge_repeats
 
     merged = _merge_repeats(["repeat0: only 30 test cases; CIs are wide",
                              "repeat1: only 30 test cases; CIs are wide",

@@ -22,7 +22,7 @@ MODULES = (
     "breastlab.multiview.cases",  # assemble_cases
     "breastlab.core.vocab",  # option vocabularies
     "breastlab.training.config",  # FourViewConfig
-    "breastlab.seriesmodels.config",  # MRITrainConfig
+    "breastlab.seriesmodels.train_config",  # MRITrainConfig
 )
 
 

@@ -208,3 +208,13 @@ def test_summarise_repeats_mean_sd():
     assert s["specificity"]["mean"] == pytest.approx(5 / 6)
     mc = summarise_repeats([multiclass_metrics([0, 1, 2], [0, 1, 1], ["a", "b", "c"])] * 2)
     assert mc["per_class.c.accuracy"]["mean"] == 0 and mc["per_class.c.accuracy"]["sd"] == 0
+
+
+def test_zero_width_auc_warning_says_the_true_reason() -> None:
+    """AUC 0.833 with a zero-width CI is not 'perfect separation' (issue 15)."""
+    from breastlab.evaluation.run import _zero_width_auc
+
+    assert "perfect separation" in _zero_width_auc("m repeat0", 1.0)
+    assert "inverted" in _zero_width_auc("m repeat0", 0.0)
+    partial = _zero_width_auc("m repeat1", 0.8333)
+    assert "perfect" not in partial and "too few test cases" in partial

@@ -77,14 +77,17 @@ def test_stacking_order_and_right_flip(tmp_path):
     path = _write_cases(tmp_path, n=2)
     ds = CaseDataset(path, image_size=32, normalization="minmax")
     assert ds.views == ("LCC", "RCC", "LMLO", "RMLO") and len(ds) == 2
-    x, y = ds[1]
+    item = ds[1]  # a data item carries its case id (TorchIO Subject / MONAI dict style)
+    x, y = item["image"], item["label"]
     assert x.shape == (4, 32, 32) and x.dtype == torch.float32 and y == 1
+    assert item["case_id"] == ds.case_ids[1]
     left_half = x[:, :, :16].mean((1, 2))
     right_half = x[:, :, 16:].mean((1, 2))
     assert (left_half[[0, 2]] > right_half[[0, 2]]).all()  # L views untouched
     assert (right_half[[1, 3]] > left_half[[1, 3]]).all()  # R views flipped
     no_flip = CaseDataset(path, image_size=32, normalization="minmax", flip_right=False)
-    assert (no_flip[1][0][:, :, :16].mean((1, 2)) > no_flip[1][0][:, :, 16:].mean((1, 2))).all()
+    img = no_flip[1]["image"]
+    assert (img[:, :, :16].mean((1, 2)) > img[:, :, 16:].mean((1, 2))).all()
 
 
 def test_channel_order_matches_view_list(tmp_path):
@@ -100,7 +103,7 @@ def test_channel_order_matches_view_list(tmp_path):
         rows.append(row)
     ds = CaseDataset(rows, views=["RMLO", "LCC", "LMLO"], image_size=32,
                      normalization="minmax", flip_right=False)
-    x, _ = ds[0]
+    x = ds[0]["image"]
     frac = x.mean((1, 2))
     assert frac.tolist() == pytest.approx([16 / 32, 4 / 32, 12 / 32], abs=0.03)
 
@@ -118,7 +121,7 @@ def test_blank_view_and_subset_shares_cache(tmp_path):
     rows = as_rows(path)
     rows[0]["RMLO"] = ""
     ds = CaseDataset(rows, image_size=16)
-    assert not ds[0][0][3].any() and ds[0][0][0].any()
+    assert not ds[0]["image"][3].any() and ds[0]["image"][0].any()
     strict = CaseDataset(rows, image_size=16, blank_missing=False)
     assert len(strict) == 3
     sub = ds.select(["c3", "c1"], train=True)
@@ -222,6 +225,6 @@ def test_augment_reproducible_and_never_flips_by_default():
 def test_train_dataset_augments_eval_does_not(tmp_path):
     path = _write_cases(tmp_path, n=2)
     ds = CaseDataset(path, image_size=16, train=True)
-    assert not torch.equal(ds[0][0], ds.image(0))
-    ev = ds.subset([0, 1], train=False)
-    assert torch.equal(ev[0][0], ev[0][0])
+    assert not torch.equal(ds[0]["image"], ds.image(0))
+    ev = ds.subset([0, 1], train=False)  # the evaluation data set: a separate object
+    assert torch.equal(ev[0]["image"], ev[0]["image"]) and ds.train  # training set unchanged

@@ -58,7 +58,8 @@ def test_round_trip_complete_cases_with_labels(phantom: Path, tmp_path: Path) ->
     assert set(table.view_sources) >= {"tags"} and len(table.view_sources) > 1
     out, prob = table.write(tmp_path / "cases.csv")
     text = out.read_text() + prob.read_text()
-    assert "BSGI-PH" not in text and "PHANTOM" not in text  # no PatientID / name in outputs
+    # no PatientID / name in outputs (PHANTOM^BSGI0001); the manufacturer column is not PHI
+    assert "BSGI-PH" not in text and "PHANTOM^" not in text and "manufacturer" in text
     # the manifest gives the same cases
     via_manifest = assemble_cases(manifest=phantom / "manifest.csv")
     assert sorted(c.label for c in via_manifest) == sorted(c.label for c in table)
@@ -120,7 +121,7 @@ def test_cli_phantom_then_cases(tmp_path: Path) -> None:
     next((tmp_path / "ph" / "case0001").glob("*.dcm")).unlink()
     res = runner.invoke(app, ["cases", str(tmp_path / "ph"), "--out", str(tmp_path / "c2.csv"),
                               "--no-progress", "-j", "1"])
-    assert res.exit_code == 1 and not (tmp_path / "c2.csv").exists()
+    assert res.exit_code == 2 and not (tmp_path / "c2.csv").exists()  # the --missing policy refused
     assert "missing-view" in (tmp_path / "c2_problems.csv").read_text()
     res = runner.invoke(app, ["cases", str(tmp_path / "ph"), "--out", str(tmp_path / "c3.csv"),
                               "--no-progress", "-j", "1", "--missing", "drop"])

@@ -101,7 +101,7 @@ def test_cli_train_with_two_devices(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "trained 1" in res.output
     prov = json.loads((run / "provenance.json").read_text())
-    assert prov["config"]["settings"]["run"]["devices"] == 2  # i15: run settings
+    assert prov["config"]["settings"]["run"]["devices"] == 2
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["models"]["mlp"]["repeats"]["repeat0"]["n_test"] > 0
     starts = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()

@@ -31,7 +31,7 @@ def test_dimse_sort_equals_file_sort(orthanc, tmp_path) -> None:  # noqa: ANN001
 def test_dimse_unknown_calling_aet_is_refused(orthanc, tmp_path) -> None:  # noqa: ANN001
     got = runner.invoke(app, ["pacs", "sort", orthanc.dimse_url, "--calling-aet", "STRANGER", "--out",
                               str(tmp_path / "out"), "--no-progress", "--timeout", "5"])
-    assert got.exit_code == 1
-    assert "Traceback" not in got.output and got.output.startswith("error: ")
+    assert got.exit_code == 3  # refused by the server: failed mid-run (core.errors)
+    assert "Traceback" not in got.output and got.output.startswith("breastlab pacs sort: error: ")
     assert len(got.output.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

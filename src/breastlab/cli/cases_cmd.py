@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from breastlab.core.vocab import DuplicatePolicy, GroupBy, MissingPolicy, ViewSetName
+
 
 def register(app: typer.Typer) -> None:
     """Add ``cases`` to the app."""
@@ -22,7 +24,7 @@ def register(app: typer.Typer) -> None:
         views: str | None = typer.Option(
             None, "--views", help="Comma list of views, e.g. LCC,RCC,LMLO,RMLO (default)."
         ),
-        view_set: str | None = typer.Option(
+        view_set: ViewSetName | None = typer.Option(
             None, "--view-set", help="Preset: bsgi4, mammo4 (four views), cc2, mlo2, single (one image per case)."
         ),
         manifest: Path | None = typer.Option(
@@ -34,29 +36,31 @@ def register(app: typer.Typer) -> None:
         label_map: str | None = typer.Option(
             None, "--label-map", help="Extra label names, e.g. 'normal=0' or 'normal=drop'."
         ),
-        missing: str = typer.Option(
-            "error", "--missing", help="A case lacks a view: error, drop, duplicate-contralateral or blank."
+        missing: MissingPolicy = typer.Option(
+            MissingPolicy.ERROR, "--missing", help="A case lacks a view: stop with an error, drop the case, "
+            "copy the other side's view, or leave the channel blank."
         ),
-        duplicates: str = typer.Option(
-            "error", "--duplicates", help="Two files for one view: error, first or drop."
+        duplicates: DuplicatePolicy = typer.Option(
+            DuplicatePolicy.ERROR, "--duplicates", help="Two files for one view: error, keep the first, or drop the case."
         ),
-        group_by: str = typer.Option(
-            "study", "--group-by", help="DICOM cases: study (PatientID+StudyInstanceUID), patient or folder."
+        group_by: GroupBy = typer.Option(
+            GroupBy.STUDY, "--group-by", help="DICOM cases: study (PatientID+StudyInstanceUID), patient or folder."
         ),
         keep_phi: bool = typer.Option(False, "--keep-phi", help="Write real patient/case ids instead of pseudonyms."),
         salt: str = typer.Option("", "--salt", envvar="BREASTLAB_PSEUDONYM_SALT",
                                  help="Secret mixed into pseudonyms (makes them hard to reverse)."),
-        workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Header-reading processes."),
+        workers: int | None = typer.Option(None, "--workers", "-j", min=1,
+                                           help="Header-reading processes [default: one per CPU]."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
     ) -> None:
         """Assemble cases: one row per case, one file-path column per view."""
         from rich.console import Console
         from rich.table import Table
 
+        from breastlab.core import atomic
+        from breastlab.core.errors import NothingToDo, UsageError
         from breastlab.multiview.cases import (
-            DUPLICATE_POLICIES,
-            GROUP_BY,
-            MISSING_POLICIES,
+            PROBLEM_COLUMNS,
             CaseAssemblyError,
             assemble_cases,
             parse_label_map,
@@ -66,59 +70,45 @@ def register(app: typer.Typer) -> None:
 
         inputs = list(inputs or [])
         if not inputs and manifest is None:
-            raise typer.BadParameter("give INPUT folders/files or --manifest", param_hint="INPUT")
+            raise UsageError("give INPUT folders/files or --manifest")
         for p in inputs:
             if not p.exists():
-                raise typer.BadParameter(f"no such file or folder: {p}", param_hint="INPUT")
+                raise UsageError(f"no such file or folder: {p}")
         if manifest is not None and not manifest.is_file():
-            raise typer.BadParameter(f"no such file: {manifest}", param_hint="--manifest")
-        if missing not in MISSING_POLICIES:
-            raise typer.BadParameter(f"choose one of {', '.join(MISSING_POLICIES)}", param_hint="--missing")
-        if duplicates not in DUPLICATE_POLICIES:
-            raise typer.BadParameter(f"choose one of {', '.join(DUPLICATE_POLICIES)}", param_hint="--duplicates")
-        if group_by not in GROUP_BY:
-            raise typer.BadParameter(f"choose one of {', '.join(GROUP_BY)}", param_hint="--group-by")
+            raise UsageError(f"no such file: {manifest}")
         if views and view_set:
-            raise typer.BadParameter("give --views or --view-set, not both", param_hint="--views")
+            raise UsageError("give --views or --view-set, not both")
         try:
             lmap = parse_label_map(label_map)
         except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--label-map") from exc
+            raise UsageError(f"--label-map: {exc}") from exc
 
-        console = Console(stderr=True)
-        failed = False
         try:
             table = assemble_cases(
                 inputs, view_set=views or view_set, manifest=manifest,
                 labels=labels if labels is not None else "auto", label_map=lmap,
-                missing=missing, duplicates=duplicates, group_by=group_by, keep_phi=keep_phi,
-                salt=salt, workers=workers, progress=progress,
+                missing=str(missing), duplicates=str(duplicates), group_by=str(group_by),
+                keep_phi=keep_phi, salt=salt, workers=workers, progress=progress,
             )
-        except CaseAssemblyError as exc:
-            failed = True
-            table = exc.table
-            console.print(f"[bold red]error:[/] {exc}")
+        except CaseAssemblyError as exc:  # the --missing / --duplicates policy refused
+            prob = atomic.write_csv(problems_path(out), (p.row() for p in exc.table.problems),
+                                    PROBLEM_COLUMNS)
+            raise UsageError(f"{exc}; no case table written; problems listed in {prob}") from exc
         except ValueError as exc:  # bad view set, manifest without path column, ...
-            raise typer.BadParameter(str(exc)) from exc
-
-        if failed:
-            from breastlab.core import atomic
-            from breastlab.multiview.cases import PROBLEM_COLUMNS
-
-            prob = atomic.write_csv(problems_path(out), (p.row() for p in table.problems), PROBLEM_COLUMNS)
-            console.print(f"no case table written; problems listed in {prob}")
-            raise typer.Exit(1)
+            raise UsageError(str(exc)) from exc
 
         if not len(table):
-            from breastlab.core import atomic
-            from breastlab.multiview.cases import PROBLEM_COLUMNS
-
             prob = atomic.write_csv(problems_path(out), (p.row() for p in table.problems), PROBLEM_COLUMNS)
-            reasons = ", ".join(f"{r}: {n}" for r, n in sorted(table.problem_counts().items()))
-            console.print(f"[bold red]error:[/] no case built from the inputs"
-                          + (f" ({reasons})" if reasons else " (no DICOM or image files found)")
-                          + f"; no case table written; see {prob}")
-            raise typer.Exit(1)
+            counts = table.problem_counts()
+            reasons = ", ".join(f"{r}: {n}" for r, n in sorted(counts.items()))
+            hint = ""  # every file failed on its view: a one-image-per-case data set?
+            if counts.get("unparseable-view") and table.view_set.name != "single" and not (
+                    set(counts) - {"unparseable-view", "no-usable-view"}):
+                hint = ("; no file names a view (CC/MLO, left/right): one image per case? "
+                        "use --view-set single")
+            raise NothingToDo("no case built from the inputs"
+                              + (f" ({reasons})" if reasons else " (no DICOM or image files found)")
+                              + hint + f"; no case table written; see {prob}")
         out_csv, prob = write_cases(table, out)
         summary = Table(title=f"breastlab cases: {len(table)} cases ({table.view_set.name}: "
                               f"{', '.join(table.view_names)})")

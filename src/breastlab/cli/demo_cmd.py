@@ -93,14 +93,13 @@ def register(app: typer.Typer) -> None:
         run_dir = out / "bsgi-run"
         from breastlab.models.weights import hub_cache_path
 
-        # ImageNet weights when already cached; the demo never downloads (it runs offline)
-        pretrained = hub_cache_path().is_file()
+        # pretrained="auto": ImageNet weights when already cached, else random; never a download
         console.print("ResNet18 initialisation: "
-                      + ("ImageNet (hub cache)" if pretrained else
+                      + ("ImageNet (hub cache)" if hub_cache_path().is_file() else
                          "random (no ImageNet weights in the torch hub cache)"))
         run_fourview(cases_csv, run_dir, FourViewConfig.from_dict(dict(
             models=models, repeats=repeats, image_size=image_size, epochs=epochs,
-            autoencoder_pretrain_epochs=max(2, epochs // 2), pretrained=pretrained, demo=True)))
+            autoencoder_pretrain_epochs=max(2, epochs // 2), pretrained="auto", demo=True)))
         report = build_report(run_dir)
         console.print(f"HTML report → [bold]{report}[/]  ({time.perf_counter() - t:.0f} s)")
 

@@ -16,22 +16,26 @@ def register(app: typer.Typer) -> None:
     def listen(
         store: Path = typer.Option(..., "--store", help="Where received instances are kept (STORE/<study>/<series>/)."),
         out: Path = typer.Option(..., "--out", "-o", help="Sorting outputs, one folder per study."),
-        port: int = typer.Option(11112, "--port", min=1, max=65535),
+        port: int = typer.Option(11112, "--port", min=1, max=65535, help="TCP port to listen on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         aet: str = typer.Option("BREASTLAB", "--aet", help="Our AE title."),
-        allow_aet: list[str] | None = typer.Option(None, "--allow-aet", help="Accept only these calling AE titles."),
+        allow_aet: list[str] | None = typer.Option(None, "--allow-aet",
+                                                   help="Accept only these calling AE titles [default: any]."),
         allow_host: list[str] | None = typer.Option(
             None, "--allow-host", help="Accept C-STORE only from these addresses (default: loopback)."),
         quiet: float = typer.Option(10.0, "--quiet-seconds", min=0.0,
                                     help="Sort a study once nothing arrived for it this long."),
-        forward: str | None = typer.Option(None, "--forward", help="dicom://AET@host:port to forward sorted studies."),
+        forward: str | None = typer.Option(None, "--forward",
+                                           help="dicom://AET@host:port to forward sorted studies [default: none]."),
         forward_label: list[str] | None = typer.Option(
             None, "--forward-label", help="Forward only image sets with this label (repeatable; default all)."),
-        write_back: str | None = typer.Option(None, "--write-back", help="PACS URL to store each study's result SR."),
+        write_back: str | None = typer.Option(None, "--write-back",
+                                              help="PACS URL to store each study's result SR [default: none]."),
         calling_aet: str = typer.Option("BREASTLAB", "--calling-aet", help="Our AE title when sending."),
         keep_phi: bool = typer.Option(False, "--keep-phi", help="Write patient name and ID into the outputs."),
-        timeout: float = typer.Option(60.0, "--timeout", min=0.1),
-        max_seconds: float | None = typer.Option(None, "--max-seconds", min=0.1, help="Stop after this long."),
+        timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per association when sending."),
+        max_seconds: float | None = typer.Option(None, "--max-seconds", min=0.1,
+                                                 help="Stop after this long [default: run until Ctrl-C]."),
     ) -> None:
         """Receive studies (C-STORE SCP), sort each after a quiet time, optionally forward and write back an SR."""
         import logging
@@ -43,6 +47,8 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         for noisy in ("pynetdicom", "highdicom"):  # per-PDU chatter; highdicom names the modules it copies
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        from breastlab.core.errors import RunFailed, UsageError
+
         try:
             for url in (forward, write_back):
                 if url:
@@ -50,8 +56,7 @@ def register(app: typer.Typer) -> None:
             if forward and not forward.startswith("dicom://"):
                 raise PacsError("--forward takes a DIMSE URL: dicom://AET@host:port")
         except PacsError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            raise UsageError(str(exc)) from None
         config = ListenConfig(
             store_dir=store, out_dir=out, port=port, host=host, aet=aet, allowed_aets=tuple(allow_aet or ()),
             allowed_hosts=tuple(allow_host or ("127.0.0.1", "::1")), quiet_seconds=quiet, forward=forward,
@@ -61,5 +66,4 @@ def register(app: typer.Typer) -> None:
         try:
             Listener(config).run()
         except OSError as exc:
-            typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
-            raise typer.Exit(1) from None
+            raise RunFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

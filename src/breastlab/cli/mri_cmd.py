@@ -79,7 +79,7 @@ def train(
     split: Split = typer.Option(Split.HOLDOUT, "--split", help="holdout (8:2 by patient) or kfold."),
     folds: int = typer.Option(5, "--folds", min=2, help="Folds for --split kfold."),
     seed: int = typer.Option(0, "--seed", help="Split and training seed."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process) [default: torch's, all cores]."),
     synthetic: bool = typer.Option(False, "--synthetic", help="Mark the data as phantom/synthetic (the report warns)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html when training ends."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run in --out (--no-resume starts every model over)."),
@@ -91,10 +91,12 @@ def train(
     precision: Precision = typer.Option(Precision.FP32, "--precision", help=PRECISION_HELP),
 ) -> None:
     """Train a slice CNN whose slice probabilities aggregate to one label per series (patient-level splits)."""
-    from breastlab.seriesmodels.config import MRITrainConfig
+    from breastlab.seriesmodels.train_config import MRITrainConfig
     from breastlab.seriesmodels.data import read_data
     from breastlab.seriesmodels.model import train_run
     from breastlab.training.distributed import under_torchrun
+
+    from breastlab.core.errors import NothingToDo, UsageError
 
     try:
         cfg = MRITrainConfig(task=task, classes=classes or (), model=model, pretrained=pretrained,
@@ -102,44 +104,35 @@ def train(
                              epochs=epochs, batch_size=batch_size, lr=lr, repeats=repeats, split=split,
                              folds=folds, seed=seed, num_threads=threads, synthetic=synthetic,
                              device=device, precision=precision)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    if not under_torchrun():
-        from breastlab.core.device import DeviceError, resolve_device
+        if not under_torchrun():
+            from breastlab.core.device import resolve_device
 
-        try:
-            resolve_device(cfg.device)  # --device cuda where there is none: before any work
-        except DeviceError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-    names = list(cfg.classes)
-    try:
+            resolve_device(cfg.device)  # DeviceError: one line, exit 2, before any work
+        names = list(cfg.classes)
         dataset = read_data(data, names, label_column=label_column)
         test_data = read_data(test, names, label_column=label_column) if test else None
     except (FileNotFoundError, ValueError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="DATA") from exc
+        raise UsageError(str(exc)) from exc
     typer.echo(f"{len(dataset.items)} labelled series from {dataset.source}"
                + (f"; left out: {dataset.dropped}" if dataset.dropped else ""), err=True)
     if len(dataset.items) < 2:  # e.g. a series.csv whose label column is empty
-        typer.echo(f"error: {data}: {len(dataset.items)} labelled series in column "
-                   f"{label_column!r} (need at least 2 of {', '.join(names)}); label the series "
-                   "first or choose --label-column", err=True)
-        raise typer.Exit(1)
-    from breastlab.training.distributed import DistributedRunError, check_devices, launch
+        raise NothingToDo(f"{data}: {len(dataset.items)} labelled series in column "
+                          f"{label_column!r} (need at least 2 of {', '.join(names)}); label the "
+                          "series first or choose --label-column")
+    from breastlab.training.distributed import check_devices, launch
 
     try:
         check_devices(devices, nodes, cfg.device)
-        kwargs = dict(test_data=test_data, progress=progress, resume=resume, report=report)
-        if devices == 1 and not under_torchrun():
-            run = train_run(dataset, out, cfg, **kwargs)
-        else:
-            run = launch(_train_run, (dataset, out, cfg, kwargs), devices=devices, nodes=nodes,
-                         threads=threads, device=cfg.device)
-            if run is None:  # another rank of a torchrun launch: rank 0 reports
-                return
-    except (ValueError, DistributedRunError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    kwargs = dict(test_data=test_data, progress=progress, resume=resume, report=report)
+    if devices == 1 and not under_torchrun():
+        run = train_run(dataset, out, cfg, **kwargs)
+    else:
+        run = launch(_train_run, (dataset, out, cfg, kwargs), devices=devices, nodes=nodes,
+                     threads=threads, device=cfg.device)
+        if run is None:  # another rank of a torchrun launch: rank 0 reports
+            return
     _print_metrics(run)
     from breastlab.core.rundir import RunDir
 
@@ -161,22 +154,23 @@ def evaluate(
     model: Path | None = typer.Option(None, "--model", help="Validate this model file on DATA (external validation)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder for the external validation."),
     task: str = typer.Option("", "--task", help="Ignored with --model (the model knows its classes)."),
-    label_column: str = typer.Option("label", "--label-column"),
-    report: bool = typer.Option(True, "--report/--no-report"),
+    label_column: str = typer.Option("label", "--label-column", help="Label column of a manifest or series.csv."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html."),
 ) -> None:
     """Confusion matrix, overall and per-class accuracy with 95% CIs, and the HTML report."""
+    from breastlab.core.errors import UsageError
     from breastlab.seriesmodels.model import SeriesModel, evaluate_model_on, finish_run
 
     if model is None:
         from breastlab.core.rundir import RunDir
 
         if not RunDir(target).models_dir.is_dir():
-            raise typer.BadParameter(f"{target} is not a run folder (no models/)", param_hint="TARGET")
+            raise UsageError(f"{target} is not a run folder (no models/)")
         finish_run(target, report=report)
         _print_metrics(target)
         return
     if out is None:
-        raise typer.BadParameter("--out is required with --model", param_hint="--out")
+        raise UsageError("--out is required with --model")
     from breastlab.seriesmodels.data import read_data
 
     sm = SeriesModel(model)
@@ -231,14 +225,14 @@ def order_phases_cmd(
 @mri_app.command("demo-model")
 def demo_model(
     out: Path = typer.Option(Path("demo-mri-model.pt"), "--out", "-o", help="Model file to write."),
-    task: str = typer.Option("sequence", "--task"),
-    epochs: int = typer.Option(6, "--epochs", min=1),
+    task: SeriesTask = typer.Option(SeriesTask.SEQUENCE, "--task", help="The classes the demo model learns."),
+    epochs: int = typer.Option(6, "--epochs", min=1, help="Training epochs."),
 ) -> None:
     """Train a small DEMO model on synthetic phantom exams (no clinical validity)."""
     from breastlab.seriesmodels.demo import make_demo_model
     from breastlab.seriesmodels.model import DEMO_NOTICE
 
-    path = make_demo_model(out, task=task, epochs=epochs, progress=True)
+    path = make_demo_model(out, task=str(task), epochs=epochs, progress=True)
     typer.echo(f"{path}: {DEMO_NOTICE}")
 
 

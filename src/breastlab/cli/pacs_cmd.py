@@ -15,10 +15,11 @@ pacs_app = typer.Typer(help="Work with a PACS: sort studies over DICOMweb or DIM
 URL_HELP = "DICOMweb root (http://host:8042/dicom-web) or DIMSE dicom://AET@host:port."
 
 
-def fail(message: str, code: int = 1) -> None:
-    """One line on stderr, non-zero exit, no traceback."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+def fail(message: str, code: int = 3) -> None:
+    """Stop with ``message`` (the handler in ``cli/main.py`` prints it with the command name)."""
+    from breastlab.core.errors import NothingToDo, RunFailed, UsageError
+
+    raise {1: NothingToDo, 2: UsageError}.get(code, RunFailed)(message)
 
 
 def register(app: typer.Typer) -> None:
@@ -78,9 +79,9 @@ def sort(
 @pacs_app.command("echo")
 def echo(
     url: str = typer.Argument(..., metavar="URL", help=URL_HELP),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.1),
-    ca_bundle: Path | None = typer.Option(None, "--ca-bundle"),
-    calling_aet: str = typer.Option("BREASTLAB", "--calling-aet"),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for the answer."),
+    ca_bundle: Path | None = typer.Option(None, "--ca-bundle", help="CA bundle for https (or BREASTLAB_PACS_CA_BUNDLE)."),
+    calling_aet: str = typer.Option("BREASTLAB", "--calling-aet", help="Our AE title (DIMSE)."),
 ) -> None:
     """Check that the PACS answers (C-ECHO, or a QIDO-RS query) and accepts our credentials."""
     from breastlab.pacs.errors import PacsError

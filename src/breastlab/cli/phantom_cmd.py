@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from breastlab.core.vocab import DceLayout, PhantomStyle, Vendor
+
 phantom_app = typer.Typer(
     name="phantom",
     help="Write synthetic DICOM (test and demo data only; never for accuracy claims).",
@@ -20,8 +22,8 @@ phantom_app = typer.Typer(
 @phantom_app.command("mri")
 def mri(
     out: Path = typer.Argument(..., help="Output folder (vendor sub-folders, truth.csv)."),
-    vendor: list[str] = typer.Option(
-        None, "--vendor", help="siemens, ge or philips; repeat for several (default: all three)."
+    vendor: list[Vendor] | None = typer.Option(
+        None, "--vendor", case_sensitive=False, help="Vendor dialect; repeat for several [default: all three]."
     ),
     slices: int = typer.Option(16, "--slices", min=2, help="Slices per axial series."),
     matrix: int = typer.Option(128, "--matrix", min=32, help="In-plane matrix (square)."),
@@ -29,29 +31,28 @@ def mri(
     strip_headers: bool = typer.Option(
         False, "--strip-headers", help="Keep only pixel data, geometry and UIDs (for image-only tests)."
     ),
-    dce_layout: str = typer.Option(
-        "auto", "--dce-layout", help="auto (per vendor), single (one multi-phase series) or separate."
+    dce_layout: DceLayout = typer.Option(
+        DceLayout.AUTO, "--dce-layout", help="auto (per vendor), single (one multi-phase series) or separate."
     ),
     benign: bool = typer.Option(False, "--benign", help="Benign lesion (persistent curve, higher ADC)."),
 ) -> None:
     """Write a synthetic bilateral breast MRI exam per vendor, with ground truth in truth.csv."""
+    from breastlab.core.errors import UsageError
     from breastlab.phantom.mri import VENDORS, write_mri_phantom
 
-    if dce_layout not in ("auto", "single", "separate"):
-        raise typer.BadParameter("choose auto, single or separate", param_hint="--dce-layout")
     try:
         exam = write_mri_phantom(
             out,
-            vendors=tuple(vendor) if vendor else VENDORS,
+            vendors=tuple(str(v).upper() for v in vendor) if vendor else VENDORS,
             n_slices=slices,
             matrix=matrix,
             seed=seed,
             strip_headers=strip_headers,
-            dce_layout=None if dce_layout == "auto" else dce_layout,
+            dce_layout=None if dce_layout == DceLayout.AUTO else str(dce_layout),
             lesion_kind="benign" if benign else "malignant",
         )
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     n_series = len({t.series_uid for t in exam.truth})
     typer.echo(
         f"wrote {len(exam.files)} DICOM files in {n_series} series "
@@ -66,19 +67,19 @@ def bsgi(
     malignant_fraction: float = typer.Option(0.4, "--malignant-fraction", min=0.0, max=1.0, help="Share of malignant cases."),
     matrix: int = typer.Option(128, "--matrix", min=32, help="Image matrix (square)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: anatomy, lesions, counts and UIDs."),
-    style: str = typer.Option(
-        "dicom-tags", "--style",
-        help="Where the view is written: dicom-tags, series-description, file-names or mixed.",
+    style: PhantomStyle = typer.Option(
+        PhantomStyle.DICOM_TAGS, "--style", help="Where the view is written.",
     ),
 ) -> None:
     """Write synthetic four-view BSGI cases (Poisson counts; benign and malignant uptake)."""
+    from breastlab.core.errors import UsageError
     from breastlab.phantom.bsgi import write_bsgi_phantom
 
     try:
         folder = write_bsgi_phantom(out, n_cases=cases, malignant_fraction=malignant_fraction,
-                                    matrix=matrix, seed=seed, vendor_style=style, progress=True)
+                                    matrix=matrix, seed=seed, vendor_style=str(style), progress=True)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     typer.echo(f"wrote {cases} four-view BSGI cases ({4 * cases} DICOM files) to {folder}; "
                f"labels: {folder / 'labels.csv'} (synthetic: never for accuracy claims)")
 

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
             None, "--threshold", min=0.0, max=1.0,
             help="Binary threshold on P(positive) "
                  "(default: the model's threshold.json, else its stored value)."),
-        batch_size: int = typer.Option(16, "--batch-size", min=1),
+        batch_size: int = typer.Option(16, "--batch-size", min=1, help="Cases per forward pass."),
         progress: bool = typer.Option(True, "--progress/--no-progress",
                                       help="Progress bar on stderr."),
         pacs: str | None = typer.Option(
@@ -54,22 +54,17 @@ def register(app: typer.Typer) -> None:
         """Predict new cases: OUT/predictions.csv and OUT/heatmaps/*.png."""
         from rich.console import Console
 
-        from breastlab.core.device import DeviceError, resolve_device
+        from breastlab.core.device import resolve_device
+        from breastlab.core.errors import UsageError
         from breastlab.inference.predict import predict_cases
-        from breastlab.models.files import ModelFileError
 
-        try:
-            resolve_device(device)  # one line, exit 2, before any work
-        except DeviceError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        resolve_device(device)  # DeviceError: one line, exit 2, before any work
         try:
             res = predict_cases(model, input_path, out, heatmaps=heatmaps, threshold=threshold,
                                 batch_size=batch_size, progress=progress, device=device,
                                 disk_cache=True if cache else None)
-        except (ModelFileError, FileNotFoundError, ValueError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from exc
+        except (FileNotFoundError, ValueError) as exc:  # not a model file, unusable input
+            raise UsageError(str(exc)) from exc
         console = Console(stderr=True)
         counts = ", ".join(f"{k}: {v}" for k, v in res["counts"].items())
         thr = (f"; threshold {res['threshold']:.3f} ({res['threshold_source']})"
@@ -82,15 +77,10 @@ def register(app: typer.Typer) -> None:
                           f"(unreadable files, incomplete cases left out): see "
                           f"{out / 'problems.csv'}[/yellow]")
         if pacs:  # the write-back lives in breastlab.pacs.predict
-            from breastlab.pacs.errors import PacsError
             from breastlab.pacs.predict import write_predictions_to_pacs
 
-            try:
-                info = write_predictions_to_pacs(out, input_path, res, pacs, model_file=model,
-                                                 calling_aet=calling_aet)
-            except PacsError as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(1) from None
+            info = write_predictions_to_pacs(out, input_path, res, pacs, model_file=model,
+                                             calling_aet=calling_aet)  # PacsError: exit 3
             n_sc = sum(s["n_overlays"] for s in info["studies"])
             console.print(f"stored {len(info['studies'])} prediction SR(s) and {n_sc} overlay image(s) on "
                           f"{info['pacs']} (research output)")

@@ -18,19 +18,17 @@ def register(app: typer.Typer) -> None:
         sql: str = typer.Argument(..., help="DuckDB SQL over the views headers, series, instances, skipped."),
     ) -> None:
         """Run SQL over a sort's header index and outputs; prints CSV (see docs/scale.md for examples)."""
-        from breastlab.core.progress import terminal_safe
+        from breastlab.core.errors import UsageError
         from breastlab.index.query import run_query
 
         try:
             columns, rows = run_query(out, sql)
-        except Exception as exc:  # noqa: BLE001 - a bad query or folder is one line, not a traceback
+        except Exception as exc:  # noqa: BLE001 - a bad query or folder is bad usage (exit 2)
             if os.environ.get("BREASTLAB_DEBUG"):
                 raise
-            first = (str(exc).splitlines() or [""])[0]
-            typer.echo(f"breastlab query: error: {terminal_safe(first)}", err=True)
-            raise typer.Exit(2) from None
+            raise UsageError((str(exc).splitlines() or [""])[0]) from None
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
-        if not rows:
+        if not rows:  # nothing matched: exit 1, the header line alone on stdout
             raise typer.Exit(1)

@@ -12,22 +12,21 @@ traceback (``BREASTLAB_DEBUG=1`` re-raises for developers).
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import typer
 
 from breastlab.core.device import DEVICE_HELP
+from breastlab.core.errors import EXIT_DONE as EXIT_SORTED
+from breastlab.core.errors import EXIT_FAILED, EXIT_NOTHING, EXIT_USAGE, UsageError
+from breastlab.core.vocab import Engine, Layout
 
-EXIT_SORTED, EXIT_NOTHING, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+__all__ = ["EXIT_FAILED", "EXIT_NOTHING", "EXIT_SORTED", "EXIT_USAGE", "register"]
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print ``breastlab sort: error: message`` (one line, stderr) and return the Exit to raise."""
-    from breastlab.core.progress import terminal_safe
-
-    typer.echo(f"breastlab sort: error: {terminal_safe(' '.join(str(message).split()))}", err=True)
-    return typer.Exit(code)
+def _fail(message: str) -> UsageError:
+    """The error to raise for bad usage (``cli/main.py`` prints ``breastlab sort: error: ...``)."""
+    return UsageError(" ".join(str(message).split()))
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +42,8 @@ def register(app: typer.Typer) -> None:
         link: bool = typer.Option(False, "--link", help="Export by hard link, falling back to a copy (default)."),
         copy: bool = typer.Option(False, "--copy", help="Export by copying every file."),
         keep_phi: bool = typer.Option(False, "--keep-phi", help="Write patient name and ID into the outputs."),
-        workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Header-reading processes."),
+        workers: int | None = typer.Option(None, "--workers", "-j", min=1,
+                                           help="Header-reading processes [default: one per CPU]."),
         b_threshold: float = typer.Option(
             400.0, "--b-threshold", min=0.0,
             help="A lone b-value at or above this is DWI_high, below it DWI_low (s/mm²).",
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         convert: Path | None = typer.Option(
             None, "--convert", help="Also convert every image set to NIfTI + JSON sidecar (dcm2niix) into CONVERT."
         ),
-        layout: str | None = typer.Option(None, "--layout", help="Layout of CONVERT: bids (default), nnunet, odelia."),
+        layout: Layout | None = typer.Option(None, "--layout", help="Layout of CONVERT [default: bids]."),
         channels: str | None = typer.Option(
             None, "--channels", help="nnunet channels: dce (default), dce:N, t2, dwi_low, dwi_high, adc (comma list)."
         ),
@@ -64,8 +64,8 @@ def register(app: typer.Typer) -> None:
             False, "--full", help="Read every file again (default: only files new or changed since the last run "
             "into OUT, by path, size and mtime, from OUT's header index)."
         ),
-        engine: str = typer.Option(
-            "default", "--engine", help="default (worker processes on this machine) or dask (a Dask cluster)."
+        engine: Engine = typer.Option(
+            Engine.DEFAULT, "--engine", help="default (worker processes on this machine) or dask (a Dask cluster)."
         ),
         scheduler: str | None = typer.Option(
             None, "--scheduler", help="With --engine dask: address of a running Dask scheduler (default: a local "
@@ -74,23 +74,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="With --model: " + DEVICE_HELP),
     ) -> None:
         """Sort breast MRI DICOM into labelled image sets (T2WI, DWI_low/high, ADC, DCE phases, ...)."""
-        try:
-            code = _run(inputs, out, export, link, copy, keep_phi, workers, b_threshold, progress, model,
-                        convert, layout, channels, full, engine, scheduler, device)
-        except typer.Exit:
-            raise
-        except KeyboardInterrupt:
-            raise _fail("interrupted; the output folders keep their previous content", 130) from None
-        except Exception as exc:  # noqa: BLE001 - no traceback reaches a user
-            if os.environ.get("BREASTLAB_DEBUG"):
-                raise
-            from breastlab.core.publish import OutputError
-
-            if isinstance(exc, OutputError):
-                raise _fail(str(exc)) from None
-            what = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise _fail(f"{type(exc).__name__}: {what}; the output folders keep their previous content",
-                        EXIT_FAILED) from None
+        # errors (exit 2, 3, 130) are reported by the one handler in cli/main.py
+        code = _run(inputs, out, export, link, copy, keep_phi, workers, b_threshold, progress, model,
+                    convert, layout, channels, full, engine, scheduler, device)
         raise typer.Exit(code)
 
 
@@ -110,8 +96,8 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
     # -- options, all checked before any work ------------------------------------------
     if link and copy:
         raise _fail("--link and --copy exclude each other")
-    if engine not in ("default", "dask"):
-        raise _fail(f"--engine must be default or dask, not {engine!r}")
+    engine = str(engine)
+    layout = str(layout) if layout is not None else None
     if scheduler is not None and engine != "dask":
         raise _fail("--scheduler needs --engine dask")
     if engine == "dask":
@@ -189,7 +175,7 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
     console.print(Text(terminal_safe(msg)))
     if not result.n_records and not result.sets and not result.image_rows:  # image rows: PNG/NIfTI via --model
         typer.echo(terminal_safe(
-            "breastlab sort: nothing to sort: no readable DICOM images found in "
+            "breastlab sort: error: nothing to sort: no readable DICOM images found in "
             + ", ".join(str(p) for p in inputs)
             + ("; see skipped.csv for the files that were skipped" if result.skipped else "")
             + ("; nothing to convert" if convert is not None else "")

@@ -52,7 +52,7 @@ def train(
     select_metric: SelectMetric = typer.Option(_TC.select_metric, "--select-metric",
                                                help="Validation metric for model selection."),
     patience: Optional[int] = typer.Option(None, "--patience", min=1,
-                                           help="Early stopping (epochs without improvement)."),
+                                           help="Early stopping (epochs without improvement) [default: none, all epochs]."),
     image_size: int = typer.Option(DEFAULTS["image_size"], "--image-size", min=8,
                                    help="Views are resized to SIZE×SIZE (seed: 256)."),
     weights: Optional[Path] = typer.Option(None, "--weights", exists=True, dir_okay=False,
@@ -78,7 +78,7 @@ def train(
         None, "--threshold-rule",
         help="Operating threshold rule, chosen on validation: youden (default), "
              "'sensitivity>=0.9' or 'fixed:0.5'."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process) [default: torch's, all cores]."),
     device: str = typer.Option(_TC.device, "--device", help=DEVICE_HELP),
     precision: Precision = typer.Option(Precision(_TC.precision), "--precision", help=PRECISION_HELP),
     cache: bool = typer.Option(True, "--cache/--no-cache",
@@ -88,8 +88,8 @@ def train(
         help="Folder of that cache (default: $BREASTLAB_CACHE, else ~/.cache/breastlab/views)."),
     workers: Optional[int] = typer.Option(
         None, "--workers", min=0,
-        help="DataLoader worker processes (default: sized from the machine; 0 for the "
-             "decoded in-memory cases)."),
+        help="DataLoader worker processes (default: 0 on a CPU and for the decoded in-memory "
+             "cases; feeding a GPU, sized from the machine)."),
     devices: int = typer.Option(1, "--devices", min=1,
                                 help="Training processes on this machine (DistributedDataParallel: "
                                      "gloo on CPU, NCCL on GPUs); the result does not depend on it."),
@@ -111,19 +111,13 @@ def train(
     models/{model}/repeat{r}/ (checkpoint.pt, model.pt, history.csv, predictions.csv;
     breast/ too when labels are per breast). Re-running the same command resumes.
     """
+    from breastlab.core.errors import UsageError
     from breastlab.core.progress import console
-    from breastlab.models.weights import WeightsUnavailableError
     from breastlab.training.config import FourViewConfig, config_from_file
-    from breastlab.training.distributed import (DistributedRunError, check_devices, launch,
-                                                under_torchrun)
-    from breastlab.training.fourview import RunConfigError, run_fourview
+    from breastlab.training.distributed import check_devices, launch, under_torchrun
+    from breastlab.training.fourview import run_fourview
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-
-    def fail(message: str) -> None:
-        console.print(f"[red]error:[/red] {message}")
-        raise typer.Exit(2)
-
     # the settings: the --config file, then every option given on the command line
     options = {k: v for k, v in ctx.params.items() if k not in _NOT_SETTINGS}
     given = {k: v for k, v in options.items()
@@ -140,20 +134,16 @@ def train(
 
             resolve_device(config.train.device)
     except (OSError, TypeError, ValueError) as exc:
-        fail(str(exc))
-    try:
-        run = config.run
-        if run.dry_run or (run.devices == 1 and not under_torchrun()):
-            result = run_fourview(cases_csv, out, config)
-        else:
-            result = launch(_run_fourview, (cases_csv, out, config), devices=run.devices,
-                            nodes=run.nodes, threads=config.train.num_threads,
-                device=config.train.device)
-            if result is None:  # another rank of a torchrun launch: rank 0 reports
-                return
-    except (WeightsUnavailableError, RunConfigError, ValueError, FileNotFoundError,
-            DistributedRunError) as exc:
-        fail(str(exc).splitlines()[0] if "\n" not in str(exc) else str(exc))
+        raise UsageError(str(exc)) from exc
+    run = config.run
+    if run.dry_run or (run.devices == 1 and not under_torchrun()):
+        result = run_fourview(cases_csv, out, config)
+    else:
+        result = launch(_run_fourview, (cases_csv, out, config), devices=run.devices,
+                        nodes=run.nodes, threads=config.train.num_threads,
+                        device=config.train.device)
+        if result is None:  # another rank of a torchrun launch: rank 0 reports
+            return
     if config.run.dry_run:  # a real run has printed its warnings already (and logged them)
         for w in result.warnings:
             console.print(f"[yellow]warning:[/yellow] {w}")
@@ -162,11 +152,20 @@ def train(
     if config.run.dry_run:
         _print_plan(result.plan)
         return
-    console.print(
-        f"trained {len(result.trained)}, already done {len(result.skipped)} "
-        f"(model, repeat) runs → {result.run_dir}"
-        + ("" if result.evaluated or not config.run.evaluate else " (evaluation not available)")
-    )
+    console.print(f"trained {len(result.trained)}, already done {len(result.skipped)} "
+                  f"(model, repeat) runs → {result.run_dir}")
+    from breastlab.core.rundir import RunDir
+
+    if result.evaluated:
+        from breastlab.core.artefacts import read_metrics
+
+        from ._tables import print_fourview_metrics
+
+        print_fourview_metrics(read_metrics(RunDir(out).metrics))
+        console.print(f"metrics: {RunDir(out).metrics}; report: breastlab report {out}")
+    else:
+        console.print(f"not evaluated (--no-evaluate): breastlab evaluate {out} writes "
+                      f"{RunDir(out).metrics} and prints the test metrics")
 
 
 def _run_fourview(cases_csv: Path, out: Path, config: Any) -> Any:

@@ -56,13 +56,13 @@ def run(result, convert: Path, *, layout: str | None, channels: str | None, keep
 
     layout = layout or "bids"
     if not result.sets:
-        console.print("[red]convert:[/] nothing to convert (no image sets were found)")
+        console.print("breastlab sort: error: nothing to convert (no image sets were found)")
         return 1
     try:
         conv = convert_sorted(result, convert, layout=layout, channels=channels, keep_phi=keep_phi,
                               workers=min(workers or 2, 4), progress=progress)
     except OutputError as exc:
-        console.print(f"[red]convert:[/] {exc}")
+        console.print(f"breastlab sort: error: --convert: {exc}")
         return 1
     msg = (f"converted {conv.n_converted} of {len(conv.results)} image sets/acquisitions to {convert} "
            f"({layout} layout); {len(conv.left_out)} sets left out; see {convert / 'conversion.tsv'}")
@@ -72,6 +72,6 @@ def run(result, convert: Path, *, layout: str | None, channels: str | None, keep
     for unit_id in conv.geometry_mismatches:
         console.print(f"[yellow]geometry mismatch:[/] {unit_id} (see conversion.tsv)")
     if not conv.n_converted:
-        console.print("[red]convert:[/] no image set was converted")
+        console.print("breastlab sort: error: no image set was converted")
         return 1
     return 0

@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from breastlab.core.errors import BreastlabError
+
 DEFAULT_TIMEOUT = 600.0  # seconds per image set; a hung conversion is killed and reported
 
 
-class Dcm2niixMissing(RuntimeError):
+class Dcm2niixMissing(BreastlabError, RuntimeError):
     """dcm2niix is not installed (one-line message for the user)."""
+
+    exit_code = 2
 
 
 @dataclass

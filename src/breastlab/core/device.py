@@ -15,6 +15,8 @@ import os
 import re
 from typing import Any
 
+from breastlab.core.errors import UsageError
+
 #: Accepted spellings of ``--device`` (``cuda:N`` for any N).
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_HELP = ("Device for the model: auto (CUDA when present, else MPS, else CPU), cpu, "
@@ -22,8 +24,9 @@ DEVICE_HELP = ("Device for the model: auto (CUDA when present, else MPS, else CP
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda(?::\d+)?)$")
 
 
-class DeviceError(ValueError):
-    """The device asked for is malformed or absent on this machine (one-line message)."""
+class DeviceError(UsageError):
+    """The device asked for is malformed or absent on this machine (one-line message;
+    a ``UsageError``: the CLI exits 2 before any work)."""
 
 
 def check_device_name(name: str) -> str:

@@ -53,14 +53,17 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from breastlab.core.atomic import current_umask, write_json
+from breastlab.core.errors import BreastlabError
 
 MANIFEST_NAME = "manifest.json"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-class OutputError(RuntimeError):
+class OutputError(BreastlabError, RuntimeError):
     """The output folder cannot be used (one-line message for the user)."""
+
+    exit_code = 2  # in use by another run, not a folder: bad usage, nothing written
 
 
 class OutputLocked(OutputError):

@@ -266,7 +266,9 @@ class RunDir:
     # ------------------------------------------------------------------ provenance
     def read_provenance(self) -> dict[str, Any]:
         """``provenance.json`` as written (``{}`` when absent or unreadable)."""
-        return _read_json(self.provenance)
+        from .artefacts import read_provenance
+
+        return read_provenance(self.provenance)
 
     def raw_config(self) -> dict[str, Any]:
         cfg = self.read_provenance().get("config")

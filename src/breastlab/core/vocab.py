@@ -121,3 +121,70 @@ def member(enum: type[StrEnum], value: object, what: str) -> StrEnum:
         return enum(str(value).lower() if isinstance(value, str) else value)
     except ValueError:
         raise ValueError(f"{what} must be one of {choices(enum)}, not {value!r}") from None
+
+
+class ViewSetName(StrEnum):
+    """View-set presets of ``cases`` (``multiview.views.PRESETS``)."""
+
+    BSGI4 = "bsgi4"
+    MAMMO4 = "mammo4"
+    FOUR = "four"
+    CC2 = "cc2"
+    MLO2 = "mlo2"
+    SINGLE = "single"
+
+
+class MissingPolicy(StrEnum):
+    """A case lacks a view."""
+
+    ERROR = "error"
+    DROP = "drop"
+    DUPLICATE_CONTRALATERAL = "duplicate-contralateral"
+    BLANK = "blank"
+
+
+class DuplicatePolicy(StrEnum):
+    """Two files for one view of a case."""
+
+    ERROR = "error"
+    FIRST = "first"
+    DROP = "drop"
+
+
+class GroupBy(StrEnum):
+    """What makes a DICOM case: a study, a patient or a folder."""
+
+    STUDY = "study"
+    PATIENT = "patient"
+    FOLDER = "folder"
+
+
+class PhantomStyle(StrEnum):
+    """Where the BSGI phantom writes the view."""
+
+    DICOM_TAGS = "dicom-tags"
+    SERIES_DESCRIPTION = "series-description"
+    FILE_NAMES = "file-names"
+    MIXED = "mixed"
+
+
+class Vendor(StrEnum):
+    """MRI phantom dialects."""
+
+    SIEMENS = "siemens"
+    GE = "ge"
+    PHILIPS = "philips"
+
+
+class ProportionCi(StrEnum):
+    """Confidence interval of a proportion (exact = Clopper-Pearson)."""
+
+    WILSON = "wilson"
+    EXACT = "exact"
+
+
+class AucCi(StrEnum):
+    """Confidence interval of an AUC."""
+
+    DELONG = "delong"
+    BOOTSTRAP = "bootstrap"

@@ -20,13 +20,13 @@ them.
 """
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from breastlab.core.artefacts import Predictions, read_cases, read_predictions
 from breastlab.core.rundir import RunDir, breast_predictions
 
 from .metrics import ALPHA, auc_ci, binary_metrics, summarise_repeats
@@ -41,15 +41,9 @@ def read_case_info(run_dir: Path) -> dict[str, dict[str, str]]:
     path = RunDir(run_dir).cases
     if not path.is_file():
         return {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        return {r["case_id"]: {"patient_id": r.get("patient_id") or r["case_id"],
-                               "manufacturer": (r.get("manufacturer") or "").strip()}
-                for r in csv.DictReader(fh)}
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    return {r["case_id"]: {"patient_id": r.get("patient_id") or r["case_id"],
+                           "manufacturer": (r.get("manufacturer") or "").strip()}
+            for r in read_cases(path)}
 
 
 def _score(y: np.ndarray, p: np.ndarray, thr: float, ci: str, alpha: float,
@@ -102,9 +96,13 @@ def _level(rows: list[dict[str, Any]], rule: str, ci: str, alpha: float, seed: i
     return out
 
 
-def evaluate_levels(run_dir: Path, found: dict[str, dict[int, Path]], rule: str, ci: str,
+def evaluate_levels(run_dir: Path, loaded: dict[str, dict[int, Predictions]],
+                    found: dict[str, dict[int, Path]], rule: str, ci: str,
                     alpha: float = ALPHA, n_views: int | None = None) -> dict[str, Any]:
-    """``{model: {level: {unit, note, repeats: {repeatR: {...}}, summary}}}`` (binary runs)."""
+    """``{model: {level: {unit, note, repeats: {repeatR: {...}}, summary}}}`` (binary runs).
+
+    ``loaded``: the exam-level predictions ``evaluate_run`` has read (``found``: their files,
+    beside which the breast-level ones sit)."""
     info = read_case_info(run_dir)
     patients_per_case = {c: i["patient_id"] for c, i in info.items()}
     multi_exam = len(set(patients_per_case.values())) < len(patients_per_case)
@@ -119,7 +117,7 @@ def evaluate_levels(run_dir: Path, found: dict[str, dict[int, Path]], rule: str,
             entry["repeats"][f"repeat{r}"] = res
 
         for r, path in reps.items():
-            exam = read_rows(path)
+            exam = [dict(row) for row in loaded[model][r].rows]
             if not exam or "prob" not in exam[0]:  # not a binary run
                 continue
             for row in exam:
@@ -139,7 +137,7 @@ def evaluate_levels(run_dir: Path, found: dict[str, dict[int, Path]], rule: str,
                 "every patient has one case here, so patient level = exam level")
             bpath = breast_predictions(path)
             if bpath.is_file():
-                breast = read_rows(bpath)
+                breast = read_predictions(bpath).rows
                 put("breast", r, _level(breast, rule, ci, alpha, r, by=("breast",)), "breast",
                     "breast-level models (CC + MLO of one breast)")
                 put("exam_from_breasts", r, _level(_aggregate(breast, "exam_id"), rule, ci, alpha, r),

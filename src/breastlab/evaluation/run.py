@@ -26,11 +26,9 @@ Everything is written atomically to ``RUN_DIR/metrics.json``.
 """
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import math
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -38,66 +36,21 @@ from typing import Any
 import numpy as np
 
 from breastlab.core import atomic
-from breastlab.core.rundir import RunDir
+from breastlab.core.artefacts import Predictions, read_predictions, write_metrics
+from breastlab.core.rundir import RunConfig, RunDir
 
 from .metrics import ALPHA, auc_ci, binary_metrics, multiclass_metrics, summarise_repeats
 from .paired import delong_paired, mcnemar_exact
 from .threshold import DEFAULT_RULE, choose_threshold
 
 SCHEMA = 1
-_PROB = re.compile(r"^prob_(\d+)$")
 SMALL_TEST = 30       # warn below this many test cases
 SMALL_CLASS = 10      # warn below this many cases of one class in test
 
 
 # --------------------------------------------------------------------------- reading
-class Predictions:
-    """One ``predictions.csv``: case ids, split, integer labels, ``[N, K]`` probs."""
-
-    def __init__(self, case_id: list[str], split: np.ndarray, label: np.ndarray,
-                 prob: np.ndarray) -> None:
-        self.case_id, self.split, self.label, self.prob = case_id, split, label, prob
-
-    @property
-    def k(self) -> int:
-        return int(self.prob.shape[1])
-
-    def subset(self, split: str) -> Predictions:
-        m = self.split == split
-        return Predictions([c for c, keep in zip(self.case_id, m) if keep], self.split[m],
-                           self.label[m], self.prob[m])
-
-
-def read_predictions(path: str | Path, class_names: list[str] | None = None) -> Predictions:
-    """Read a ``predictions.csv`` (labels may be indices or class names)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return Predictions([], np.array([], str), np.array([], int), np.zeros((0, 2)))
-    cols = rows[0].keys()
-    idx = sorted(int(m.group(1)) for c in cols if (m := _PROB.match(c)))
-    if idx:
-        prob = np.array([[float(r[f"prob_{i}"]) for i in idx] for r in rows], dtype=float)
-    elif "prob" in cols:
-        p1 = np.array([float(r["prob"]) for r in rows])
-        prob = np.c_[1 - p1, p1]
-    else:
-        raise ValueError(f"{path}: no prob_0..prob_K-1 or prob column")
-    if prob.shape[1] == 2 and "prob" in cols:   # binary: 'prob' is authoritative P(1)
-        prob[:, 1] = [float(r["prob"]) for r in rows]
-        prob[:, 0] = 1 - prob[:, 1]
-    lookup = {n.lower(): i for i, n in enumerate(class_names or [])}
-    labels = []
-    for r in rows:
-        v = str(r["label"]).strip()
-        try:
-            labels.append(int(float(v)))
-        except ValueError:
-            if v.lower() not in lookup:
-                raise ValueError(f"{path}: label {v!r} is not an index or class name") from None
-            labels.append(lookup[v.lower()])
-    split = np.array([str(r.get("split", "test")).strip().lower() for r in rows])
-    return Predictions([str(r["case_id"]) for r in rows], split, np.array(labels, int), prob)
+# predictions.csv has one reader, in core.artefacts (imported here for older callers)
+__all__ = ["Predictions", "discover", "evaluate_run", "operating_rule", "read_predictions"]
 
 
 def discover(run_dir: str | Path) -> dict[str, dict[int, Path]]:
@@ -112,17 +65,7 @@ def read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def class_names_for(run_dir: str | Path, k: int) -> list[str]:
-    """The class names the run configuration records (``RunConfig.class_names``);
-    ``ValueError`` when they are missing or do not match the ``k`` probability columns."""
-    names = list(RunDir(run_dir).config().class_names)
-    if len(names) != k:
-        raise ValueError(f"{run_dir}: the run records {len(names)} class names "
-                         f"({', '.join(names)}) but its predictions have {k} classes")
-    return names
-
-
-def operating_rule(run_dir: Path) -> str:
+def operating_rule(run_dir: Path, config: RunConfig | None = None) -> str:
     """The rule behind the thresholds ``predict`` uses: the ``rule`` of the run's
     ``threshold.json`` files, else the run configuration's ``threshold_rule``, else Youden."""
     run = RunDir(run_dir)
@@ -130,7 +73,9 @@ def operating_rule(run_dir: Path) -> str:
         rule = read_json(tj).get("rule")
         if rule:
             return str(rule)
-    return str(run.raw_config().get("threshold_rule") or DEFAULT_RULE)
+    if config is None:
+        return str(run.raw_config().get("threshold_rule") or DEFAULT_RULE)
+    return str(config.threshold_rule or DEFAULT_RULE)
 
 
 _rule_for = operating_rule
@@ -204,19 +149,22 @@ def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
     found = run.discover()
     if not found:
         raise FileNotFoundError(f"no models/*/repeat*/predictions.csv under {run_dir}")
-    operating = operating_rule(run_dir)
+    config = run.config()  # provenance.json, read once
+    operating = operating_rule(run_dir, config)
     rule = threshold_rule or operating
     has_thresholds = any(run.thresholds())
     if set_threshold or not has_thresholds:  # the first evaluation sets the operating rule
         operating = rule
     write_thresholds = write and rule == operating
-    first = read_predictions(next(iter(next(iter(found.values())).values())))
-    names = class_names_for(run_dir, first.k)
+    names = list(config.class_names)
+    loaded: dict[str, dict[int, Predictions]] = {  # every predictions.csv, read once
+        m: {r: read_predictions(p, names) for r, p in reps.items()} for m, reps in found.items()}
+    first = next(iter(next(iter(loaded.values())).values()))
+    if len(names) != first.k:
+        raise ValueError(f"{run_dir}: the run records {len(names)} class names "
+                         f"({', '.join(names)}) but its predictions have {first.k} classes")
     task = "binary" if first.k == 2 else "multiclass"
     warnings: list[str] = []
-
-    loaded: dict[str, dict[int, Predictions]] = {
-        m: {r: read_predictions(p, names) for r, p in reps.items()} for m, reps in found.items()}
     hard: dict[tuple[str, int], np.ndarray] = {}
     models_out: dict[str, Any] = {}
     data: dict[str, Any] = {}
@@ -272,16 +220,14 @@ def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
 
     paired = _paired_all(loaded, hard, alpha, warnings)
     _sample_warnings(models_out, task, warnings)
-    prov_cfg = run.raw_config()
-    split_info = {"unit": prov_cfg.get("split_unit", "patient"),
-                  "warnings": list(prov_cfg.get("split_warnings") or [])}
+    split_info = {"unit": config.split_unit, "warnings": list(config.split_warnings)}
     warnings[:0] = [w for w in split_info["warnings"] if w not in warnings]
     levels: dict[str, Any] = {}
     if task == "binary":
         from .levels import evaluate_levels
 
-        n_views = len(prov_cfg.get("views") or []) or None
-        levels = evaluate_levels(run_dir, found, rule, ci, alpha, n_views=n_views)
+        n_views = len(config.views) or None
+        levels = evaluate_levels(run_dir, loaded, found, rule, ci, alpha, n_views=n_views)
         for model, lv in levels.items():
             models_out.setdefault(model, {})["levels"] = lv
     result = {
@@ -305,7 +251,7 @@ def evaluate_run(run_dir: str | Path, *, threshold_rule: str | None = None,
     target = metrics_path(run_dir, rule, operating)
     result["written_to"] = target.name
     if write:
-        atomic.write_json(target, result)
+        write_metrics(target, result)
     return result
 
 
@@ -397,6 +343,17 @@ def _averaged_delong(loaded: dict[str, dict[int, Predictions]], a: str, b: str,
             "delong": res}
 
 
+def _zero_width_auc(what: str, value: float) -> str:
+    """Why an AUC interval has zero width, said truthfully: perfect (or perfectly inverted)
+    ranking only at 1 (or 0); otherwise too few test cases for the interval to vary."""
+    if value in (0.0, 1.0):
+        why = "perfect separation" if value == 1.0 else "a perfectly inverted ranking"
+        return (f"{what}: AUC {value:.3f} with a zero-width CI ({why}); the interval "
+                "understates the uncertainty")
+    return (f"{what}: AUC {value:.3f} with a zero-width CI: too few test cases per class for "
+            "the interval to vary; it understates the uncertainty")
+
+
 def _sample_warnings(models: dict[str, Any], task: str, warnings: list[str]) -> None:
     seen: set[Any] = set()
     for model, m in models.items():
@@ -408,9 +365,7 @@ def _sample_warnings(models: dict[str, Any], task: str, warnings: list[str]) -> 
             if (auc.get("value") is not None and auc.get("ci_low") == auc.get("ci_high")
                     and model not in seen):
                 seen.add(model)
-                warnings.append(f"{model} {rep}: AUC {auc['value']:.3f} with a zero-width "
-                                "CI (perfect separation); the interval understates the "
-                                "uncertainty")
+                warnings.append(_zero_width_auc(f"{model} {rep}", float(auc["value"])))
             key = (rep, t["n"])
             if key in seen:
                 continue

@@ -87,7 +87,7 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
     cases_csv = run.cases
     if pick is None or not cases_csv.is_file():
         return []
-    from breastlab.evaluation.run import read_predictions
+    from breastlab.core.artefacts import read_cases, read_predictions
     from breastlab.models.files import load_model
 
     from .gradcam import explain
@@ -109,9 +109,9 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
     threshold = thr_doc.get("threshold", meta.get("threshold"))
     chosen = _pick_cases(preds.label, preds.prob, threshold, n_cases)
     wanted = {preds.case_id[i] for i in chosen}
-    from breastlab.multiview.dataset import dataset_from_meta, read_case_csv
+    from breastlab.multiview.dataset import dataset_from_meta
 
-    rows = [row for row in read_case_csv(cases_csv) if str(row.get("case_id")) in wanted]
+    rows = [row for row in read_cases(cases_csv) if str(row.get("case_id")) in wanted]
     for row in rows:
         row["_base_dir"] = str(cases_csv.resolve().parent)
         row.pop("patient_id", None)
@@ -163,9 +163,9 @@ def _input_root(cases_csv: Path) -> Path | None:
     """The folder all of a run's case files share (file names are shown relative to it)."""
     import os
 
-    from breastlab.multiview.dataset import read_case_csv
+    from breastlab.core.artefacts import read_cases
 
-    paths = [str(Path(v).resolve()) for row in read_case_csv(cases_csv)
+    paths = [str(Path(v).resolve()) for row in read_cases(cases_csv)
              for k, v in row.items() if k not in ("case_id", "patient_id", "label") and v
              and ("/" in str(v) or "\\" in str(v))]
     if not paths:

@@ -100,7 +100,8 @@ class ConvAutoencoder(nn.Module):
     ) -> list[float]:
         """Reconstruction pretraining with Adam; returns the mean loss per epoch.
 
-        ``loader`` yields ``(x, label)`` or ``x`` batches; labels are ignored.
+        ``loader`` yields dict items (``{"image", ...}``), ``(x, label)`` or ``x``
+        batches; labels are ignored.
         ``on_epoch(epoch, loss)`` is called after each epoch (progress reporting).
         """
         params = list(self.encoder.parameters()) + list(self.decoder.parameters())
@@ -110,7 +111,8 @@ class ConvAutoencoder(nn.Module):
         for epoch in range(epochs):
             total, count = 0.0, 0
             for batch in loader:
-                x = batch[0] if isinstance(batch, (list, tuple)) else batch
+                x = (batch["image"] if isinstance(batch, dict)
+                     else batch[0] if isinstance(batch, (list, tuple)) else batch)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 opt.zero_grad(set_to_none=True)

@@ -25,6 +25,7 @@ from torch import nn
 
 from breastlab import __version__
 from breastlab.core.atomic import save_torch
+from breastlab.core.errors import UsageError
 
 FORMAT = "breastlab-model"
 FORMAT_VERSION = 1
@@ -38,7 +39,7 @@ META_DEFAULTS: dict[str, Any] = {
 }
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UsageError):
     """The file is not a (safe) breastlab model file."""
 
 

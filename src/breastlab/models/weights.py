@@ -26,13 +26,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from breastlab.core.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 RESNET18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
 RESNET18_FILE = "resnet18-f37072fd.pth"
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(UsageError, RuntimeError):
     """Pretrained weights could not be found or downloaded."""
 
 
@@ -93,6 +95,36 @@ def load_imagenet_state_dict(weights: str | os.PathLike | None = None) -> dict[s
     except Exception as exc:  # URLError, socket errors, hash mismatch...
         raise WeightsUnavailableError(f"{hint} (download failed: {exc})") from exc
     return _unwrap(obj)
+
+
+def resolve_pretrained(value: bool | str | os.PathLike | None) -> bool | str:
+    """What ``pretrained`` means, the same in ``train``, ``train --dry-run``, ``demo``,
+    ``mri train`` and the Python API (docs/training.md, "ImageNet weights"):
+
+    * ``True`` / ``"yes"``: ImageNet weights are required: from the torch hub cache, else a
+      download; when neither works, ``WeightsUnavailableError`` (exit 2) before any work,
+      naming ``--weights FILE`` and ``--no-pretrained``;
+    * ``"auto"``: ImageNet weights when they are in the torch hub cache, else random
+      initialisation, with a warning (never a download);
+    * ``False`` / ``"no"`` / ``None``: random initialisation;
+    * a file path: that state dict (``WeightsUnavailableError`` when it is missing).
+
+    Returns ``True``, ``False`` or the file path, for ``build_model(pretrained=...)``.
+    """
+    word = str(value).strip().lower() if isinstance(value, (str, bool)) or value is None else None
+    if value is None or word in ("false", "no", "none", "0", ""):
+        return False
+    if word == "auto":
+        if hub_cache_path().is_file():
+            return True
+        log.warning("ImageNet weights are not in the torch hub cache (%s): random "
+                    "initialisation (pretrained=auto)", hub_cache_path())
+        return False
+    if value is True or word in ("true", "yes", "1", "imagenet"):
+        load_imagenet_state_dict(None)  # raises WeightsUnavailableError with the remedies
+        return True
+    load_imagenet_state_dict(value)
+    return os.fspath(value)
 
 
 def adapt_conv1(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

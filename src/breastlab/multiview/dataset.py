@@ -41,9 +41,11 @@ CLASS_NAMES = ("benign", "malignant")
 
 # ---------------------------------------------------------------------------- rows
 def read_case_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a case-table CSV; relative paths stay relative (see ``resolve_paths``)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [dict(r) for r in csv.DictReader(fh)]
+    """Read a case-table CSV (``core.artefacts.read_cases``); relative paths stay relative
+    (see ``resolve_paths``)."""
+    from breastlab.core.artefacts import read_cases
+
+    return list(read_cases(path))
 
 
 def as_rows(cases: Any) -> list[dict[str, Any]]:
@@ -152,7 +154,9 @@ def infer_views(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------- dataset
 class CaseDataset(Dataset):
-    """Four-view cases → ``(tensor [N, H, W] float32, int label)``.
+    """Four-view cases → data items ``{"image": tensor [N, H, W] float32, "label": int,
+    "case_id": str}``. A training data set (``train=True``, augmenting) and the evaluation
+    ones (``train=False``) are separate objects (``subset``/``select``) sharing one cache.
 
     Args:
         case_table_or_rows: CSV path, CaseTable, DataFrame or sequence of dicts.
@@ -297,11 +301,14 @@ class CaseDataset(Dataset):
                                           blank_missing=self.blank_missing,
                                           cache=getattr(self, "disk_cache", None)))
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """One data item: ``{"image": [N, H, W], "label": int, "case_id": str}`` (a breast's
+        id, ``{case}:{L|R}``, in a breast data set), augmented when ``train``."""
         x = self.image(index)
         if self.train and self.augment is not None:
             x = self.augment(x)
-        return x, int(self.labels[index])
+        return {"image": x, "label": int(self.labels[index]),
+                "case_id": str(self.rows[index]["case_id"])}
 
     def subset(self, indices: Sequence[int], *, train: bool | None = None) -> CaseDataset:
         """A dataset over ``indices`` sharing this one's cache (no re-decoding)."""

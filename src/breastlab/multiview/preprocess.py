@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from breastlab.core.errors import UsageError
 from breastlab.dicom.pixels import PixelDataError, is_dicom, read_view, rgb_to_grey
 
 NORMALIZATIONS = ("zscore", "minmax")
@@ -46,7 +47,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(UsageError):
     """A view image could not be read; the message says why."""
 
 

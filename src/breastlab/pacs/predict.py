@@ -9,7 +9,6 @@ in ``OUT/pacs_writeback.json``.
 """
 from __future__ import annotations
 
-import csv
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -52,8 +51,9 @@ def write_predictions_to_pacs(out_dir: str | os.PathLike, input_path: str | os.P
     out = Path(out_dir)
     if len(result.get("class_names", [])) != 2:
         raise PacsError("--pacs writes a probability of malignancy: binary models only")
-    with open(out / "predictions.csv", newline="", encoding="utf-8") as fh:
-        predictions = list(csv.DictReader(fh))
+    from breastlab.core.artefacts import read_predictions
+
+    predictions = read_predictions(out / "predictions.csv").rows
     if not predictions:
         raise PacsError("no case was predicted: nothing to write to the PACS")
     cases = _case_rows(Path(input_path), list(result["views"]))

@@ -36,7 +36,7 @@ from breastlab.core.privacy import hashed_id
 from breastlab.dicom.pixels import is_dicom
 from breastlab.multiview.preprocess import IMAGE_SUFFIXES, NIFTI_SUFFIXES
 
-from .config import TASK_CLASSES  # noqa: E402  (re-exported: one definition)
+from .train_config import TASK_CLASSES  # noqa: E402  (re-exported: one definition)
 
 ALIASES: dict[str, str] = {
     "t2": Label.T2WI, "t2w": Label.T2WI, "t2wi": Label.T2WI,
@@ -405,7 +405,8 @@ def load_slice(ref: SliceRef, *, image_size: int = 128, normalization: str = "zs
 
 
 class SliceDataset:
-    """A torch-style data set of ``(tensor[1, H, W], label)`` per sampled slice (cached in memory).
+    """A torch-style data set of items ``{"image": tensor[1, H, W], "label", "series_id"}``,
+    one per sampled slice (cached in memory).
 
     ``series_ids`` and ``patient_ids`` give each slice's series and patient for
     aggregation and splits. ``augment`` adds small random intensity and shift changes.
@@ -415,7 +416,7 @@ class SliceDataset:
                  augment: bool = False, seed: int = 0, arrays: np.ndarray | None = None) -> None:
         self.table = table
         self.image_size = image_size
-        self.train = augment  # the training loop switches this off for prediction
+        self.train = augment  # a training data set; evaluation uses subset(augment=False)
         self._rng = np.random.default_rng(seed)
         if arrays is None:
             arrays = np.stack([load_slice(r, image_size=image_size, normalization=normalization)
@@ -441,7 +442,7 @@ class SliceDataset:
         x = torch.from_numpy(np.ascontiguousarray(self.arrays[i], dtype=np.float32))[None]
         if self.train:
             x = _augment(x, self._rng)
-        return x, int(self.labels[i])
+        return {"image": x, "label": int(self.labels[i]), "series_id": self.series_ids[i]}
 
 
 def _augment(x, rng: np.random.Generator):

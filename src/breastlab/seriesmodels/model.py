@@ -29,18 +29,19 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from breastlab.core import atomic
+from breastlab.core.artefacts import write_cases, write_predictions, write_provenance
 from breastlab.core.rundir import PREDICTIONS, SLICE_PREDICTIONS, RunDir
 from breastlab.training.experiment import Job
 
 from .aggregate import aggregate_by_series
-from .config import MRITrainConfig
+from .train_config import MRITrainConfig
 from .data import Dataset, SeriesItem, SliceDataset, SliceTable, slice_table
 
 DEMO_NOTICE = "DEMO MODEL — trained on synthetic phantom data, no clinical validity"
@@ -48,22 +49,21 @@ MODEL_KIND = "breastlab-mri-series"
 
 
 def _pretrained_arg(value: str) -> bool | str:
-    v = str(value).lower()
-    if v in ("no", "false", "0", "none"):
-        return False
-    if v in ("yes", "true", "1", "imagenet"):
-        return True
-    if v == "auto":
-        from breastlab.models.weights import hub_cache_path
+    """``auto``, ``yes``, ``no`` or a file: ``models.weights.resolve_pretrained``."""
+    from breastlab.models.weights import resolve_pretrained
 
-        return True if hub_cache_path().is_file() else False
-    return str(value)
+    return resolve_pretrained(value)
 
 
 def _preprocessing(cfg: MRITrainConfig) -> dict[str, Any]:
     return {"image_size": cfg.image_size, "normalization": str(cfg.normalization),
             "slices_per_series": cfg.slices_per_series, "central_fraction": cfg.central_fraction,
             "aggregation": str(cfg.aggregation)}
+
+
+#: a series run's cases.csv: one row per series (case_id = series id)
+SERIES_CASE_COLUMNS = ["case_id", "patient_id", "label", "kind", "n_files", "first_file",
+                       "external_test"]
 
 
 def _series_rows(items: Sequence[SeriesItem]) -> list[dict[str, Any]]:
@@ -84,7 +84,7 @@ def series_prediction_table(series_ids: Sequence[str], splits: dict[str, str],
 
 def write_series_predictions(path: Path, series_ids: Sequence[str], splits: dict[str, str],
                              labels: dict[str, int], probs: np.ndarray) -> None:
-    atomic.write_csv(path, *series_prediction_table(series_ids, splits, labels, probs))
+    write_predictions(path, *series_prediction_table(series_ids, splits, labels, probs))
 
 
 def _slice_rows(ds: SliceDataset, probs: np.ndarray, split: str) -> list[dict[str, Any]]:
@@ -193,8 +193,7 @@ class SeriesTask:
     def write_cases(self, run: RunDir) -> None:
         rows = _series_rows(self.items) + [r | {"external_test": 1}
                                            for r in _series_rows(self.test_items)]
-        atomic.write_csv(run.cases, rows, ["case_id", "patient_id", "label", "kind", "n_files",
-                                           "first_file", "external_test"])
+        write_cases(run.cases, rows, SERIES_CASE_COLUMNS)
 
     def make_split(self, repeat: int) -> dict[str, Any]:
         from breastlab.training.splits import holdout_split, repeat_split
@@ -246,15 +245,16 @@ class SeriesTask:
                 "trained by breastlab mri train; validate on your own site's data before use"}
 
     def predict(self, net: Any, job: Job) -> dict[str, tuple[list[dict[str, Any]], list[str]]]:
-        from breastlab.training.loop import predict_proba
+        from breastlab.training.loop import predict_items, softmax
 
         label_of = dict(zip(self.case_ids, self.labels))
         series_ids, series_probs, slice_rows, part_of = [], [], [], {}
         for part, ds in job.predict.items():
             if not len(ds):
                 continue
-            probs = predict_proba(net, ds)
-            sids, agg = aggregate_by_series(probs, ds.series_ids, str(self.cfg.aggregation))
+            logits, _, ids = predict_items(net, ds)  # each slice item carries its series id
+            probs = softmax(logits)
+            sids, agg = aggregate_by_series(probs, ids, str(self.cfg.aggregation))
             part_of.update((s, part) for s in sids)
             series_ids += sids
             series_probs.append(agg)
@@ -285,16 +285,15 @@ def finish_run(run_dir: str | os.PathLike, *, report: bool = True) -> dict[str, 
 
 def slice_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Single-slice test metrics (before aggregation), for the side-by-side with series level."""
-    import csv
-
     from breastlab.evaluation.metrics import multiclass_metrics
+
+    from breastlab.core.artefacts import read_predictions
 
     run = RunDir(run_dir)
     names = run.raw_config().get("class_names")
     out: dict[str, Any] = {}
     for _model, _repeat, path in run.slice_prediction_files():
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+        rows = [r for r in read_predictions(path).rows if r["split"] == "test"]
         if not rows or not names:
             continue
         k = len(names)
@@ -400,9 +399,8 @@ def evaluate_model_on(model_path: str | os.PathLike, data: Dataset, out_dir: str
               "dropped": data.dropped}
     if sm.demo:
         config["notice"] = DEMO_NOTICE
-    atomic.write_json(run.provenance, run_manifest(config, data_fingerprint=fingerprint_files(files, content=False)))
-    atomic.write_csv(run.cases, _series_rows(items), ["case_id", "patient_id", "label", "kind", "n_files",
-                                                      "first_file"])
+    write_provenance(run.provenance, run_manifest(config, data_fingerprint=fingerprint_files(files, content=False)))
+    write_cases(run.cases, _series_rows(items), SERIES_CASE_COLUMNS[:-1])
     atomic.write_json(run.split(0), {"train": [], "val": [], "test": [i.series_id for i in items]})
     from breastlab.training.loop import predict_proba
 

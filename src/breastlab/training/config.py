@@ -241,7 +241,7 @@ class FourViewConfig(_Group):
     models: tuple[str, ...] = MODEL_NAMES
     repeats: int = 5
     seed: int = 0  # split seed; repeat r trains with seed + r
-    pretrained: bool | str = True  # ImageNet for resnet18/viewwise: True, False or a file
+    pretrained: bool | str = True  # ImageNet for resnet18/viewwise: True, "auto", False or a file
     autoencoder_pretrain_epochs: int = 10
     fusion: Fusion = Fusion.MEAN  # viewwise: how per-view logits are fused
     threshold_rule: str | None = None  # evaluation: youden (default), sensitivity>=x, fixed:x
@@ -269,6 +269,8 @@ class FourViewConfig(_Group):
             word = self.pretrained.strip().lower()
             if word in ("true", "yes", "imagenet", "false", "no"):
                 _set(self, "pretrained", word in ("true", "yes", "imagenet"))
+            elif word == "auto":
+                _set(self, "pretrained", "auto")
             else:
                 _set(self, "pretrained", str(self.pretrained))
         if self.threshold_rule:

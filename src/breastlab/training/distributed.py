@@ -35,11 +35,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data.distributed import DistributedSampler
 
+from breastlab.core.errors import RunFailed
+
 #: Environment variables torchrun sets; with them a process joins an existing group.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-class DistributedRunError(RuntimeError):
+class DistributedRunError(RunFailed):
     """A training process failed; the message is its error."""
 
 

@@ -35,7 +35,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from breastlab.core.atomic import write_csv, write_json
+from breastlab.core.artefacts import write_predictions, write_provenance
+from breastlab.core.atomic import write_csv
+from breastlab.core.errors import UsageError
 from breastlab.core.provenance import run_manifest, seed_everything
 from breastlab.core.rundir import PREDICTIONS, REPORT, RunConfig, RunDir
 
@@ -53,7 +55,7 @@ IGNORED = ("num_threads", "eval_batch_size", "progress", "devices", "nodes", "ph
            "device", "num_workers", "device_info")  # a run resumes on another device
 
 
-class RunConfigError(ValueError):
+class RunConfigError(UsageError):
     """RUN_DIR holds a run with a different configuration."""
 
 
@@ -176,7 +178,7 @@ def run_experiment(task: Task, run_dir: str | RunDir, *, models: list[str], repe
     main = ddp.is_main()
     if main:
         run.root.mkdir(parents=True, exist_ok=True)
-        write_json(run.provenance, run_manifest(config, data_fingerprint=task.fingerprint))
+        write_provenance(run.provenance, run_manifest(config, data_fingerprint=task.fingerprint))
         task.write_cases(run)
     ddp.barrier()
     result = ExperimentResult(run_dir=run, config=config)
@@ -257,7 +259,9 @@ def _train_one(task: Task, run: RunDir, name: str, r: int, sp: dict[str, Any], j
         tables = task.predict(net, job)
         # predictions.csv last: its presence marks the model as done
         for fname, (rows, cols) in sorted(tables.items(), key=lambda t: t[0] == PREDICTIONS):
-            if rows or fname == PREDICTIONS:
+            if fname == PREDICTIONS:
+                write_predictions(out / fname, rows, cols)
+            elif rows:
                 write_csv(out / fname, rows, cols)
         after = getattr(task, "after_model", None)
         if after is not None:

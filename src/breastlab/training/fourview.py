@@ -29,7 +29,9 @@ from typing import Any
 
 import torch
 
-from breastlab.core.atomic import write_csv
+from breastlab.core.artefacts import prediction_columns, prediction_rows, write_cases
+from breastlab.core.device import device_info, resolve_device
+from breastlab.core.errors import UsageError
 from breastlab.core.provenance import fingerprint_files
 from breastlab.core.rundir import PREDICTIONS, RunDir
 from breastlab.models.registry import PRETRAINABLE, build_model
@@ -37,12 +39,11 @@ from breastlab.multiview.dataset import CaseDataset, breast_dataset
 from breastlab.multiview.preprocess import Augment
 
 from . import distributed as ddp
-from breastlab.core.device import device_info, resolve_device
 
 from .config import FourViewConfig, TrainConfig
 from .defaults import DEFAULTS
 from .experiment import Job, RunConfigError, run_experiment
-from .loop import predict_proba
+from .loop import predict_items, softmax
 from .splits import load_split, repeat_split
 
 
@@ -89,18 +90,6 @@ class FourViewResult:
     plan: dict[str, Any] = field(default_factory=dict)  # what was (or, dry run, would be) done
 
 
-def _prediction_rows(case_ids, split_name, labels, probs) -> list[dict[str, Any]]:
-    rows = []
-    k = probs.shape[1] if probs.ndim == 2 else 0
-    for cid, y, p in zip(case_ids, labels, probs):
-        row = {"case_id": cid, "split": split_name, "label": int(y)}
-        row.update({f"prob_{j}": float(p[j]) for j in range(k)})
-        if k == 2:
-            row["prob"] = float(p[1])
-        rows.append(row)
-    return rows
-
-
 def run_fourview(cases: Any, run_dir: str | os.PathLike,
                  config: FourViewConfig | None = None) -> FourViewResult:
     """Train and predict every model for every repeat into ``run_dir`` (module docstring).
@@ -121,10 +110,11 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
     run = Path(run_dir)
     pre, settings = cfg.preprocessing, cfg.run
     progress = settings.progress and ddp.is_main()  # one process shows bars and log lines
-    if cfg.wants_imagenet and not settings.dry_run:  # fail fast, before decoding any image
-        from breastlab.models.weights import load_imagenet_state_dict
+    pretrained: bool | str = False
+    if cfg.wants_imagenet:  # fail fast (dry run too), before decoding any image
+        from breastlab.models.weights import resolve_pretrained
 
-        load_imagenet_state_dict(None if cfg.pretrained is True else cfg.pretrained)
+        pretrained = resolve_pretrained(cfg.pretrained)
     if cfg.train.num_threads:
         torch.set_num_threads(int(cfg.train.num_threads))
 
@@ -134,7 +124,7 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
         have = case_views(cases)
         unknown = [v for v in pre.views if have and v not in have]
         if unknown:  # else those channels would silently be blank
-            raise ValueError(f"view(s) {', '.join(unknown)} not in the case table "
+            raise UsageError(f"view(s) {', '.join(unknown)} not in the case table "
                              f"(its views: {', '.join(have)})")
     dataset = CaseDataset(
         cases, list(pre.views) if pre.views else None, image_size=pre.image_size, train=False,
@@ -149,7 +139,7 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
         log.warning("%d case(s) without a label are left out", len(dataset) - len(labelled))
         dataset = dataset.subset(labelled)
     if len(dataset) == 0:
-        raise ValueError("no usable labelled cases")
+        raise UsageError("no usable labelled cases")
     k = dataset.num_classes
     class_names = ["benign", "malignant"] if k == 2 else [f"class_{i}" for i in range(k)]
     missing_patient = sum(1 for r in dataset.rows if not str(r.get("patient_id") or "").strip())
@@ -187,10 +177,11 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
     if cfg.demo:
         record["demo"] = True
     if settings.dry_run:
-        return _dry_run(run, dataset, cfg, record, bad, warnings)
+        return _dry_run(run, dataset, cfg, record, bad, warnings, pretrained)
 
     task = FourViewTask(
         dataset=dataset, breasts=breasts, config=record, fingerprint=fingerprint, settings=cfg,
+        pretrained=pretrained,
         start_message=(f"training {', '.join(cfg.models)} × {cfg.repeats} repeat(s) on "
                        f"{len(dataset)} cases ({unit}-level split)"
                        + (f" and {len(breasts)} breasts" if breasts is not None else "")))
@@ -226,6 +217,7 @@ class FourViewTask:
     config: dict[str, Any]          # the provenance record
     fingerprint: str | None
     settings: FourViewConfig
+    pretrained: bool | str = False  # resolved (models.weights.resolve_pretrained)
     start_message: str = ""
     title: str = "Four-view run"
 
@@ -242,12 +234,13 @@ class FourViewTask:
         return self.dataset.patient_ids
 
     def write_cases(self, run: RunDir) -> None:
+        """The cases used, with the table's breast labels, convention and manufacturer
+        (written at case assembly; never re-read from the images here)."""
         dataset = self.dataset
-        _add_manufacturers(dataset)
         extra_cols = [c for c in ("label_L", "label_R", "convention", "manufacturer")
                       if any(r.get(c) not in (None, "") for r in dataset.rows)]
-        cols = ["case_id", "patient_id", "label", *extra_cols, *dataset.views]
-        write_csv(run.cases, ({c: r.get(c, "") for c in cols} for r in dataset.rows), cols)
+        write_cases(run.cases, dataset.rows,
+                    ["case_id", "patient_id", "label", *extra_cols, *dataset.views])
 
     def make_split(self, repeat: int) -> dict[str, Any]:
         return _split(self.settings, self.case_ids, self.labels, self.patient_ids, repeat)
@@ -277,7 +270,7 @@ class FourViewTask:
             kwargs = {"small_input": True, **kwargs}
         return build_model(name, in_channels=job.in_channels,
                            num_classes=int(self.config["num_classes"]), image_size=size,
-                           pretrained=cfg.pretrained if name in PRETRAINABLE else False,
+                           pretrained=self.pretrained if name in PRETRAINABLE else False,
                            **kwargs)
 
     def model_meta(self, name: str, job: Job, repeat: int, split: dict[str, Any]
@@ -296,37 +289,21 @@ class FourViewTask:
         }
 
     def predict(self, net: Any, job: Job) -> dict[str, tuple[list[dict[str, Any]], list[str]]]:
-        k = int(self.config["num_classes"])
         cfg = self.settings.train
         rows: list[dict[str, Any]] = []
         for part, ds in job.predict.items():
-            if len(ds):
-                probs = predict_proba(net, ds, cfg.eval_batch_size, channels_last=cfg.channels_last,
-                                      precision=cfg.precision)
-                rows += _prediction_rows(ds.case_ids, part, ds.labels.numpy(), probs)
+            if len(ds):  # the data items carry their ids: no re-joining by position
+                logits, labels, ids = predict_items(net, ds, cfg.eval_batch_size,
+                                                    channels_last=cfg.channels_last,
+                                                    precision=cfg.precision)
+                extra = None
                 if job.level == "breast":
-                    for row, src in zip(rows[-len(ds):], ds.rows):
-                        row.update(exam_id=src["exam_id"], breast=src["breast"])
-        pcols = ["case_id", "split", "label", *[f"prob_{j}" for j in range(k)]]
-        if k == 2:
-            pcols.append("prob")
-        if job.level == "breast":
-            pcols[1:1] = ["exam_id", "breast"]
-        return {PREDICTIONS: (rows, pcols)}
-
-
-def _add_manufacturers(dataset: CaseDataset) -> None:
-    """``manufacturer`` per case (DICOM Manufacturer of its first view file, header only),
-    for the breakdowns of the evaluation; kept in the run's ``cases.csv``."""
-    from breastlab.multiview.conventions import manufacturer_of
-
-    for row in dataset.rows:
-        if not row.get("manufacturer"):
-            first = next((row.get(v) for v in dataset.views if row.get(v)), None)
-            name = manufacturer_of(first) if first and not str(first).lower().endswith(
-                (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")) else ""
-            if name:
-                row["manufacturer"] = name
+                    src = {r["case_id"]: r for r in ds.rows}
+                    extra = [{"exam_id": src[i]["exam_id"], "breast": src[i]["breast"]}
+                             for i in ids]
+                rows += prediction_rows(ids, part, labels, softmax(logits), extra)
+        return {PREDICTIONS: (rows, prediction_columns(int(self.config["num_classes"]),
+                                                      level=job.level))}
 
 
 def _breast_parts(breasts: CaseDataset, sp: dict[str, Any], augment: bool
@@ -353,7 +330,8 @@ def _split(cfg: FourViewConfig, case_ids: list[str], labels: Any, patient_ids: l
 
 
 def _dry_run(run: Path, dataset: CaseDataset, cfg: FourViewConfig, record: dict[str, Any],
-             bad: list[tuple[str, str]], warnings: list[str]) -> FourViewResult:
+             bad: list[tuple[str, str]], warnings: list[str],
+             pretrained: bool | str) -> FourViewResult:
     """What a run would do: cases, split sizes and class balance per repeat; no file written."""
     from collections import Counter
 
@@ -380,7 +358,9 @@ def _dry_run(run: Path, dataset: CaseDataset, cfg: FourViewConfig, record: dict[
         "levels": record["levels"],
         "n_breasts": record["n_breasts"],
         "train": cfg.train.to_dict(),
-        "pretrained": cfg.pretrained,
+        "pretrained": ("no pretrainable model" if not cfg.wants_imagenet else
+                       f"yes ({pretrained})" if isinstance(pretrained, str) else
+                       "yes (found)" if pretrained else "no (random initialisation)"),
         "image_size": cfg.preprocessing.image_size,
     }
     return FourViewResult(run_dir=run, bad_cases=bad, warnings=warnings, plan=plan)

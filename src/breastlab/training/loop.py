@@ -50,6 +50,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,18 +108,61 @@ def _to_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x
 
 
-def _set_eval_mode(dataset: Dataset) -> bool | None:
-    """Switch off augmentation on datasets that have a ``train`` flag; returns old value."""
-    old = getattr(dataset, "train", None)
-    if isinstance(old, bool) and old:
-        dataset.train = False
-    return old
+#: keys of a data item that name it (``multiview.dataset``: cases and breasts;
+#: ``seriesmodels.data``: slices, by their series)
+ITEM_IDS = ("case_id", "series_id")
+
+
+def unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
+    """``(images, labels, ids)`` of a batch of dict items (``{"image", "label", "case_id"}``,
+    as TorchIO's ``Subject`` and MONAI's dictionary transforms carry them) or of
+    ``(x, y)`` pairs (plain tensor data sets; ids are then ``None``)."""
+    if isinstance(batch, Mapping):
+        ids = next((list(batch[k]) for k in ITEM_IDS if k in batch), None)
+        return batch["image"], torch.as_tensor(batch["label"]), ids
+    x, y = batch
+    return x, torch.as_tensor(y), None
 
 
 def model_device(model: nn.Module) -> torch.device:
     """Where ``model``'s parameters are (the CPU for a model without any)."""
     p = next(iter(model.parameters()), None)
     return p.device if p is not None else torch.device("cpu")
+
+
+def predict_items(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 32,
+    *,
+    channels_last: bool = True,
+    precision: str = "32",
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """``(logits [N, K], labels [N], ids)`` in dataset order (inference mode), on the
+    model's device (batches resident there when they fit; ``training.batches``) under
+    ``precision``. ``dataset`` is an evaluation data set: it does not augment (training
+    and evaluation data sets are built separately, never switched)."""
+    was_training = model.training
+    model.eval()
+    device = model_device(model)
+    amp = Precision.make(precision, device)
+    logits, labels, ids = [], [], []
+    try:
+        loader = B.make_batches(dataset, batch_size, device, generator=None, shuffle=False)
+        with torch.inference_mode(), amp.autocast():
+            for batch in loader:
+                x, y, bid = unpack(batch)
+                logits.append(model(_to_input(x, channels_last)).float())
+                labels.append(y)
+                ids.extend(bid or [])
+        logits = [torch.cat(logits).cpu()] if logits else []  # one copy back, one sync
+        labels = [torch.cat(labels).cpu()] if labels else []
+    finally:
+        model.train(was_training)
+    if not logits:
+        return np.zeros((0, 0), np.float32), np.zeros((0,), np.int64), []
+    return (torch.cat(logits).numpy(), torch.cat(labels).numpy(),
+            ids if len(ids) == len(dataset) else None)
 
 
 def predict_logits(
@@ -129,29 +173,16 @@ def predict_logits(
     channels_last: bool = True,
     precision: str = "32",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits [N, K], labels [N])`` in dataset order, without augmentation, on the
-    model's device (batches resident there when they fit; ``training.batches``)."""
-    old = _set_eval_mode(dataset)
-    was_training = model.training
-    model.eval()
-    device = model_device(model)
-    amp = Precision.make(precision, device)
-    logits, labels = [], []
-    try:
-        loader = B.make_batches(dataset, batch_size, device, generator=None, shuffle=False)
-        with torch.inference_mode(), amp.autocast():
-            for x, y in loader:
-                logits.append(model(_to_input(x, channels_last)).float())
-                labels.append(torch.as_tensor(y))
-        logits = [torch.cat(logits).cpu()] if logits else []  # one copy back, one sync
-        labels = [torch.cat(labels).cpu()] if labels else []
-    finally:
-        if isinstance(old, bool):
-            dataset.train = old
-        model.train(was_training)
-    if not logits:
-        return np.zeros((0, 0), np.float32), np.zeros((0,), np.int64)
-    return torch.cat(logits).numpy(), torch.cat(labels).numpy()
+    """``(logits [N, K], labels [N])`` in dataset order (``predict_items`` without ids)."""
+    logits, labels, _ = predict_items(model, dataset, batch_size, channels_last=channels_last,
+                                      precision=precision)
+    return logits, labels
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    if logits.size == 0:
+        return logits
+    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
 
 
 def predict_proba(
@@ -162,12 +193,10 @@ def predict_proba(
     channels_last: bool = True,
     precision: str = "32",
 ) -> np.ndarray:
-    """Softmax probabilities ``[N, K]`` for ``dataset`` (inference mode, no augmentation)."""
+    """Softmax probabilities ``[N, K]`` for ``dataset`` (inference mode)."""
     logits, _ = predict_logits(model, dataset, batch_size, channels_last=channels_last,
                                precision=precision)
-    if logits.size == 0:
-        return logits
-    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    return softmax(logits)
 
 
 def binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
@@ -207,14 +236,9 @@ def _validation_logits(model: nn.Module, val_ds: Dataset, batch_size: int,
 
     n = len(val_ds)
     idx = ddp.shard(n)
-    old = _set_eval_mode(val_ds)
-    try:
-        logits, labels = predict_logits(model, Subset(val_ds, idx), batch_size,
-                                        channels_last=channels_last,
-                                        precision=precision) if idx else (None, None)
-    finally:
-        if isinstance(old, bool):
-            val_ds.train = old
+    logits, labels = predict_logits(model, Subset(val_ds, idx), batch_size,
+                                    channels_last=channels_last,
+                                    precision=precision) if idx else (None, None)
     local = [] if logits is None else list(zip(logits.tolist(), labels.tolist()))
     rows = ddp.gather_in_order(n, local)
     return (np.asarray([r[0] for r in rows], np.float32),
@@ -260,7 +284,7 @@ def _class_weights(dataset: Dataset, k: int, mode: str | None) -> torch.Tensor |
         raise ValueError("class_weight must be None or 'balanced'")
     labels = getattr(dataset, "labels", None)
     if labels is None:
-        labels = [int(dataset[i][1]) for i in range(len(dataset))]
+        labels = [int(unpack(dataset[i])[1]) for i in range(len(dataset))]
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=k).astype(np.float64)
     w = counts.sum() / np.maximum(counts, 1) / k
     return torch.tensor(w, dtype=torch.float32)
@@ -480,11 +504,12 @@ def train_classifier(
             # no host synchronisation inside the epoch
             sums = torch.zeros(2, dtype=torch.float64, device=device)
             seen = 0
-            for x, y in loader:
+            for batch in loader:
+                x, y, _ = unpack(batch)
                 if batch_augment is not None:
                     x = B.augment_batch(batch_augment, x.float())
                 x = _to_input(x, config.channels_last)
-                y = torch.as_tensor(y).long()
+                y = y.long()
                 opt.zero_grad(set_to_none=True)
                 with amp.autocast():
                     logits = net(x)

@@ -81,7 +81,7 @@ step "tests (gpu, device, cache, resume)" 140 "$OUT/tests.txt" \
 # 4. benchmarks ----------------------------------------------------------------------------
 PHANTOM=/tmp/breastlab-gpu-phantom
 if [ "$QUICK" = 1 ]; then
-    SMALL=(--cases 8 --matrix 64 --epochs 1 --repeat 1 --tile 1 --workers 1 --threads 1)
+    SMALL=(--cases 24 --matrix 64 --epochs 1 --repeat 1 --tile 1 --workers 1 --threads 1)
     BIG=("${SMALL[@]}")
 else
     SMALL=(--cases 96 --epochs 3 --repeat 2 --tile 10 --workers 8 --threads 8)

@@ -70,7 +70,8 @@ def test_dataset_reads_the_cache_and_the_default_folder(tmp_path, monkeypatch):
     assert cold.disk_cache.misses == 8 and warm.disk_cache.hits == 8 and warm.disk_cache.misses == 0
     assert np.array_equal(ref._data.numpy(), warm._data.numpy())
     lazy = CaseDataset(rows, image_size=16, cache=False, disk_cache=tmp_path / "env")
-    assert np.array_equal(lazy[2][0].numpy(), ref[2][0].numpy()) and lazy.disk_cache.hits == 2
+    assert np.array_equal(lazy[2]["image"].numpy(), ref[2]["image"].numpy())
+    assert lazy.disk_cache.hits == 2
 
 
 _READER = textwrap.dedent("""

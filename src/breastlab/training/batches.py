@@ -114,25 +114,30 @@ def fits_on_device(dataset: Dataset, device: torch.device) -> bool:
 
 
 class ResidentBatches:
-    """Batches indexed out of a device-resident copy of an in-memory data set.
+    """Batches indexed out of a device-resident copy of an in-memory data set, as dict
+    items (``{"image", "label", "case_id"}``, the data set's own item keys).
 
     ``sampler`` yields lists of indices (a ``BatchSampler`` or ``ShardedBatchSampler``)."""
 
     def __init__(self, dataset: Dataset, device: torch.device, sampler: Any) -> None:
         self.x = dataset._data.to(device, non_blocking=True)  # type: ignore[attr-defined]
         self.y = torch.as_tensor(dataset.labels).long().to(device)  # type: ignore[attr-defined]
+        self.ids = list(getattr(dataset, "case_ids", None) or []) or None
         self.sampler = sampler
 
     def __len__(self) -> int:
         return len(self.sampler)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         for idx in self.sampler:
             index = torch.as_tensor(idx, dtype=torch.long)
             if self.x.device.type == "cuda":  # pinned: the copy does not wait for the GPU
                 index = index.pin_memory()
             index = index.to(self.x.device, non_blocking=True)
-            yield self.x.index_select(0, index), self.y.index_select(0, index)
+            item = {"image": self.x.index_select(0, index), "label": self.y.index_select(0, index)}
+            if self.ids is not None:
+                item["case_id"] = [self.ids[i] for i in idx]
+            yield item
 
 
 class DeviceLoader:
@@ -144,10 +149,15 @@ class DeviceLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in self.loader:
-            yield (x.to(self.device, non_blocking=True),
-                   torch.as_tensor(y).long().to(self.device, non_blocking=True))
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            if isinstance(batch, dict):
+                yield {k: (v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor)
+                           else v) for k, v in batch.items()}
+            else:
+                x, y = batch
+                yield (x.to(self.device, non_blocking=True),
+                       torch.as_tensor(y).to(self.device, non_blocking=True))
 
 
 def make_batches(dataset: Dataset, batch_size: int, device: torch.device, *,

@@ -1,4 +1,5 @@
-"""Atomic, weights_only-loadable checkpoints and RNG state capture.
+"""Atomic, weights_only-loadable checkpoints, RNG state capture, and the background
+writer of an epoch's files (a CPU snapshot of the weights, written while training goes on).
 
 Everything stored is a tensor, number, string, list or dict, so
 ``torch.load(weights_only=True)`` can read it back: no pickle code execution.
@@ -110,3 +111,26 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = Non
     torch.set_rng_state(state["torch"])
     if generator is not None and "generator" in state:
         generator.set_state(state["generator"])
+
+
+def write_epoch(model_file: tuple[Path, Any, dict[str, Any]] | None, ckpt_path: Path,
+                state: dict[str, Any]) -> None:
+    """An epoch's files: ``model.pt`` when the epoch is the best so far, then the checkpoint
+    (in this order, so a checkpoint never points past the model file it knows of)."""
+    from breastlab.models.files import save_model
+
+    if model_file is not None:
+        save_model(*model_file)
+    save_checkpoint(ckpt_path, state)
+
+
+class ModelSnapshot:
+    """What ``save_model`` reads of a model (weights, build metadata), copied to the CPU
+    now, so that a background write sees this epoch's weights."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self._state = cpu_copy(model.state_dict())
+        self.breastlab_build = dict(getattr(model, "breastlab_build", {}))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self._state

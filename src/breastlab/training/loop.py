@@ -71,7 +71,8 @@ from breastlab.core.precision import Precision
 
 from . import batches as B
 from . import distributed as ddp
-from .checkpoint import BackgroundWriter, cpu_copy, load_checkpoint, rng_state, set_rng_state
+from .checkpoint import (BackgroundWriter, ModelSnapshot, cpu_copy, load_checkpoint, rng_state,
+                         set_rng_state, write_epoch)
 from .defaults import OPTIMIZERS, SCHEDULERS, SELECT_METRICS, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -297,30 +298,6 @@ def _num_classes(model: nn.Module) -> int | None:
     return int(k) if k else None
 
 
-def _write_epoch(model_file: tuple[Path, Any, dict[str, Any]] | None, ckpt_path: Path,
-                 state: dict[str, Any]) -> None:
-    """An epoch's files: ``model.pt`` when the epoch is the best so far, then the checkpoint
-    (in this order, so a checkpoint never points past the model file it knows of)."""
-    from breastlab.core.atomic import save_torch
-    from breastlab.models.files import save_model
-
-    if model_file is not None:
-        save_model(*model_file)
-    save_torch(ckpt_path, state)
-
-
-class _Snapshot:
-    """What ``save_model`` reads of a model (weights, build metadata), copied to the CPU
-    now, so that a background write sees this epoch's weights."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self._state = cpu_copy(model.state_dict())
-        self.breastlab_build = dict(getattr(model, "breastlab_build", {}))
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self._state
-
-
 class _Bars:
     """Rich progress (own or shared) or nothing."""
 
@@ -544,7 +521,7 @@ def train_classifier(
                 best_metrics = {f"val_{k_}": float(v) for k_, v in vm.items()}
                 training = config.to_dict() | {"best_epoch": epoch, **best_metrics}
                 if main:  # written with the checkpoint, below
-                    model_file = (model_path, _Snapshot(model), {**(meta or {}), "training": training})
+                    model_file = (model_path, ModelSnapshot(model), {**(meta or {}), "training": training})
             else:
                 bad_epochs += 1
             history.append({
@@ -561,7 +538,7 @@ def train_classifier(
             )
             if main:
                 write_csv(hist_path, history, HISTORY_COLUMNS)
-                writer.submit(_write_epoch, model_file, ckpt_path, {
+                writer.submit(write_epoch, model_file, ckpt_path, {
                     "format": "breastlab-checkpoint",
                     "epoch": epoch,
                     "model": cpu_copy(model.state_dict()),

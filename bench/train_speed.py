@@ -176,7 +176,7 @@ def data_path(cases_csv: Path, size: int, cache_dir: Path, bs: int, workers: int
         loader = torch.utils.data.DataLoader(lazy, batch_size=bs, num_workers=workers,
                                              pin_memory=torch.cuda.is_available())
         with Timer() as t:  # worker start-up included, as in a first epoch
-            for _x, _y in loader:
+            for _batch in loader:
                 pass
         out["workers"].append(t)
     return out

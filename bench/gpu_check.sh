@@ -14,7 +14,7 @@
 #    DeLong 95% CI, to show that bf16 moves the AUC by less than the CI.
 #
 # Every step is bounded by `timeout` and the script goes on after a failing step; about
-# 4-7 minutes in all (each step's limit together: 560 s). Logs go to $OUT (8 flat files);
+# 4-7 minutes in all (the steps' limits together: 500 s). Logs go to $OUT (8 flat files);
 # the summary is printed last.
 # For a dry run on a CPU: GPU_CHECK_DEVICE=cpu GPU_CHECK_QUICK=1 OUT=/tmp/x bash bench/gpu_check.sh
 set -u
@@ -47,7 +47,7 @@ export PYTHONPATH="$PWD/src:/tmp/site"
 
 # 1. wheels -----------------------------------------------------------------------------
 if ls .whl/*.whl >/dev/null 2>&1; then
-    step "install wheels" 45 "$OUT/env.txt" \
+    step "install wheels" 40 "$OUT/env.txt" \
         "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl
 else
@@ -73,7 +73,7 @@ print("pydicom", pydicom.__version__, "typer", typer.__version__, "nibabel", nib
 EOF
 
 # 3. tests --------------------------------------------------------------------------------
-step "tests (gpu, device, cache, resume)" 140 "$OUT/tests.txt" \
+step "tests (gpu, device, cache, resume)" 120 "$OUT/tests.txt" \
     "$PY" -m pytest -q -p no:cacheprovider -o addopts="-ra" \
     tests/test_gpu.py tests/test_device.py tests/test_view_cache.py tests/test_training_loop.py \
     "tests/test_training_distributed.py::test_two_gloo_processes_match_one_process"
@@ -88,10 +88,10 @@ else
     BIG=(--cases 96 --epochs 5 --repeat 2 --tile 40 --workers 8 --threads 8 --skip-data)
 fi
 mkdir -p "$PHANTOM"
-step "bench batch 8 fp32" 110 "$OUT/bench_b8_fp32.txt" \
+step "bench batch 8 fp32" 100 "$OUT/bench_b8_fp32.txt" \
     "$PY" bench/train_speed.py --device "$DEVICE" --batch-size 8 --precision 32 \
     --workdir "$PHANTOM" "${SMALL[@]}"
-step "bench batch 64 bf16" 90 "$OUT/bench_b64_bf16.txt" \
+step "bench batch 64 bf16" 80 "$OUT/bench_b64_bf16.txt" \
     "$PY" bench/train_speed.py --device "$DEVICE" --batch-size 64 --precision bf16 \
     --workdir "$PHANTOM" "${BIG[@]}"
 
@@ -99,7 +99,7 @@ step "bench batch 64 bf16" 90 "$OUT/bench_b64_bf16.txt" \
 if [ -f "$PHANTOM/cases.csv" ]; then
     EPOCHS=$([ "$QUICK" = 1 ] && echo 1 || echo 4)
     rm -rf /tmp/breastlab-gpu-run
-    step "breastlab train --device $DEVICE" 75 "$OUT/train.txt" \
+    step "breastlab train --device $DEVICE" 70 "$OUT/train.txt" \
         "$PY" -c 'import sys; from breastlab.cli.main import app; sys.argv[0] = "breastlab"; app()' \
         train "$PHANTOM/cases.csv" --out /tmp/breastlab-gpu-run --models resnet18 --repeats 1 \
         --epochs "$EPOCHS" --no-pretrained --device "$DEVICE" --quiet
@@ -118,7 +118,7 @@ if [ -f .whl/breastmnist_28.npz ]; then
         --threads 4 --device "$DEVICE" --out /tmp/breastlab-gpu-bmnist)
     [ "$QUICK" = 1 ] && BM+=(--quick --epochs 1) || BM+=(--epochs 30)
     for p in 32 bf16; do
-        step "BreastMNIST precision $p" 50 "$OUT/breastmnist.txt" \
+        step "BreastMNIST precision $p" 45 "$OUT/breastmnist.txt" \
             "$PY" bench/breastmnist.py "${BM[@]}" --precision "$p"
     done
 fi

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,10 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 #: Share of the device's free memory a resident data set may take.
 RESIDENT_FRACTION = 0.5
+#: Device copies of in-memory data tensors, kept while the tensor lives (a data set trained
+#: again, as in repeats of a sweep or a benchmark, is not copied again). Keyed by the tensor
+#: object: subsets have tensors of their own, and ``_data`` is never changed in place.
+_DEVICE_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 AUGMENT_MODES = ("auto", "item", "batch")
 
 
@@ -120,7 +125,11 @@ class ResidentBatches:
     ``sampler`` yields lists of indices (a ``BatchSampler`` or ``ShardedBatchSampler``)."""
 
     def __init__(self, dataset: Dataset, device: torch.device, sampler: Any) -> None:
-        self.x = dataset._data.to(device, non_blocking=True)  # type: ignore[attr-defined]
+        data = dataset._data  # type: ignore[attr-defined]
+        copies = _DEVICE_COPIES.setdefault(data, {})
+        if str(device) not in copies:  # once per data tensor and device
+            copies[str(device)] = data.to(device, non_blocking=True)
+        self.x = copies[str(device)]
         self.y = torch.as_tensor(dataset.labels).long().to(device)  # type: ignore[attr-defined]
         self.ids = list(getattr(dataset, "case_ids", None) or []) or None
         self.sampler = sampler

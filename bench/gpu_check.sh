@@ -41,6 +41,14 @@ step() {  # step NAME SECONDS LOGFILE COMMAND...: bounded, logged, never fatal
     return 0
 }
 
+mark() { [ -f "$OUT/dmon.txt" ] && wc -l <"$OUT/dmon.txt" || echo 0; }
+util() {  # util FROM_LINE LABEL: GPU utilisation (sm %) of the dmon samples since FROM_LINE
+    [ -f "$OUT/dmon.txt" ] || return 0
+    awk -v from="$1" -v label="$2" 'NR > from && !/^#/ && NF >= 3 {n++; s += $2; if ($2 > 0) busy++; if ($2 > m) m = $2}
+        END {if (n) printf "GPU utilisation during %s: %d samples, mean %.1f %%, max %d %%, %d above 0\n", label, n, s / n, m, busy}' \
+        "$OUT/dmon.txt" | tee -a "$SUMMARY"
+}
+
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 MPLBACKEND=Agg
 export BREASTLAB_CACHE=/tmp/breastlab-gpu-cache
 export PYTHONPATH="$PWD/src:/tmp/site"
@@ -58,7 +66,8 @@ fi
 DMON_PID=""
 if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi >>"$OUT/env.txt" 2>&1
-    nvidia-smi dmon -s u -d 1 >"$OUT/dmon.txt" 2>&1 &
+    LINEBUF=$(command -v stdbuf >/dev/null 2>&1 && echo "stdbuf -oL" || echo "")
+    $LINEBUF nvidia-smi dmon -s u -d 1 >"$OUT/dmon.txt" 2>&1 &  # one line per second, flushed
     DMON_PID=$!
 else
     note "no nvidia-smi: no utilisation trace"
@@ -91,18 +100,22 @@ mkdir -p "$PHANTOM"
 step "bench batch 8 fp32" 100 "$OUT/bench_b8_fp32.txt" \
     "$PY" bench/train_speed.py --device "$DEVICE" --batch-size 8 --precision 32 \
     --workdir "$PHANTOM" "${SMALL[@]}"
+M0=$(mark)
 step "bench batch 64 bf16" 80 "$OUT/bench_b64_bf16.txt" \
     "$PY" bench/train_speed.py --device "$DEVICE" --batch-size 64 --precision bf16 \
     --workdir "$PHANTOM" "${BIG[@]}"
+util "$M0" "the batch-64 bf16 bench"
 
 # 5. the product as a user runs it ------------------------------------------------------------
 if [ -f "$PHANTOM/cases.csv" ]; then
     EPOCHS=$([ "$QUICK" = 1 ] && echo 1 || echo 4)
     rm -rf /tmp/breastlab-gpu-run
+    M0=$(mark)
     step "breastlab train --device $DEVICE" 70 "$OUT/train.txt" \
         "$PY" -c 'import sys; from breastlab.cli.main import app; sys.argv[0] = "breastlab"; app()' \
         train "$PHANTOM/cases.csv" --out /tmp/breastlab-gpu-run --models resnet18 --repeats 1 \
         --epochs "$EPOCHS" --no-pretrained --device "$DEVICE" --quiet
+    util "$M0" "breastlab train (batch 8, fp32)"
     "$PY" - >>"$OUT/train.txt" 2>&1 <<'EOF'
 import json
 prov = json.load(open("/tmp/breastlab-gpu-run/provenance.json"))

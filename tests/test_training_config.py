@@ -182,3 +182,36 @@ def test_each_predictions_file_is_parsed_once_per_evaluation(tmp_path: Path, mon
     assert opened.count("predictions.csv") == 2  # two repeats, each once
     assert len(provenance_reads) == 1
     assert metrics["models"]["mlp"]["levels"]["exam"]["repeats"]["repeat1"]["test"]["n"] == 10
+
+
+# ------------------------------------------------------------------ one output channel
+def test_run_log_is_a_logging_handler(tmp_path: Path, capsys) -> None:
+    """While a run is open, every breastlab logger's message reaches train.log; events keep
+    their JSON form; per-epoch lines go to stdout only off a terminal (echo)."""
+    import logging
+
+    from breastlab.training.runlog import RunLog
+
+    with RunLog(tmp_path, echo=True) as runlog:
+        runlog.event("start", "training mlp", models=["mlp"])
+        logging.getLogger("breastlab.multiview.dataset").warning("skipping case %s: %s", "c1",
+                                                                  "unreadable")
+    logging.getLogger("breastlab.multiview.dataset").warning("after the run")
+    text = (tmp_path / "train.log").read_text()
+    assert "training mlp" in text and "warning: skipping case c1: unreadable" in text
+    assert "after the run" not in text  # the handler left with the run
+    events = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["start", "warning"]
+    assert events[1]["text"] == "skipping case c1: unreadable"
+    out = capsys.readouterr()
+    assert "training mlp" in out.out and "skipping case" not in out.out
+
+
+def test_one_reporter_per_command() -> None:
+    from breastlab.core.progress import reporter, reporting
+
+    with reporting(False):
+        assert reporter().enabled is False and reporter().bars() is None
+        with reporting(True):
+            assert reporter().enabled is True
+        assert reporter().enabled is False

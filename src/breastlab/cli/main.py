@@ -61,6 +61,9 @@ class _Group(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         command = command_name(self, ctx)
+        from breastlab.core.logs import setup_logging
+
+        setup_logging(command)  # logging: the one channel for messages (core/logs.py)
         try:
             return super().invoke(ctx)
         except (typer.Exit, NoArgsIsHelpError):

@@ -1,9 +1,10 @@
 """CLI: ``breastlab train CASES_CSV --out RUN_DIR`` (four-view diagnosis models).
 
-Defaults come from ``training.defaults.DEFAULTS`` and ``training.defaults.TrainConfig``, the same
-ones the Python API uses. Every option is checked before any image is read or folder made.
-``--config FILE`` (TOML; YAML when PyYAML is installed) sets options; options given on the
-command line win. ``--dry-run`` shows what would be trained and writes nothing.
+The options become one ``training.config.FourViewConfig`` (the Python API's; its defaults
+are the help's), validated once before any image is read or folder made, and
+``run_fourview(cases, run_dir, config)`` takes it whole. ``--config FILE`` (TOML; YAML when
+PyYAML is installed) sets options; options given on the command line win. ``--dry-run``
+shows what would be trained and writes nothing. Errors: ``cli/main.py`` (exit codes).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from breastlab.core.vocab import (Fusion, Normalization, Optimizer, Precision, S
 from breastlab.training.defaults import DEFAULTS, TrainConfig
 
 _TC = TrainConfig()
+log = logging.getLogger("breastlab.cli.train")
 
 #: ``train`` parameters that are not settings of the run's configuration
 _NOT_SETTINGS = ("ctx", "cases_csv", "out", "config_file", "quiet")
@@ -117,7 +119,6 @@ def train(
     from breastlab.training.distributed import check_devices, launch, under_torchrun
     from breastlab.training.fourview import run_fourview
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     # the settings: the --config file, then every option given on the command line
     options = {k: v for k, v in ctx.params.items() if k not in _NOT_SETTINGS}
     given = {k: v for k, v in options.items()
@@ -144,12 +145,10 @@ def train(
                         device=config.train.device)
         if result is None:  # another rank of a torchrun launch: rank 0 reports
             return
-    if config.run.dry_run:  # a real run has printed its warnings already (and logged them)
-        for w in result.warnings:
-            console.print(f"[yellow]warning:[/yellow] {w}")
-    for case_id, reason in result.bad_cases:
-        console.print(f"[yellow]skipped case[/yellow] {case_id}: {reason}")
+    # skipped cases and split warnings have been logged (and, in a run, kept in train.log)
     if config.run.dry_run:
+        for w in result.warnings:
+            log.warning(w)
         _print_plan(result.plan)
         return
     console.print(f"trained {len(result.trained)}, already done {len(result.skipped)} "

@@ -1,8 +1,12 @@
-"""Rich progress bars shared by every long-running command, and text made safe for a terminal."""
+"""Rich progress bars shared by every long-running command (``Reporter``: one per command),
+and text made safe for a terminal."""
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from rich.console import Console
 from rich.progress import (
@@ -51,3 +55,39 @@ def terminal_safe(value: object, max_len: int | None = None) -> str:
     if max_len is not None and len(text) > max_len:
         text = text[: max_len - 1] + "…"
     return text
+
+
+# --------------------------------------------------------------------------- the reporter
+class Reporter:
+    """The one progress reporter of a command: Rich bars on stderr when ``enabled``.
+
+    A command sets it once (``with reporting(enabled):``, from its ``--progress`` /
+    ``-q`` flag); the code doing the work asks ``reporter()`` for bars instead of taking a
+    ``progress`` argument. Outside a command, bars show when stderr is a terminal.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = bool(enabled)
+
+    def bars(self, *, transient: bool = False) -> Progress | None:
+        """A started-on-demand progress display, or ``None`` when reporting is off."""
+        return make_progress(transient=transient) if self.enabled else None
+
+
+_CURRENT: ContextVar[Reporter | None] = ContextVar("breastlab_reporter", default=None)
+
+
+def reporter() -> Reporter:
+    """The reporter of the running command (default: bars when stderr is a terminal)."""
+    current = _CURRENT.get()
+    return current if current is not None else Reporter(console.is_terminal)
+
+
+@contextmanager
+def reporting(enabled: bool) -> Iterator[Reporter]:
+    """Make a reporter the current one for the work inside the block."""
+    token = _CURRENT.set(Reporter(enabled))
+    try:
+        yield _CURRENT.get()  # type: ignore[misc]
+    finally:
+        _CURRENT.reset(token)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from breastlab.core import atomic
+from breastlab.core.artefacts import write_metrics, write_predictions, write_provenance
 from breastlab.core.rundir import THRESHOLD, model_folder
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def _write_provenance(out_dir: Path, model_file: Path, meta: dict[str, Any], inp
         "device_info": device,
     }
     fingerprint = fingerprint_files(files, content=False) if files else None
-    atomic.write_json(out_dir / "provenance.json", run_manifest(config, data_fingerprint=fingerprint))
+    write_provenance(out_dir / "provenance.json", run_manifest(config, data_fingerprint=fingerprint))
 
 
 def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str | Path, *,
@@ -229,10 +230,10 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
             "predicted", "predicted_index", "threshold", "label"]
     if heatmaps:
         cols += ["top_view", *[f"share_{v}" for v in views], "heatmap"]
-    atomic.write_csv(out_dir / "predictions.csv", out_rows, cols)
+    write_predictions(out_dir / "predictions.csv", out_rows, cols)
     metrics = _metrics_if_labelled(out_rows, names, thr, k)
     if metrics is not None:
-        atomic.write_json(out_dir / "metrics.json", metrics)
+        write_metrics(out_dir / "metrics.json", metrics)
     from breastlab.core.device import device_info
 
     _write_provenance(out_dir, model_file, meta, input_path, ds, thr, thr_source, heatmaps,

@@ -170,7 +170,8 @@ class CaseDataset(Dataset):
         on_error: ``"skip"`` (leave the case out, record it in ``skipped``) or ``"raise"``.
         blank_missing: a view with an empty path becomes an all-zero image (the
             ``--missing blank`` policy of ``breastlab cases``); False: the case is skipped.
-        progress: show a progress bar while caching.
+        progress: show a progress bar while caching (default: the command's reporter,
+            ``core.progress.reporter``).
         disk_cache: a ``multiview.cache.ViewCache``, a folder, True (the default folder)
             or None: preprocessed views are read from / written to it, so a second run
             (or a worker of a data set without the in-memory cache) decodes nothing.
@@ -193,7 +194,7 @@ class CaseDataset(Dataset):
         augment: Any | None = None,
         on_error: str = "skip",
         blank_missing: bool = True,
-        progress: bool = False,
+        progress: bool | None = None,
         disk_cache: Any = None,
         crop_breast: bool = False,
     ) -> None:
@@ -220,6 +221,10 @@ class CaseDataset(Dataset):
         arrays: list[np.ndarray] = []
         iterator: Iterable = rows
         bar = None
+        if progress is None:  # the command's reporter decides (core.progress)
+            from breastlab.core.progress import reporter
+
+            progress = reporter().enabled
         if cache and progress:
             from breastlab.core.progress import make_progress
 

@@ -53,7 +53,7 @@ def write_predictions_to_pacs(out_dir: str | os.PathLike, input_path: str | os.P
         raise PacsError("--pacs writes a probability of malignancy: binary models only")
     from breastlab.core.artefacts import read_predictions
 
-    predictions = read_predictions(out / "predictions.csv").rows
+    predictions = read_predictions(out / "predictions.csv", result.get("class_names")).rows
     if not predictions:
         raise PacsError("no case was predicted: nothing to write to the PACS")
     cases = _case_rows(Path(input_path), list(result["views"]))

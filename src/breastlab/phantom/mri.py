@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from breastlab.core.artefacts import write_provenance
 from breastlab.core.labels import LABELS
 from breastlab.phantom.anatomy import build_breast_model
 from breastlab.phantom.mri_plan import (
@@ -291,7 +292,7 @@ def write_mri_phantom(
     config = dict(command="phantom mri", vendors=list(vendor_list), n_slices=n_slices, matrix=matrix, seed=seed,
                   strip_headers=strip_headers, dce_layout=dce_layout, lesion_kind=lesion_kind,
                   lesion_voxels=int(model.lesion_mask.sum()))
-    atomic.write_json(out_dir / "provenance.json", run_manifest(config))
+    write_provenance(out_dir / "provenance.json", run_manifest(config))
     return PhantomExam(out_dir, files, truth, truth_csv, inst_csv, tuple(vendor_list), strip_headers)
 
 

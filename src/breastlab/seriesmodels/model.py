@@ -245,7 +245,7 @@ class SeriesTask:
                 "trained by breastlab mri train; validate on your own site's data before use"}
 
     def predict(self, net: Any, job: Job) -> dict[str, tuple[list[dict[str, Any]], list[str]]]:
-        from breastlab.training.loop import predict_items, softmax
+        from breastlab.training.predict import predict_items, softmax
 
         label_of = dict(zip(self.case_ids, self.labels))
         series_ids, series_probs, slice_rows, part_of = [], [], [], {}
@@ -341,7 +341,7 @@ class SeriesModel:
         ``self.errors[series_id]`` and the other series go on.
         """
         from .data import load_slice
-        from breastlab.training.loop import predict_proba
+        from breastlab.training.predict import predict_proba
 
         size = int(self.pre.get("image_size", 128))
         norm = self.pre.get("normalization", "zscore")
@@ -371,7 +371,7 @@ class SeriesModel:
     def predict_slices(self, slices: Sequence[np.ndarray]) -> np.ndarray:
         """Aggregated probabilities for raw 2D arrays of one series (preprocessed here)."""
         from breastlab.multiview.preprocess import preprocess_view
-        from breastlab.training.loop import predict_proba
+        from breastlab.training.predict import predict_proba
 
         size = int(self.pre.get("image_size", 128))
         arrays = np.stack([preprocess_view(s, image_size=size, normalization=self.pre.get("normalization", "zscore"))
@@ -402,7 +402,7 @@ def evaluate_model_on(model_path: str | os.PathLike, data: Dataset, out_dir: str
     write_provenance(run.provenance, run_manifest(config, data_fingerprint=fingerprint_files(files, content=False)))
     write_cases(run.cases, _series_rows(items), SERIES_CASE_COLUMNS[:-1])
     atomic.write_json(run.split(0), {"train": [], "val": [], "test": [i.series_id for i in items]})
-    from breastlab.training.loop import predict_proba
+    from breastlab.training.predict import predict_proba
 
     ds = sm._dataset(items)
     probs = predict_proba(sm.model, ds)

@@ -164,12 +164,18 @@ def _isatty_stdout() -> bool:
 
 def run_experiment(task: Task, run_dir: str | RunDir, *, models: list[str], repeats: int,
                    seed: int = 0, force: bool = False, guard: bool = True,
-                   progress: bool = True) -> ExperimentResult:
+                   progress: bool | None = None) -> ExperimentResult:
     """Train every model of ``models`` for ``repeats`` repeats of ``task`` into ``run_dir``.
 
     ``guard=False`` records the configuration without comparing it with a previous one
     (the MRI series runs, where a resumed checkpoint still refuses other settings).
+    ``progress``: bars and per-epoch lines; default: the command's reporter
+    (``core.progress.reporter``).
     """
+    if progress is None:
+        from breastlab.core.progress import reporter
+
+        progress = reporter().enabled
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     config = dict(task.config)
     RunConfig.from_dict(config, source="the run configuration")  # class names required
@@ -202,7 +208,7 @@ def run_experiment(task: Task, run_dir: str | RunDir, *, models: list[str], repe
             split_unit=config.get("split_unit", "patient"),
             processes=ddp.world_size())
         for w in config.get("split_warnings") or []:
-            say("warning", f"warning: {w}", text=w)
+            say("warning", w, text=w)
         for r in range(repeats):
             split_path = run.split(r)
             if split_path.is_file():

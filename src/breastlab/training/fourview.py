@@ -43,7 +43,7 @@ from . import distributed as ddp
 from .config import FourViewConfig, TrainConfig
 from .defaults import DEFAULTS
 from .experiment import Job, RunConfigError, run_experiment
-from .loop import predict_items, softmax
+from .predict import predict_items, softmax
 from .splits import load_split, repeat_split
 
 
@@ -106,10 +106,15 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
     also trained per breast (its CC and MLO as channels) into
     ``models/{model}/repeat{r}/breast/``, with the same patient-level split.
     """
+    from breastlab.core.progress import reporting
+
     cfg = config or FourViewConfig()
-    run = Path(run_dir)
+    with reporting(cfg.run.progress and ddp.is_main()):  # one process shows bars and lines
+        return _run_fourview(cases, Path(run_dir), cfg)
+
+
+def _run_fourview(cases: Any, run: Path, cfg: FourViewConfig) -> FourViewResult:
     pre, settings = cfg.preprocessing, cfg.run
-    progress = settings.progress and ddp.is_main()  # one process shows bars and log lines
     pretrained: bool | str = False
     if cfg.wants_imagenet:  # fail fast (dry run too), before decoding any image
         from breastlab.models.weights import resolve_pretrained
@@ -129,7 +134,6 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
     dataset = CaseDataset(
         cases, list(pre.views) if pre.views else None, image_size=pre.image_size, train=False,
         cache=True, flip_right=pre.flip_right, normalization=str(pre.normalization),
-        progress=progress,
         disk_cache=(settings.cache_dir or True) if settings.cache else None,
         crop_breast=pre.crop_breast,
     )
@@ -186,7 +190,7 @@ def run_fourview(cases: Any, run_dir: str | os.PathLike,
                        f"{len(dataset)} cases ({unit}-level split)"
                        + (f" and {len(breasts)} breasts" if breasts is not None else "")))
     done = run_experiment(task, RunDir(run), models=list(cfg.models), repeats=int(cfg.repeats),
-                          seed=int(cfg.seed), force=settings.force, progress=progress)
+                          seed=int(cfg.seed), force=settings.force)
     result = FourViewResult(run_dir=run, bad_cases=bad, warnings=warnings,
                             trained=done.trained, skipped=done.skipped)
     if settings.evaluate and ddp.is_main():  # after training, never from inside it

@@ -1,7 +1,9 @@
-"""Generic classifier training with resume: ``train_classifier`` and ``predict_proba``.
+"""Generic classifier training with resume: ``train_classifier`` (prediction:
+``training.predict``, re-exported here).
 
 Works for any ``nn.Module`` returning logits ``[B, K]`` and any map-style dataset
-returning ``(tensor, int label)`` with labels in ``0..K-1`` (four-view diagnosis,
+returning data items ``{"image", "label", id}`` (``training.predict.unpack``) or
+``(tensor, int label)`` pairs, with labels in ``0..K-1`` (four-view diagnosis,
 BreastMNIST, MRI sequence or phase classifiers).
 
 Output folder (``out_dir``):
@@ -50,7 +52,6 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,16 @@ from . import distributed as ddp
 from .checkpoint import (BackgroundWriter, ModelSnapshot, cpu_copy, load_checkpoint, rng_state,
                          set_rng_state, write_epoch)
 from .defaults import OPTIMIZERS, SCHEDULERS, SELECT_METRICS, TrainConfig
+from .predict import (  # noqa: F401 - prediction lives in training/predict.py (re-exported)
+    ITEM_IDS,
+    _to_input,
+    model_device,
+    predict_items,
+    predict_logits,
+    predict_proba,
+    softmax,
+    unpack,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,104 +113,6 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------------- helpers
-def _to_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    x = x.float()  # a no-op for float32 data; autocast casts inside the model
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-#: keys of a data item that name it (``multiview.dataset``: cases and breasts;
-#: ``seriesmodels.data``: slices, by their series)
-ITEM_IDS = ("case_id", "series_id")
-
-
-def unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
-    """``(images, labels, ids)`` of a batch of dict items (``{"image", "label", "case_id"}``,
-    as TorchIO's ``Subject`` and MONAI's dictionary transforms carry them) or of
-    ``(x, y)`` pairs (plain tensor data sets; ids are then ``None``)."""
-    if isinstance(batch, Mapping):
-        ids = next((list(batch[k]) for k in ITEM_IDS if k in batch), None)
-        return batch["image"], torch.as_tensor(batch["label"]), ids
-    x, y = batch
-    return x, torch.as_tensor(y), None
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where ``model``'s parameters are (the CPU for a model without any)."""
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def predict_items(
-    model: nn.Module,
-    dataset: Dataset,
-    batch_size: int = 32,
-    *,
-    channels_last: bool = True,
-    precision: str = "32",
-) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """``(logits [N, K], labels [N], ids)`` in dataset order (inference mode), on the
-    model's device (batches resident there when they fit; ``training.batches``) under
-    ``precision``. ``dataset`` is an evaluation data set: it does not augment (training
-    and evaluation data sets are built separately, never switched)."""
-    was_training = model.training
-    model.eval()
-    device = model_device(model)
-    amp = Precision.make(precision, device)
-    logits, labels, ids = [], [], []
-    try:
-        loader = B.make_batches(dataset, batch_size, device, generator=None, shuffle=False)
-        with torch.inference_mode(), amp.autocast():
-            for batch in loader:
-                x, y, bid = unpack(batch)
-                logits.append(model(_to_input(x, channels_last)).float())
-                labels.append(y)
-                ids.extend(bid or [])
-        logits = [torch.cat(logits).cpu()] if logits else []  # one copy back, one sync
-        labels = [torch.cat(labels).cpu()] if labels else []
-    finally:
-        model.train(was_training)
-    if not logits:
-        return np.zeros((0, 0), np.float32), np.zeros((0,), np.int64), []
-    return (torch.cat(logits).numpy(), torch.cat(labels).numpy(),
-            ids if len(ids) == len(dataset) else None)
-
-
-def predict_logits(
-    model: nn.Module,
-    dataset: Dataset,
-    batch_size: int = 32,
-    *,
-    channels_last: bool = True,
-    precision: str = "32",
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits [N, K], labels [N])`` in dataset order (``predict_items`` without ids)."""
-    logits, labels, _ = predict_items(model, dataset, batch_size, channels_last=channels_last,
-                                      precision=precision)
-    return logits, labels
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    if logits.size == 0:
-        return logits
-    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-
-
-def predict_proba(
-    model: nn.Module,
-    dataset: Dataset,
-    batch_size: int = 32,
-    *,
-    channels_last: bool = True,
-    precision: str = "32",
-) -> np.ndarray:
-    """Softmax probabilities ``[N, K]`` for ``dataset`` (inference mode)."""
-    logits, _ = predict_logits(model, dataset, batch_size, channels_last=channels_last,
-                               precision=precision)
-    return softmax(logits)
-
-
 def binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
     """ROC AUC of ``score`` for the boolean ``positive`` (NaN when one class is absent):
     ``evaluation.metrics.auc_point``, the project's one AUC."""
@@ -377,7 +290,7 @@ def train_classifier(
     if main:
         out.mkdir(parents=True, exist_ok=True)
     ckpt_path, model_path, hist_path = out / CHECKPOINT, out / MODEL, out / HISTORY
-    config.validate()
+    # config: a TrainConfig, validated when it was built (frozen: nothing to check again)
     if config.num_threads:
         torch.set_num_threads(int(config.num_threads))
     seed_everything(config.seed)

@@ -93,7 +93,7 @@ if [ "$QUICK" = 1 ]; then
     SMALL=(--cases 24 --matrix 64 --epochs 1 --repeat 1 --tile 1 --workers 1 --threads 1)
     BIG=("${SMALL[@]}")
 else
-    SMALL=(--cases 96 --epochs 3 --repeat 2 --tile 10 --workers 8 --threads 8)
+    SMALL=(--cases 96 --epochs 3 --repeat 2 --tile 10 --workers 14 --threads 8)
     BIG=(--cases 96 --epochs 5 --repeat 2 --tile 40 --workers 8 --threads 8 --skip-data)
 fi
 mkdir -p "$PHANTOM"

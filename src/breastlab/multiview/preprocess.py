@@ -27,6 +27,7 @@ tensor; it never flips (laterality is meaningful after alignment).
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -171,6 +172,7 @@ _RIGHT = re.compile(r"^(R|RIGHT)(?=$|[^A-Z]|CC|MLO|ML|LM|XCC|LMO|SIO|FB|AT|CV|TA
 _LEFT = re.compile(r"^(L|LEFT)(?=$|[^A-Z]|CC|MLO|ML|LM|XCC|LMO|SIO|FB|AT|CV|TAN)")
 
 
+@functools.lru_cache(maxsize=1024)  # a few view names, asked for every image
 def view_laterality(view: str) -> str | None:
     """'R', 'L' or None from a view name such as RCC, R-MLO, right_cc, L.
 

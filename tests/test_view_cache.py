@@ -18,6 +18,8 @@ from breastlab.multiview.dataset import CaseDataset
 from breastlab.multiview.preprocess import PreprocessConfig, load_view
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p)}  # this checkout first
 
 
 def _image(path: Path, seed: int, size: int = 48) -> Path:
@@ -88,7 +90,7 @@ _READER = textwrap.dedent("""
 def test_two_concurrent_readers_fill_and_read_the_same_entries(tmp_path):
     images = [str(_image(tmp_path / f"v{i}.npy", i, size=256)) for i in range(6)]
     root = tmp_path / "cache"
-    env = {**os.environ, "PYTHONPATH": SRC}
+    env = ENV
     procs = [subprocess.Popen([sys.executable, "-c", _READER, str(root), str(tmp_path / f"out{k}.npy"),
                                *images], env=env) for k in range(2)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
@@ -119,7 +121,7 @@ def test_sigkill_during_a_fill_leaves_no_entry_and_a_rerun_is_correct(tmp_path):
     img = str(_image(tmp_path / "v.npy", 3, size=128))
     root, ready = tmp_path / "cache", tmp_path / "ready"
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_FILL, str(root), img, str(ready)],
-                            env={**os.environ, "PYTHONPATH": SRC})
+                            env=ENV)
     try:
         deadline = time.monotonic() + 120
         while not ready.exists():

@@ -82,7 +82,8 @@ class BackgroundWriter:
 
 
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
-    """Python, NumPy and torch RNG states (plus ``generator``'s) as safe types."""
+    """Python, NumPy, torch (CPU, and each GPU once CUDA is in use) RNG states, plus
+    ``generator``'s, as safe types."""
     py = random.getstate()
     np_state = np.random.get_state()
     state = {
@@ -95,6 +96,8 @@ def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
         },
         "torch": torch.get_rng_state(),
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on a GPU
+        state["cuda"] = [t.cpu() for t in torch.cuda.get_rng_state_all()]
     if generator is not None:
         state["generator"] = generator.get_state()
     return state
@@ -109,6 +112,9 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = Non
         ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
     )
     torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():  # a CPU run ignores the GPU's state
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state.cpu(), index)
     if generator is not None and "generator" in state:
         generator.set_state(state["generator"])
 

@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ensemble-top", type=int, default=0,
                     help="ensemble the N seeds best on val AUC (0: all seeds)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    ap.add_argument("--precision", default="32", choices=["32", "bf16", "16"])
     ap.add_argument("--quick", action="store_true", help="tiny subset (smoke test)")
     ap.add_argument("--no-resume", action="store_true")
     ap.add_argument("--progress", action="store_true")
@@ -152,14 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         "augment": augment.to_dict(), "normalisation": "x/255, (x-0.5)/0.5",
         "select_metric": "auc (val)", "seeds": args.seeds, "quick": args.quick,
         "tta": "hflip, kept only if it does not lower the ensemble's val AUC",
-        "ensemble_top": args.ensemble_top,
+        "ensemble_top": args.ensemble_top, "precision": args.precision,
     }
     tag = "quick" if args.quick else (
         f"e{args.epochs}_bs{args.batch_size}_{args.optimizer}{args.lr:g}_wd{args.weight_decay:g}"
         f"_{args.scheduler}_ls{args.label_smoothing:g}_rot{args.rotate:g}_hf{args.hflip:g}"
         + (f"_tr{args.translate:g}" if args.translate != 0.1 else "")
         + (f"_int{args.intensity:g}" if args.intensity != 0.5 else "")
-        + ("_std" if args.no_small_input else ""))
+        + ("_std" if args.no_small_input else "")
+        + (f"_p{args.precision}" if args.precision != "32" else ""))
     out = args.out / tag
     out.mkdir(parents=True, exist_ok=True)
     versions = library_versions()
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             weight_decay=args.weight_decay, optimizer=args.optimizer,
             scheduler=args.scheduler, seed=seed, select_metric="auc",
             label_smoothing=args.label_smoothing, num_threads=args.threads,
-            eval_batch_size=256,
+            eval_batch_size=256, device=args.device, precision=args.precision,
         )
         t0 = time.perf_counter()
         res = train_classifier(model, train_ds, val_ds, config, out / f"seed{seed}",
@@ -191,8 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - t0
         p = {}
         for s in ("val", "test"):
-            plain = predict_proba(model, ArrayDataset(x[s], y[s]), 256)[:, 1]
-            flipped = predict_proba(model, ArrayDataset(x[s], y[s], hflip=True), 256)[:, 1]
+            plain = predict_proba(model, ArrayDataset(x[s], y[s]), 256,
+                                  precision=args.precision)[:, 1]
+            flipped = predict_proba(model, ArrayDataset(x[s], y[s], hflip=True), 256,
+                                    precision=args.precision)[:, 1]
             p[s], p[s + "_tta"] = plain, (plain + flipped) / 2
         probs[seed] = p
         row = {"seed": seed, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,

@@ -1,34 +1,39 @@
-"""Training and inference speed of the product against bare torch, in the same run.
+"""Training, data-path and inference speed of the product against bare torch, in one run.
 
     nice -n 10 .venv/bin/python bench/train_speed.py [--cases 32] [--epochs 2] [--threads 1]
+        [--device auto|cpu|cuda|cuda:N] [--precision 32|bf16|16] [--batch-size 8] [--tile 1]
 
 Data: synthetic four-view BSGI cases (``phantom.bsgi.write_bsgi_phantom``, 256×256 NM
-DICOM, four views → 4 channels) written to a temporary folder, with a ``cases.csv``
-(``case_id, patient_id, label, LCC, RCC, LMLO, RMLO``). Model: ``build_model("resnet18",
-in_channels=4)``, batch 8, CPU, the same thread count for every measurement.
+DICOM, four views → 4 channels) in a temporary folder with a ``cases.csv``. ``--tile K``
+repeats the training cases K times per epoch (a GPU trains 96 cases in milliseconds, so the
+per-epoch checkpoint would otherwise dominate). Model: ``build_model("resnet18",
+in_channels=4)``; the same device, batch size, precision and memory layout for every
+measurement.
 
-Training (images/s = cases × epochs / seconds):
+Training (images/s = cases × tile × epochs / seconds; one image = one four-view case):
 
-* **pipeline**: ``CaseDataset(cases.csv, train=True)`` (cached; ``Augment`` per case)
-  through ``train_classifier`` (its ``DataLoader``, loss, optimizer, checkpoint and
-  history written every epoch, no validation set);
-* **bare**: the same model, optimizer and memory layout in a plain loop over
-  in-memory tensors (``randperm`` batches of a preloaded ``[N, 4, 256, 256]`` tensor),
-  no augmentation, no checkpoints.
+* **product**: ``CaseDataset(cases.csv, train=True)`` through ``train_classifier`` (on a
+  GPU the cases are resident on the device and augmented there in batches; checkpoint,
+  model file and history written every epoch; no validation set);
+* **bare**: the same model, optimizer, precision and layout in a plain loop over
+  preloaded device tensors (``randperm`` batches), no augmentation, no checkpoints.
 
-Inference (cases/s):
+Data path (cases/s; each case is four DICOM views decoded, normalised and resized):
 
-* **end to end**: from the files on disk: ``CaseDataset(cases.csv)`` (DICOM decode,
-  robust normalisation, resize) → ``predict_proba`` → probabilities;
-* **forward only**: ``model(x)`` under ``torch.inference_mode`` on the already
-  preprocessed tensors, batch 8.
+* **cold**: ``CaseDataset`` from the DICOM files (no cache), one process;
+* **fill**: the same, writing the on-disk cache (``multiview.cache``);
+* **cache**: from the on-disk cache (memory-mapped ``.npy``), one process, and through a
+  ``DataLoader`` with ``--workers`` processes (what a data set too large for memory uses),
+  against the **product training rate** (the data path must be at least as fast).
 
-Each figure is the best of ``--repeat`` timings, interleaved (less noise from other
-processes on a shared machine). Both wall-clock and CPU time of this process
-(``time.process_time``, all threads; single-process pipeline, ``num_workers=0``) are
-measured. The last line prints the CPU-time ratios (pipeline / bare), which do not
-depend on what else runs on the machine, followed by the wall-clock ratios; on an idle
-machine the two agree except for I/O wait (the checkpoint written every epoch).
+Inference (cases/s): **end to end** from the files on disk (``CaseDataset`` →
+``predict_proba`` on the device) against **forward only** (``model(x)`` on preloaded device
+tensors).
+
+Each figure is the best of ``--repeat`` timings, interleaved. On a CPU both wall-clock and
+CPU time of this process are measured (the CPU-time ratios do not depend on other load);
+on a GPU the timers synchronise the device and wall-clock time is what counts. The last
+lines print the ratios.
 """
 from __future__ import annotations
 
@@ -45,8 +50,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from breastlab.core.device import configure, device_info, resolve_device
+from breastlab.core.precision import Precision
 from breastlab.core.provenance import library_versions
 from breastlab.models.registry import build_model
+from breastlab.multiview.cache import ViewCache
 from breastlab.multiview.dataset import CaseDataset
 from breastlab.phantom.bsgi import write_bsgi_phantom
 from breastlab.training.loop import TrainConfig, predict_proba, train_classifier
@@ -73,98 +81,150 @@ def write_cases(root: Path, n_cases: int, matrix: int) -> Path:
 
 
 class Timer:
-    """Wall seconds and CPU seconds of this process (all its threads)."""
+    """Wall seconds and CPU seconds of this process; synchronises ``device`` (CUDA)."""
+
+    def __init__(self, device: torch.device | None = None) -> None:
+        self.device = device
+
+    def _sync(self) -> None:
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def __enter__(self) -> Timer:  # noqa: PYI034
+        self._sync()
         self.w0, self.c0 = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._sync()
         self.wall = time.perf_counter() - self.w0
         self.cpu = time.process_time() - self.c0
 
 
 def bare_train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
-               epochs: int) -> Timer:
-    """Timer of ``epochs`` of a plain loop over in-memory tensors."""
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                          weight_decay=config.weight_decay)
+               epochs: int, device: torch.device) -> Timer:
+    """Timer of ``epochs`` of a plain loop over preloaded device tensors."""
+    model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                          weight_decay=config.weight_decay)
+    amp = Precision.make(config.precision, device)
+    scaler = amp.grad_scaler()
     model.train()
     g = torch.Generator().manual_seed(0)
-    with Timer() as t:
-        _bare_epochs(model, opt, x, y, config, epochs, g)
+    n, bs = len(x), config.batch_size
+    with Timer(device) as t:
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=g).to(device)
+            for i in range(0, n, bs):
+                idx = perm[i:i + bs]
+                xb = x.index_select(0, idx)
+                if config.channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                opt.zero_grad(set_to_none=True)
+                with amp.autocast():
+                    loss = F.cross_entropy(model(xb).float(), y.index_select(0, idx))
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
     return t
 
 
-def _bare_epochs(model, opt, x, y, config, epochs, g) -> None:
-    n, bs = len(x), config.batch_size
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            xb = x[idx]
-            if config.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xb), y[idx])
-            loss.backward()
-            opt.step()
-
-
-def forward_only(model: torch.nn.Module, x: torch.Tensor, bs: int, channels_last: bool) -> Timer:
+def forward_only(model: torch.nn.Module, x: torch.Tensor, bs: int, config: TrainConfig,
+                 device: torch.device) -> Timer:
     model.eval()
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    with Timer() as t, torch.inference_mode():
+    amp = Precision.make(config.precision, device)
+    with Timer(device) as t, torch.inference_mode(), amp.autocast():
+        out = []
         for i in range(0, len(x), bs):
             xb = x[i:i + bs]
-            if channels_last:
+            if config.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            torch.softmax(model(xb), 1)
+            out.append(torch.softmax(model(xb).float(), 1))
+        torch.cat(out).cpu()
     return t
 
 
-def end_to_end(model: torch.nn.Module, cases_csv: Path, image_size: int, bs: int,
-               **dataset_kwargs) -> tuple[Timer, np.ndarray]:
-    with Timer() as t:
-        ds = CaseDataset(cases_csv, views=VIEWS, image_size=image_size, **dataset_kwargs)
-        prob = predict_proba(model, ds, bs)
+def end_to_end(model: torch.nn.Module, cases_csv: Path, image_size: int, config: TrainConfig,
+               device: torch.device) -> tuple[Timer, np.ndarray]:
+    with Timer(device) as t:
+        ds = CaseDataset(cases_csv, views=VIEWS, image_size=image_size)
+        prob = predict_proba(model, ds, config.batch_size, precision=config.precision)
     return t, prob
 
 
-def rate(count: int, timers: list[Timer], attr: str) -> float:
+def data_path(cases_csv: Path, size: int, cache_dir: Path, bs: int, workers: int,
+              repeat: int) -> dict[str, list[Timer]]:
+    """Timers of the data path: cold, fill (writing the cache), from the cache (one
+    process), from the cache through ``workers`` DataLoader processes."""
+    out: dict[str, list[Timer]] = {"cold": [], "fill": [], "cache": [], "workers": []}
+    for r in range(repeat):
+        with Timer() as t:
+            CaseDataset(cases_csv, views=VIEWS, image_size=size)
+        out["cold"].append(t)
+        fresh = cache_dir / f"fill{r}"
+        with Timer() as t:
+            CaseDataset(cases_csv, views=VIEWS, image_size=size, disk_cache=ViewCache(fresh))
+        out["fill"].append(t)
+        with Timer() as t:
+            ds = CaseDataset(cases_csv, views=VIEWS, image_size=size, disk_cache=ViewCache(fresh))
+        assert ds.disk_cache.misses == 0, "the cache was not hit"
+        out["cache"].append(t)
+        lazy = CaseDataset(cases_csv, views=VIEWS, image_size=size, cache=False,
+                           disk_cache=ViewCache(fresh))
+        loader = torch.utils.data.DataLoader(lazy, batch_size=bs, num_workers=workers,
+                                             pin_memory=torch.cuda.is_available())
+        with Timer() as t:  # worker start-up included, as in a first epoch
+            for _batch in loader:
+                pass
+        out["workers"].append(t)
+    return out
+
+
+def rate(count: int, timers: list[Timer], attr: str = "wall") -> float:
     """count per second of the best (shortest) of the timings."""
-    return count / min(getattr(t, attr) for t in timers)
+    return count / max(min(getattr(t, attr) for t in timers), 1e-9)
 
 
 def runs(timers: list[Timer]) -> str:
-    return ", ".join(f"{t.wall:.1f}/{t.cpu:.1f}" for t in timers)
+    return ", ".join(f"{t.wall:.2f}/{t.cpu:.2f}" for t in timers)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", type=int, default=32)
     ap.add_argument("--matrix", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--tile", type=int, default=1, help="training cases repeated K times per epoch")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="32")
+    ap.add_argument("--workers", type=int, default=min(8, max(1, (os.cpu_count() or 2) - 1)),
+                    help="DataLoader workers of the cached data path")
+    ap.add_argument("--skip-data", action="store_true", help="leave out the data-path figures")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the phantom here")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    size = args.matrix
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"batch {args.batch_size}, cases {args.cases}, {size}x{size}x4, epochs {args.epochs}")
+    device = resolve_device(args.device)
+    configure(device)
+    size, bs = args.matrix, args.batch_size
+    config = TrainConfig(epochs=args.epochs, batch_size=bs, seed=0, num_threads=args.threads,
+                         device=str(device), precision=args.precision)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {bs}, "
+          f"precision {config.precision}, cases {args.cases} x tile {args.tile}, "
+          f"{size}x{size}x4, epochs {args.epochs}")
+    print("device: " + json.dumps(device_info(device, config.precision)))
     print("versions: " + json.dumps(library_versions()))
 
-    tmp = None
-    if args.workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="breastlab_speed_")
-        root = Path(tmp.name)
-    else:
-        root = args.workdir
+    tmp = tempfile.TemporaryDirectory(prefix="breastlab_speed_")
+    root = args.workdir or Path(tmp.name)
     cases_csv = root / "cases.csv"
     if not cases_csv.is_file():
         t0 = time.perf_counter()
@@ -172,59 +232,76 @@ def main(argv: list[str] | None = None) -> int:
         print(f"phantom: {args.cases} cases written in {time.perf_counter() - t0:.1f} s")
 
     # ------------------------------------------------------------------ training
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=0,
-                         num_threads=args.threads)
-    t0 = time.perf_counter()
-    train_ds = CaseDataset(cases_csv, views=VIEWS, image_size=size, train=True, cache=True)
-    cache_s = time.perf_counter() - t0
+    base = CaseDataset(cases_csv, views=VIEWS, image_size=size, train=True, cache=True)
+    n0 = len(base)
+    train_ds = base.subset(list(range(n0)) * args.tile, train=True)
     n = len(train_ds)
-    print(f"CaseDataset cache: {n} cases in {cache_s:.2f} s")
-    x_mem = torch.stack([train_ds.image(i) for i in range(n)]).contiguous()
-    y_mem = train_ds.labels.clone()
+    x_dev = train_ds._data.to(device).contiguous()
+    y_dev = train_ds.labels.to(device)
 
     def make_model() -> torch.nn.Module:
         torch.manual_seed(0)
         return build_model("resnet18", in_channels=4, num_classes=2, image_size=size)
 
-    bare_s, pipe_s = [], []
-    for r in range(args.repeat):  # interleaved, so drifting load hits both alike
-        bare_s.append(bare_train(make_model(), x_mem, y_mem, config, args.epochs))
+    bare_s, prod_s = [], []
+    for _ in range(args.repeat):  # interleaved, so drifting load hits both alike
+        bare_s.append(bare_train(make_model(), x_dev, y_dev, config, args.epochs, device))
         with tempfile.TemporaryDirectory(prefix="breastlab_speed_run_") as run_dir:
-            with Timer() as t:
+            with Timer(device) as t:
                 train_classifier(make_model(), train_ds, None, config, run_dir, progress=False,
                                  resume=False)
-            pipe_s.append(t)
+            prod_s.append(t)
     imgs = n * args.epochs
-    print(f"training img/s, wall (CPU): bare loop {rate(imgs, bare_s, 'wall'):.2f} "
-          f"({rate(imgs, bare_s, 'cpu'):.2f}); pipeline {rate(imgs, pipe_s, 'wall'):.2f} "
-          f"({rate(imgs, pipe_s, 'cpu'):.2f})   [runs wall/cpu s: bare {runs(bare_s)}; "
-          f"pipeline {runs(pipe_s)}]")
+    print(f"training img/s, wall (CPU): bare loop {rate(imgs, bare_s):.1f} "
+          f"({rate(imgs, bare_s, 'cpu'):.1f}); product {rate(imgs, prod_s):.1f} "
+          f"({rate(imgs, prod_s, 'cpu'):.1f})   [runs wall/cpu s: bare {runs(bare_s)}; "
+          f"product {runs(prod_s)}]")
+
+    # ----------------------------------------------------------------- data path
+    data = None
+    if not args.skip_data:
+        data = data_path(cases_csv, size, root / "cache", bs, args.workers, args.repeat)
+        print(f"data path cases/s, wall: cold {rate(n0, data['cold']):.1f}; filling the cache "
+              f"{rate(n0, data['fill']):.1f}; from the cache {rate(n0, data['cache']):.1f} "
+              f"(1 process), {rate(n0, data['workers']):.1f} ({args.workers} DataLoader "
+              f"workers); cache {ViewCache(root / 'cache' / 'fill0').size_bytes() / 2**20:.1f} "
+              f"MiB for {n0} cases")
 
     # ----------------------------------------------------------------- inference
-    model = make_model()
+    model = make_model().to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     model.eval()
+    x_inf = base._data.to(device)
     fwd_s, e2e_s = [], []
     prob = None
-    for r in range(args.repeat):
-        fwd_s.append(forward_only(model, x_mem, args.batch_size, config.channels_last))
-        s, prob = end_to_end(model, cases_csv, size, args.batch_size)
+    for _ in range(args.repeat):
+        fwd_s.append(forward_only(model, x_inf, bs, config, device))
+        s, prob = end_to_end(model, cases_csv, size, config, device)
         e2e_s.append(s)
-    assert prob is not None and prob.shape == (n, 2)
-    print(f"inference cases/s, wall (CPU): forward only {rate(n, fwd_s, 'wall'):.2f} "
-          f"({rate(n, fwd_s, 'cpu'):.2f}); end to end {rate(n, e2e_s, 'wall'):.2f} "
-          f"({rate(n, e2e_s, 'cpu'):.2f})   [runs wall/cpu s: forward {runs(fwd_s)}; "
-          f"end to end {runs(e2e_s)}]")
-    tr = {a: rate(imgs, pipe_s, a) / rate(imgs, bare_s, a) for a in ("wall", "cpu")}
-    inf = {a: rate(n, e2e_s, a) / rate(n, fwd_s, a) for a in ("wall", "cpu")}
+    assert prob is not None and prob.shape == (n0, 2)
+    print(f"inference cases/s, wall (CPU): forward only {rate(n0, fwd_s):.1f} "
+          f"({rate(n0, fwd_s, 'cpu'):.1f}); end to end {rate(n0, e2e_s):.1f} "
+          f"({rate(n0, e2e_s, 'cpu'):.1f})")
+
+    # ------------------------------------------------------------------ ratios
+    tr = {a: rate(imgs, prod_s, a) / rate(imgs, bare_s, a) for a in ("wall", "cpu")}
+    inf = {a: rate(n0, e2e_s, a) / rate(n0, fwd_s, a) for a in ("wall", "cpu")}
     load = os.getloadavg()[0]
     print(f"wall-clock ratios: training {tr['wall']:.3f}, inference {inf['wall']:.3f} "
-          f"(1-min load average {load:.1f} on {os.cpu_count()} CPUs; on a busy machine the "
-          f"wall ratios measure the scheduler more than the code)")
-    print(f"speed training ratio={tr['cpu']:.3f} (target >= 0.9) "
-          f"inference ratio={inf['cpu']:.3f} (target >= 0.8) [CPU time of this process; "
-          f"wall: {tr['wall']:.3f} / {inf['wall']:.3f}]")
-    if tmp is not None:
-        tmp.cleanup()
+          f"(1-min load average {load:.1f} on {os.cpu_count()} CPUs)")
+    if data is not None:
+        train_rate = rate(imgs, prod_s)
+        print(f"data path / product training rate: cold {rate(n0, data['cold']) / train_rate:.3f}, "
+              f"from the cache {rate(n0, data['cache']) / train_rate:.3f} (1 process), "
+              f"{rate(n0, data['workers']) / train_rate:.3f} ({args.workers} workers) "
+              f"(target >= 1 from the cache)")
+    ratio = tr["wall"] if device.type == "cuda" else tr["cpu"]
+    print(f"speed device={device} precision={config.precision} batch={bs} "
+          f"training ratio={ratio:.3f} (product/bare; target >= 0.8 on a GPU at batch 64 bf16, "
+          f">= 0.9 on CPU) inference ratio={inf['wall' if device.type == 'cuda' else 'cpu']:.3f} "
+          f"[{'wall' if device.type == 'cuda' else 'CPU'} time]")
+    tmp.cleanup()
     return 0
 
 

@@ -8,6 +8,14 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the preprocessed-view cache of training runs (multiview/cache.py) in a folder of the
+# session's own, never the user's ~/.cache
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+os.environ["BREASTLAB_CACHE"] = tempfile.mkdtemp(prefix="breastlab-test-cache-")
+atexit.register(shutil.rmtree, os.environ["BREASTLAB_CACHE"], ignore_errors=True)
 
 from breastlab.core.settings import data_root  # noqa: E402
 

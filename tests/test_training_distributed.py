@@ -36,14 +36,16 @@ class _Data(torch.utils.data.Dataset):
         return self.x[i], int(self.labels[i])
 
 
-def _fit(out: str) -> None:
-    """One run of the tiny experiment (module level: spawned processes import it)."""
+def _fit(out: str, device: str = "cpu") -> None:
+    """One run of the tiny experiment (module level: spawned processes import it); on the
+    CPU (gloo) here, on GPUs (NCCL) in tests/test_gpu.py."""
     from breastlab.core.provenance import seed_everything
     from breastlab.models.registry import build_model
 
     seed_everything(0)
     model = build_model("mlp", in_channels=2, num_classes=2, image_size=8, hidden=())
-    config = TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=3, channels_last=False)
+    config = TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=3, channels_last=False,
+                         device=device)
     train_classifier(model, _Data(32, 1), _Data(16, 2), config, out, progress=False,
                      meta={"views": ["a", "b"]})
 
@@ -69,7 +71,7 @@ def test_sampler_shares_out_the_batches_of_one_process() -> None:
 def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     _fit(str(one))
-    launch(_fit, (str(two),), devices=2, threads=1)
+    launch(_fit, (str(two),), devices=2, threads=1, device="cpu")
     h1, h2 = _history(one), _history(two)
     assert len(h1) == len(h2) == 3
     for a, b in zip(h1, h2):
@@ -94,7 +96,8 @@ def test_cli_train_with_two_devices(tmp_path: Path) -> None:
     run = tmp_path / "run"
     res = CliRunner().invoke(app, ["train", str(cases), "--out", str(run), "--models", "mlp",
                                    "--repeats", "1", "--epochs", "2", "--image-size", "16",
-                                   "--no-pretrained", "--devices", "2", "--threads", "1", "-q"])
+                                   "--no-pretrained", "--devices", "2", "--threads", "1", "-q",
+                                   "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "trained 1" in res.output
     prov = json.loads((run / "provenance.json").read_text())

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import typer
 
-from breastlab.core.vocab import Aggregation, SeriesTask, Split
+from breastlab.core.device import DEVICE_HELP
+from breastlab.core.precision import PRECISION_HELP
+from breastlab.core.vocab import Aggregation, Precision, SeriesTask, Split
 
 mri_app = typer.Typer(
     name="mri",
@@ -87,11 +89,14 @@ def train(
     devices: int = typer.Option(1, "--devices", min=1,
                                 help="Training processes on this machine (DistributedDataParallel)."),
     nodes: int = typer.Option(1, "--nodes", min=1, help="Machines; more than 1 only under torchrun."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    precision: Precision = typer.Option(Precision.FP32, "--precision", help=PRECISION_HELP),
 ) -> None:
     """Train a slice CNN whose slice probabilities aggregate to one label per series (patient-level splits)."""
     from breastlab.seriesmodels.train_config import MRITrainConfig
     from breastlab.seriesmodels.data import read_data
     from breastlab.seriesmodels.model import train_run
+    from breastlab.training.distributed import under_torchrun
 
     from breastlab.core.errors import NothingToDo, UsageError
 
@@ -99,7 +104,12 @@ def train(
         cfg = MRITrainConfig(task=task, classes=classes or (), model=model, pretrained=pretrained,
                              image_size=image_size, slices_per_series=slices, aggregation=aggregation,
                              epochs=epochs, batch_size=batch_size, lr=lr, repeats=repeats, split=split,
-                             folds=folds, seed=seed, num_threads=threads, synthetic=synthetic)
+                             folds=folds, seed=seed, num_threads=threads, synthetic=synthetic,
+                             device=device, precision=precision)
+        if not under_torchrun():
+            from breastlab.core.device import resolve_device
+
+            resolve_device(cfg.device)  # DeviceError: one line, exit 2, before any work
         names = list(cfg.classes)
         if truth is not None:  # labels from a review page's truth table: seriesmodels/truth_labels.py
             from breastlab.seriesmodels.truth_labels import read_truth_data
@@ -116,10 +126,10 @@ def train(
         raise NothingToDo(f"{data}: {len(dataset.items)} labelled series in column "
                           f"{label_column!r} (need at least 2 of {', '.join(names)}); label the "
                           "series first or choose --label-column")
-    from breastlab.training.distributed import check_devices, launch, under_torchrun
+    from breastlab.training.distributed import check_devices, launch
 
     try:
-        check_devices(devices, nodes)
+        check_devices(devices, nodes, cfg.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     kwargs = dict(test_data=test_data, progress=progress, resume=resume, report=report)
@@ -127,7 +137,7 @@ def train(
         run = train_run(dataset, out, cfg, **kwargs)
     else:
         run = launch(_train_run, (dataset, out, cfg, kwargs), devices=devices, nodes=nodes,
-                     threads=threads)
+                     threads=threads, device=cfg.device)
         if run is None:  # another rank of a torchrun launch: rank 0 reports
             return
     _print_metrics(run)

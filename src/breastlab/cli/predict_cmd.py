@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from breastlab.core.device import DEVICE_HELP
+
 
 def _print_metrics(console, metrics: dict | None, out: Path) -> None:
     """Metrics on the labelled inputs (binary), with 95% CIs."""
@@ -44,16 +46,23 @@ def register(app: typer.Typer) -> None:
             None, "--pacs", help="Also store the results in this PACS (DICOMweb URL or dicom://AET@host:port): "
             "an SR per study (probability, threshold) and the Grad-CAM overlays as Secondary Capture."),
         calling_aet: str = typer.Option("BREASTLAB", "--calling-aet", help="Our AE title for --pacs (DIMSE)."),
+        device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+        cache: bool = typer.Option(False, "--cache/--no-cache",
+                                   help="Read/write preprocessed views in the on-disk cache "
+                                        "($BREASTLAB_CACHE, else ~/.cache/breastlab/views)."),
     ) -> None:
         """Predict new cases: OUT/predictions.csv and OUT/heatmaps/*.png."""
         from rich.console import Console
 
+        from breastlab.core.device import resolve_device
         from breastlab.core.errors import UsageError
         from breastlab.inference.predict import predict_cases
 
+        resolve_device(device)  # DeviceError: one line, exit 2, before any work
         try:
             res = predict_cases(model, input_path, out, heatmaps=heatmaps, threshold=threshold,
-                                batch_size=batch_size, progress=progress)
+                                batch_size=batch_size, progress=progress, device=device,
+                                disk_cache=True if cache else None)
         except (FileNotFoundError, ValueError) as exc:  # not a model file, unusable input
             raise UsageError(str(exc)) from exc
         console = Console(stderr=True)

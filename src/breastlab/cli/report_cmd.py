@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from breastlab.core.device import DEVICE_HELP
 from breastlab.core.vocab import AucCi, ProportionCi
 
 from ._tables import print_fourview_metrics
@@ -68,13 +69,18 @@ def register(app: typer.Typer) -> None:
                                      help="Build the Grad-CAM gallery if RUN_DIR/explain is empty."),
         gallery_cases: int = typer.Option(6, "--gallery-cases", min=1,
                                           help="Cases in a generated gallery."),
+        device: str = typer.Option("auto", "--device", help="Grad-CAM of the gallery: " + DEVICE_HELP),
     ) -> None:
         """Write one self-contained HTML report (metrics, ROC, Grad-CAM, provenance)."""
+        from breastlab.core.device import resolve_device
         from breastlab.core.errors import UsageError
         from breastlab.reporting.build import build_report
 
+        if gallery:
+            resolve_device(device)  # DeviceError: one line, exit 2, before any work
         try:
-            path = build_report(run_dir, out, gallery=gallery, n_gallery=gallery_cases)
+            path = build_report(run_dir, out, gallery=gallery, n_gallery=gallery_cases,
+                                device=device)
         except (FileNotFoundError, ValueError) as exc:  # not a run folder
             raise UsageError(str(exc)) from exc
         typer.echo(str(path))

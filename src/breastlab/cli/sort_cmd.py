@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from breastlab.core.device import DEVICE_HELP
 from breastlab.core.errors import EXIT_DONE as EXIT_SORTED
 from breastlab.core.errors import EXIT_FAILED, EXIT_NOTHING, EXIT_USAGE, UsageError
 from breastlab.core.vocab import Engine, Layout
@@ -78,11 +79,12 @@ def register(app: typer.Typer) -> None:
             None, "--truth", help="A truth table (CSV from review.html): print the agreement per label and write "
             "it into series.json, agreement.json and the review page."
         ),
+        device: str = typer.Option("auto", "--device", help="With --model: " + DEVICE_HELP),
     ) -> None:
         """Sort breast MRI DICOM into labelled image sets (T2WI, DWI_low/high, ADC, DCE phases, ...)."""
         # errors (exit 2, 3, 130) are reported by the one handler in cli/main.py
         code = _run(inputs, out, export, link, copy, keep_phi, workers, b_threshold, progress, model,
-                    convert, layout, channels, full, engine, scheduler, review, truth)
+                    convert, layout, channels, full, engine, scheduler, review, truth, device)
         raise typer.Exit(code)
 
 
@@ -90,7 +92,7 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
          workers: int | None, b_threshold: float, progress: bool, model: list[Path] | None,
          convert: Path | None = None, layout: str | None = None, channels: str | None = None,
          full: bool = False, engine: str = "default", scheduler: str | None = None,
-         review: bool = False, truth: Path | None = None) -> int:
+         review: bool = False, truth: Path | None = None, device: str = "auto") -> int:
     """Check every option, then sort; returns the exit code."""
     from rich.console import Console
     from rich.text import Text
@@ -111,6 +113,12 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
 
         if importlib.util.find_spec("distributed") is None:
             raise _fail("--engine dask needs Dask distributed: pip install 'breastlab[dask]'")
+    from breastlab.core.device import DeviceError, check_device_name
+
+    try:
+        check_device_name(device)
+    except DeviceError as exc:
+        raise _fail(str(exc)) from None
     if not math.isfinite(b_threshold):
         raise _fail(f"--b-threshold must be a finite number, not {b_threshold}")
     try:
@@ -136,7 +144,7 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         from breastlab.seriesmodels.fusion import load_models
 
         try:
-            image_models = load_models(model_files)
+            image_models = load_models(model_files, device=device)
         except Exception as exc:  # noqa: BLE001 - any unusable model file is a usage error
             raise _fail(f"--model: {exc}") from None
 

@@ -14,7 +14,10 @@ from typing import Any, Optional
 
 import typer
 
-from breastlab.core.vocab import Fusion, Normalization, Optimizer, Scheduler, SelectMetric, Split
+from breastlab.core.device import DEVICE_HELP
+from breastlab.core.precision import PRECISION_HELP
+from breastlab.core.vocab import (Fusion, Normalization, Optimizer, Precision, Scheduler,
+                                  SelectMetric, Split)
 from breastlab.training.defaults import DEFAULTS, TrainConfig
 
 _TC = TrainConfig()
@@ -61,6 +64,10 @@ def train(
     views: Optional[str] = typer.Option(None, "--views",
                                         help="Comma-separated view columns in channel order (default: the table's)."),
     seed: int = typer.Option(DEFAULTS["seed"], "--seed", help="Split seed; repeat r trains with seed + r."),
+    crop_breast: bool = typer.Option(
+        False, "--crop-breast/--no-crop-breast",
+        help="Cut each view to the breast (largest bright region) before normalising and "
+             "resizing: full-field mammograms keep more of the breast's resolution."),
     flip_right: bool = typer.Option(True, "--flip-right/--no-flip-right",
                                     help="Flip right-side views so all breasts face the same way."),
     normalization: Normalization = typer.Option(Normalization(DEFAULTS["normalization"]), "--normalization",
@@ -74,6 +81,17 @@ def train(
         help="Operating threshold rule, chosen on validation: youden (default), "
              "'sensitivity>=0.9' or 'fixed:0.5'."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (per process) [default: torch's, all cores]."),
+    device: str = typer.Option(_TC.device, "--device", help=DEVICE_HELP),
+    precision: Precision = typer.Option(Precision(_TC.precision), "--precision", help=PRECISION_HELP),
+    cache: bool = typer.Option(True, "--cache/--no-cache",
+                               help="Keep preprocessed views on disk, so re-runs decode nothing."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", file_okay=False,
+        help="Folder of that cache (default: $BREASTLAB_CACHE, else ~/.cache/breastlab/views)."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", min=0,
+        help="DataLoader worker processes (default: 0 on a CPU and for the decoded in-memory "
+             "cases; feeding a GPU, sized from the machine)."),
     devices: int = typer.Option(1, "--devices", min=1,
                                 help="Training processes on this machine (DistributedDataParallel: "
                                      "gloo on CPU, NCCL on GPUs); the result does not depend on it."),
@@ -111,7 +129,11 @@ def train(
             {**{k: v for k, v in options.items() if k not in given}, **from_file, **given,
              "progress": not quiet,
              **({"config_file": str(config_file)} if config_file is not None else {})})
-        check_devices(config.run.devices, config.run.nodes)
+        check_devices(config.run.devices, config.run.nodes, config.train.device)
+        if not under_torchrun():  # --device cuda where there is none: one line, before any work
+            from breastlab.core.device import resolve_device
+
+            resolve_device(config.train.device)
     except (OSError, TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     run = config.run
@@ -119,7 +141,8 @@ def train(
         result = run_fourview(cases_csv, out, config)
     else:
         result = launch(_run_fourview, (cases_csv, out, config), devices=run.devices,
-                        nodes=run.nodes, threads=config.train.num_threads)
+                        nodes=run.nodes, threads=config.train.num_threads,
+                        device=config.train.device)
         if result is None:  # another rank of a torchrun launch: rank 0 reports
             return
     # skipped cases and split warnings have been logged (and, in a run, kept in train.log)

@@ -71,6 +71,14 @@ class Aggregation(StrEnum):
     VOTE = "vote"
 
 
+class Precision(StrEnum):
+    """Numeric precision of training and inference (``core.precision``)."""
+
+    FP32 = "32"
+    BF16 = "bf16"
+    FP16 = "16"
+
+
 class Engine(StrEnum):
     """Header scanning engine of ``sort``: worker processes here, or a Dask cluster."""
 

@@ -10,12 +10,18 @@
 One frame of an enhanced multi-frame file with uncompressed little-endian pixels is read
 without parsing its Per-frame Functional Groups (``_multiframe_native``: 10x faster on
 Siemens XA files, identical pixels; anything unusual falls back to the whole-file read).
-Decoding is pydicom's (compressed transfer syntaxes through pylibjpeg); a file without
-pixel data or with an undecodable stream raises ``PixelDataError`` with a one-line reason.
+Otherwise decoding is pydicom's, through the fastest installed plugin for the transfer syntax
+(``PREFERRED_PLUGINS``, measured by ``bench/decoders.py`` on a 4736 x 2624 mammogram:
+pylibjpeg-rle decodes RLE 6.5x faster than pydicom's own decoder, pyjpegls JPEG-LS 3.8x
+faster than pylibjpeg, and GDCM, when installed (``pip install python-gdcm``), JPEG 2000
+and lossless JPEG about 2x faster than pylibjpeg); if that plugin fails on a file, every
+other installed one is tried. A file without pixel data or with an undecodable stream
+raises ``PixelDataError`` with a one-line reason.
 Header-only reading is ``dicom.headers``'s.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +54,33 @@ def rgb_to_grey(arr: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
+#: Decoding plugins per transfer syntax, fastest first (docs/benchmarks.md, "DICOM decoders").
+PREFERRED_PLUGINS: dict[str, tuple[str, ...]] = {
+    "1.2.840.10008.1.2.5": ("pylibjpeg", "pydicom", "gdcm"),      # RLE Lossless
+    "1.2.840.10008.1.2.4.80": ("pyjpegls", "gdcm", "pylibjpeg"),  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81": ("pyjpegls", "gdcm", "pylibjpeg"),  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.90": ("gdcm", "pylibjpeg", "pillow"),    # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91": ("gdcm", "pylibjpeg", "pillow"),    # JPEG 2000
+    "1.2.840.10008.1.2.4.70": ("gdcm", "pylibjpeg"),              # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.57": ("gdcm", "pylibjpeg"),              # JPEG Lossless
+}
+
+
+@functools.lru_cache(maxsize=None)
+def decoding_plugin(transfer_syntax: str) -> str:
+    """The fastest installed decoding plugin for ``transfer_syntax`` ('' = pydicom's choice)."""
+    prefs = PREFERRED_PLUGINS.get(str(transfer_syntax))
+    if not prefs:
+        return ""
+    try:
+        from pydicom.pixels import get_decoder
+
+        available = get_decoder(transfer_syntax).available_plugins
+    except Exception:  # noqa: BLE001 - no decoder registered: pydicom says why later
+        return ""
+    return next((p for p in prefs if p in available), "")
+
+
 def _decoded(path: str | os.PathLike):
     import pydicom
 
@@ -57,6 +90,13 @@ def _decoded(path: str | os.PathLike):
         raise PixelDataError(f"{path}: not readable as DICOM ({type(exc).__name__})") from None
     if "PixelData" not in ds:
         raise PixelDataError(f"{path}: DICOM file has no pixel data")
+    plugin = decoding_plugin(str(getattr(ds.file_meta, "TransferSyntaxUID", "") or ""))
+    if plugin:
+        try:
+            ds.pixel_array_options(decoding_plugin=plugin)
+            return ds, ds.pixel_array
+        except Exception:  # noqa: BLE001 - this plugin cannot read this file: try them all
+            ds.pixel_array_options(decoding_plugin="")
     try:
         return ds, ds.pixel_array
     except Exception as exc:  # missing decoder, corrupt stream

@@ -73,14 +73,15 @@ def _probabilities(net: Any, x: Any) -> np.ndarray:
     from .gradcam import _model_output, logits_to_prob
 
     with torch.no_grad():
-        return logits_to_prob(_model_output(net.eval(), x)).numpy()
+        return logits_to_prob(_model_output(net.eval(), x)).cpu().numpy()
 
 
 def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None = None,
-                     repeat: int | None = None, attribution: str = "grad_x_input"
-                     ) -> list[dict[str, Any]]:
+                     repeat: int | None = None, attribution: str = "grad_x_input",
+                     device: str = "auto") -> list[dict[str, Any]]:
     """Write overlays for a few test cases to ``RUN_DIR/explain``; returns the index
-    entries (empty when no model file or no case images are available)."""
+    entries (empty when no model file or no case images are available). Grad-CAM runs on
+    ``device`` (``core.device``)."""
     run = RunDir(run_dir)
     pick = _choose_model(run, model, repeat)
     cases_csv = run.cases
@@ -92,7 +93,10 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
     from .gradcam import explain
     from .overlays import raw_views, save_overlay
     name, r, model_path = pick
-    net, meta = load_model(model_path)
+    from breastlab.core.device import resolve_device
+
+    dev = resolve_device(device)
+    net, meta = load_model(model_path, map_location=dev)
     names = list(meta.get("class_names") or [])
     preds = read_predictions(run.predictions(name, r), names).subset("test")
     if not len(preds.label):
@@ -123,7 +127,7 @@ def generate_gallery(run_dir: str | Path, *, n_cases: int = 6, model: str | None
         cid = preds.case_id[i]
         if cid not in order:
             continue
-        x = ds.image(order[cid])[None].float()
+        x = ds.image(order[cid])[None].float().to(dev)
         p_now = _probabilities(net, x)[0]
         pred = (int(p_now[1] >= threshold) if preds.k == 2 and threshold is not None
                 else int(np.argmax(p_now)))

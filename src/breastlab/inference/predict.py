@@ -108,7 +108,7 @@ def _metrics_if_labelled(rows: list[dict[str, Any]], names: list[str], thr: floa
 
 def _write_provenance(out_dir: Path, model_file: Path, meta: dict[str, Any], input_path: str | Path,
                       ds: Any, thr: float, thr_source: str, heatmaps: bool,
-                      root: Path | None = None) -> None:
+                      root: Path | None = None, device: dict[str, Any] | None = None) -> None:
     """``OUT/provenance.json``: which model (by SHA-256), which inputs, which versions."""
     import hashlib
 
@@ -125,6 +125,7 @@ def _write_provenance(out_dir: Path, model_file: Path, meta: dict[str, Any], inp
         "threshold": thr,
         "threshold_source": thr_source,
         "heatmaps": heatmaps,
+        "device_info": device,
     }
     fingerprint = fingerprint_files(files, content=False) if files else None
     write_provenance(out_dir / "provenance.json", run_manifest(config, data_fingerprint=fingerprint))
@@ -133,9 +134,16 @@ def _write_provenance(out_dir: Path, model_file: Path, meta: dict[str, Any], inp
 def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str | Path, *,
                   heatmaps: bool = True, threshold: float | None = None,
                   batch_size: int = 16, progress: bool = True,
-                  attribution: str = "grad_x_input") -> dict[str, Any]:
-    """Predict every case of ``input_path``; returns a summary dict (see module doc)."""
+                  attribution: str = "grad_x_input", device: str = "auto",
+                  disk_cache: Any = None) -> dict[str, Any]:
+    """Predict every case of ``input_path``; returns a summary dict (see module doc).
+
+    The model, the batches of ``batch_size`` cases and Grad-CAM run on ``device``
+    (``core.device``); ``disk_cache`` as in ``CaseDataset`` (preprocessed views on disk).
+    """
     import torch
+
+    from breastlab.core.device import resolve_device
 
     from breastlab.explain.gallery import safe_name
     from breastlab.explain.gradcam import explain, logits_to_prob
@@ -145,14 +153,15 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
 
     model_file, out_dir = Path(model_file), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    net, meta = load_model(model_file)
+    dev = resolve_device(device)
+    net, meta = load_model(model_file, map_location=dev)
     thr, thr_source = resolve_threshold(model_file, meta, threshold)
     k = int(meta.get("num_classes") or 2)
     names = list(meta.get("class_names") or [])
     if len(names) != k:
         names = ["benign", "malignant"] if k == 2 else [f"class_{i}" for i in range(k)]
     rows, n_problems, root = _rows_from_input(Path(input_path), meta.get("views"), out_dir)
-    ds = dataset_from_meta(rows, meta, progress=progress)
+    ds = dataset_from_meta(rows, meta, progress=progress, disk_cache=disk_cache)
     if not len(ds):
         raise ValueError(f"no case to predict in {input_path}"
                          + (f" ({n_problems} problem(s): see {out_dir / 'problems.csv'})"
@@ -175,11 +184,11 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
     try:
         for start in range(0, len(ds), batch_size):
             idx = list(range(start, min(start + batch_size, len(ds))))
-            x = torch.stack([ds.image(i) for i in idx]).float()
+            x = torch.stack([ds.image(i) for i in idx]).float().to(dev, non_blocking=True)
             ids = [ds.case_ids[i] for i in idx]
             labels = [int(ds.labels[i]) for i in idx]
             with torch.no_grad():
-                probs = logits_to_prob(net(x)).numpy()
+                probs = logits_to_prob(net(x)).cpu().numpy()
             preds = [int(p[1] >= thr) if k == 2 else int(np.argmax(p)) for p in probs]
             if heatmaps:   # explain the decision actually made (threshold, not argmax)
                 exps = explain(net, x, views, ids, labels, attribution=attribution,
@@ -225,8 +234,10 @@ def predict_cases(model_file: str | Path, input_path: str | Path, out_dir: str |
     metrics = _metrics_if_labelled(out_rows, names, thr, k)
     if metrics is not None:
         write_metrics(out_dir / "metrics.json", metrics)
+    from breastlab.core.device import device_info
+
     _write_provenance(out_dir, model_file, meta, input_path, ds, thr, thr_source, heatmaps,
-                      root)
+                      root, device_info(dev))
     return {"n_cases": len(out_rows), "n_skipped": len(ds.skipped), "n_problems": n_problems,
             "metrics": metrics, "input_root": str(root),
             "threshold": thr,

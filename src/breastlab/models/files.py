@@ -85,12 +85,12 @@ def _load_error_detail(exc: Exception) -> str:
     return f"{type(exc).__name__}: {detail}"
 
 
-def _read(path: str | os.PathLike) -> dict[str, Any]:
+def _read(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ModelFileError(f"model file not found: {p}")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        obj = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # UnpicklingError for pickled objects, zip errors...
         raise ModelFileError(
             f"{p} is not a breastlab model file, or it holds Python objects that are "
@@ -108,11 +108,16 @@ def read_model_meta(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(_read(path)["meta_json"])
 
 
-def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model from a breastlab model file; returns ``(model.eval(), meta)``."""
+def load_model(path: str | os.PathLike, map_location: Any = "cpu"
+               ) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model from a breastlab model file; returns ``(model.eval(), meta)``.
+
+    ``map_location`` (a ``torch.device`` or its name): where the weights are loaded and the
+    model is moved; a file written on a GPU loads on a CPU and the other way round.
+    """
     from .registry import MODEL_NAMES, build_model
 
-    obj = _read(path)
+    obj = _read(path, map_location)
     try:  # a damaged or hand-edited file: one line naming what is wrong, never a traceback
         meta = json.loads(obj["meta_json"])
         if not isinstance(meta, dict):
@@ -143,4 +148,4 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
         said = (str(exc).splitlines() or [""])[0][:200]
         raise ModelFileError(f"{path}: weights do not match model {name!r}: {said}") from None
-    return model.eval(), meta
+    return model.to(map_location).eval(), meta

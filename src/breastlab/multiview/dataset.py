@@ -172,6 +172,11 @@ class CaseDataset(Dataset):
             ``--missing blank`` policy of ``breastlab cases``); False: the case is skipped.
         progress: show a progress bar while caching (default: the command's reporter,
             ``core.progress.reporter``).
+        disk_cache: a ``multiview.cache.ViewCache``, a folder, True (the default folder)
+            or None: preprocessed views are read from / written to it, so a second run
+            (or a worker of a data set without the in-memory cache) decodes nothing.
+        crop_breast: cut each view to the breast before normalising (``multiview.crop``;
+            full-field mammograms).
     """
 
     def __init__(
@@ -190,8 +195,13 @@ class CaseDataset(Dataset):
         on_error: str = "skip",
         blank_missing: bool = True,
         progress: bool | None = None,
+        disk_cache: Any = None,
+        crop_breast: bool = False,
     ) -> None:
+        from .cache import as_cache
+
         rows = as_rows(case_table_or_rows)
+        self.disk_cache = as_cache(disk_cache)
         self.views = tuple(views) if views else (case_views(case_table_or_rows) or infer_views(rows))
         self.config = PreprocessConfig(
             image_size=int(image_size),
@@ -199,6 +209,7 @@ class CaseDataset(Dataset):
             clip_percentiles=tuple(clip_percentiles),
             flip_right=flip_right,
             slice_index=slice_index,
+            crop_breast=bool(crop_breast),
         )
         self.train = train
         self.augment = augment if augment is not None else (Augment() if train else None)
@@ -227,7 +238,8 @@ class CaseDataset(Dataset):
                     paths = {v: view_path(row, v) for v in self.views}
                     if cache:
                         arrays.append(load_case(paths, self.views, self.config,
-                                                blank_missing=blank_missing))
+                                                blank_missing=blank_missing,
+                                                cache=self.disk_cache))
                     elif not blank_missing and any(p is None for p in paths.values()):
                         raise ImageLoadError("missing view(s)")
                     label = parse_label(row.get("label"))
@@ -291,7 +303,8 @@ class CaseDataset(Dataset):
             return self._data[index]
         row = self.rows[index]
         return torch.from_numpy(load_case({v: row[v] for v in self.views}, self.views, self.config,
-                                          blank_missing=self.blank_missing))
+                                          blank_missing=self.blank_missing,
+                                          cache=getattr(self, "disk_cache", None)))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """One data item: ``{"image": [N, H, W], "label": int, "case_id": str}`` (a breast's
@@ -375,15 +388,17 @@ def breast_dataset(exams: CaseDataset) -> CaseDataset | None:
     return new
 
 
-def dataset_from_meta(rows: Any, meta: Mapping[str, Any], *, progress: bool = False):
-    """A ``CaseDataset`` preprocessed exactly as the model was trained (model metadata)."""
+def dataset_from_meta(rows: Any, meta: Mapping[str, Any], *, progress: bool = False,
+                      disk_cache: Any = None):
+    """A ``CaseDataset`` preprocessed exactly as the model was trained (model metadata);
+    ``disk_cache`` as in ``CaseDataset``."""
     pre = dict(meta.get("preprocessing") or {})
     kwargs: dict[str, Any] = {
         "views": meta.get("views") or pre.get("views"),
         "image_size": int(pre.get("image_size") or meta.get("image_size") or 256),
-        "train": False, "cache": True, "progress": progress,
+        "train": False, "cache": True, "progress": progress, "disk_cache": disk_cache,
     }
-    for key in ("flip_right", "normalization", "slice_index"):
+    for key in ("flip_right", "normalization", "slice_index", "crop_breast"):
         if pre.get(key) is not None:
             kwargs[key] = pre[key]
     if pre.get("clip_percentiles") is not None:

@@ -27,12 +27,14 @@ tensor; it never flips (laterality is meaningful after alignment).
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -170,6 +172,7 @@ _RIGHT = re.compile(r"^(R|RIGHT)(?=$|[^A-Z]|CC|MLO|ML|LM|XCC|LMO|SIO|FB|AT|CV|TA
 _LEFT = re.compile(r"^(L|LEFT)(?=$|[^A-Z]|CC|MLO|ML|LM|XCC|LMO|SIO|FB|AT|CV|TAN)")
 
 
+@functools.lru_cache(maxsize=1024)  # a few view names, asked for every image
 def view_laterality(view: str) -> str | None:
     """'R', 'L' or None from a view name such as RCC, R-MLO, right_cc, L.
 
@@ -203,10 +206,13 @@ class PreprocessConfig:
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
     flip_right: bool = True
     slice_index: int | None = None
+    crop_breast: bool = False  # multiview.crop: cut full-field views to the breast first
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["clip_percentiles"] = list(self.clip_percentiles)
+        if not self.crop_breast:  # off: the record (model files, run configs) as before
+            d.pop("crop_breast")
         return d
 
 
@@ -217,8 +223,14 @@ def preprocess_view(
     normalization: str = "zscore",
     clip_percentiles: tuple[float, float] = (0.5, 99.5),
     flip: bool = False,
+    crop_breast: bool = False,
 ) -> np.ndarray:
-    """Normalise (robustly, at native resolution), resize, and optionally flip one view."""
+    """Optionally crop to the breast (``multiview.crop``), normalise (robustly, at native
+    resolution), resize, and optionally flip one view."""
+    if crop_breast:
+        from .crop import crop_breast as crop
+
+        image = crop(image)
     img = normalize(image, normalization, low=clip_percentiles[0], high=clip_percentiles[1])
     img = resize(img, image_size)
     if flip:
@@ -230,16 +242,29 @@ def load_view(
     path: str | os.PathLike,
     view: str,
     config: PreprocessConfig = PreprocessConfig(),
+    cache: Any = None,
 ) -> np.ndarray:
-    """Load and preprocess one view; right views are flipped when ``config.flip_right``."""
-    image = load_image(path, slice_index=config.slice_index)
-    return preprocess_view(
-        image,
-        image_size=config.image_size,
-        normalization=config.normalization,
-        clip_percentiles=tuple(config.clip_percentiles),
-        flip=config.flip_right and view_laterality(view) == "R",
-    )
+    """Load and preprocess one view; right views are flipped when ``config.flip_right``.
+
+    ``cache`` (a ``multiview.cache.ViewCache``) returns the view preprocessed earlier with
+    the same file content and settings, and stores it on a miss.
+    """
+    flip = config.flip_right and view_laterality(view) == "R"
+
+    def compute() -> np.ndarray:
+        image = load_image(path, slice_index=config.slice_index)
+        return preprocess_view(
+            image,
+            image_size=config.image_size,
+            normalization=config.normalization,
+            clip_percentiles=tuple(config.clip_percentiles),
+            flip=flip,
+            crop_breast=config.crop_breast,
+        )
+
+    if cache is None or not Path(path).is_file():
+        return compute()
+    return cache.fetch(path, config.to_dict() | {"flip": bool(flip)}, compute)
 
 
 def stack_views(arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -258,8 +283,10 @@ def load_case(
     config: PreprocessConfig = PreprocessConfig(),
     *,
     blank_missing: bool = False,
+    cache: Any = None,
 ) -> np.ndarray:
-    """Load the given ``views`` (keys of ``paths``) of one case as ``[N, H, W]``.
+    """Load the given ``views`` (keys of ``paths``) of one case as ``[N, H, W]``
+    (``cache``: a ``multiview.cache.ViewCache`` for the preprocessed views).
 
     A view without a path is an error, or an all-zero image with ``blank_missing``
     (the ``--missing blank`` policy of case assembly).
@@ -269,12 +296,20 @@ def load_case(
         raise ImageLoadError(f"missing view(s): {', '.join(missing)}")
     size = _size_pair(config.image_size)
     return stack_views([
-        load_view(paths[v], v, config) if paths.get(v) else np.zeros(size, np.float32)
+        load_view(paths[v], v, config, cache) if paths.get(v) else np.zeros(size, np.float32)
         for v in views
     ])
 
 
 # ----------------------------------------------------------------------- augmentation
+def _on(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``t`` (drawn on the CPU) where ``x`` lies; to a GPU through pinned memory and without
+    blocking, since a copy from pageable memory would wait for the GPU's queue each batch."""
+    if x.device.type != "cuda":
+        return t.to(x.device)
+    return t.pin_memory().to(x.device, non_blocking=True)
+
+
 @dataclass
 class Augment:
     """Training-time augmentation of a preprocessed ``[N, H, W]`` tensor.
@@ -291,8 +326,9 @@ class Augment:
     - **no horizontal flip** (``hflip_prob=0`` by default): after right views are
       flipped, left/right position is meaningful and flipping would mix it up.
 
-    Uses torch's global RNG, so ``torch.manual_seed`` makes it reproducible and a
-    resumed run restores it from the checkpoint.
+    Uses torch's global RNG (on the CPU, wherever ``x`` lies), so ``torch.manual_seed``
+    makes it reproducible and a resumed run restores it from the checkpoint. Works on a
+    batch of views on any device (``training.batches.augment_batch``).
     """
 
     rotate_deg: float = 10.0
@@ -323,7 +359,7 @@ class Augment:
         if self.noise_peak:
             x = self._noise(x)
         if self.hflip_prob > 0:
-            flip = torch.rand(n) < self.hflip_prob
+            flip = _on(x, torch.rand(n) < self.hflip_prob)
             if flip.any():
                 x = x.clone()
                 x[flip] = x[flip].flip(-1)
@@ -339,6 +375,7 @@ class Augment:
         theta = torch.stack(
             [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
         )
+        theta = _on(x, theta).to(x.dtype)
         grid = F.affine_grid(theta, [n, 1, *x.shape[-2:]], align_corners=False)
         floor = x.flatten(1).amin(1).view(n, 1, 1, 1)
         out = F.grid_sample(
@@ -355,8 +392,10 @@ class Augment:
         hi = flat.amax(1).view(n, 1, 1)
         span = (hi - lo).clamp_min(1e-6)
         gamma = torch.where(active, self._uniform(n, *self.gamma), torch.ones(n)).view(n, 1, 1)
+        gamma = _on(x, gamma)
         y = ((x - lo) / span).clamp(0, 1) ** gamma * span + lo
         c = torch.where(active, self._uniform(n, *self.contrast), torch.ones(n)).view(n, 1, 1)
+        c = _on(x, c)
         mean = y.flatten(1).mean(1).view(n, 1, 1)
         return (y - mean) * c + mean
 

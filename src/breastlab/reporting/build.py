@@ -27,8 +27,9 @@ def metrics_current(run: RunDir) -> bool:
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, gallery: bool = True,
-                 n_gallery: int = 6) -> Path:
-    """Evaluate and build the gallery when they are missing, then write the report."""
+                 n_gallery: int = 6, device: str = "auto") -> Path:
+    """Evaluate and build the gallery when they are missing (Grad-CAM on ``device``), then
+    write the report."""
     from breastlab.evaluation.run import evaluate_run
     from breastlab.explain.gallery import gallery_entries, generate_gallery
 
@@ -39,7 +40,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, gallery:
         evaluate_run(run.root)
     if gallery and not gallery_entries(run.root):
         try:
-            generate_gallery(run.root, n_cases=n_gallery)
+            generate_gallery(run.root, n_cases=n_gallery, device=device)
         except Exception as exc:  # noqa: BLE001 - a report must not fail because of the gallery
             log.warning("Grad-CAM gallery not generated: %s", exc)
     return write_report(run.root, out)

@@ -312,12 +312,13 @@ def _nifti_slices(path: str) -> int:
 
 
 # --------------------------------------------------------------------------- sort integration
-def load_models(paths: Sequence[str | os.PathLike]) -> list[SeriesModel]:
-    """Load image models (``weights_only``); a missing file raises ``FileNotFoundError``."""
+def load_models(paths: Sequence[str | os.PathLike], device: str = "auto") -> list[SeriesModel]:
+    """Load image models (``weights_only``) onto ``device`` (``core.device``); a missing
+    file raises ``FileNotFoundError``, a device that is not here ``DeviceError``."""
     for p in paths:
         if not Path(p).is_file():
             raise FileNotFoundError(f"image model not found: {p}")
-    return [SeriesModel(p) for p in paths]
+    return [SeriesModel(p, device=device) for p in paths]
 
 
 def _fused_columns(keep_phi: bool) -> tuple[str, ...]:

@@ -233,7 +233,8 @@ class SeriesTask:
         c = self.cfg
         return TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
                            optimizer=str(c.optimizer), seed=c.seed + repeat,
-                           select_metric="accuracy", num_threads=c.num_threads)
+                           select_metric="accuracy", num_threads=c.num_threads,
+                           device=c.device, precision=c.precision)
 
     def model_meta(self, name: str, job: Job, repeat: int, split: dict[str, Any]
                    ) -> dict[str, Any]:
@@ -304,13 +305,17 @@ def slice_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- applying a model
 class SeriesModel:
-    """A trained series classifier loaded from a model file (``weights_only`` loading)."""
+    """A trained series classifier loaded from a model file (``weights_only`` loading) onto
+    ``device`` (``core.device``: ``auto`` takes a GPU when present). The slices of all the
+    series given to ``predict_items`` go through the model in batches of ``batch_size``."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, device: str = "auto", batch_size: int = 128) -> None:
+        from breastlab.core.device import resolve_device
         from breastlab.models.files import load_model
 
         self.path = Path(path)
-        self.model, self.meta = load_model(path)
+        self.model, self.meta = load_model(path, map_location=resolve_device(device))
+        self.batch_size = int(batch_size)
         if self.meta.get("kind") != MODEL_KIND:
             raise ValueError(f"{path} is not an MRI series model (kind={self.meta.get('kind')!r})")
         self.class_names: list[str] = list(self.meta["class_names"])
@@ -359,7 +364,7 @@ class SeriesModel:
             return {}
         table = SliceTable([], [0] * len(sids), sids, [""] * len(sids))
         ds = SliceDataset(table, image_size=size, arrays=np.concatenate(arrays))
-        probs = predict_proba(self.model, ds)
+        probs = predict_proba(self.model, ds, self.batch_size)
         order, agg = aggregate_by_series(probs, sids, self.pre.get("aggregation", "logmean"))
         return dict(zip(order, agg))
 
@@ -373,7 +378,7 @@ class SeriesModel:
                            for s in slices])
         table = SliceTable([], [0] * len(arrays), ["s"] * len(arrays), [""] * len(arrays))
         ds = SliceDataset(table, image_size=size, arrays=arrays)
-        return aggregate_by_series(predict_proba(self.model, ds), ds.series_ids,
+        return aggregate_by_series(predict_proba(self.model, ds, self.batch_size), ds.series_ids,
                                    self.pre.get("aggregation", "logmean"))[1][0]
 
 

@@ -47,6 +47,8 @@ class MRITrainConfig(_Group):
     num_threads: int | None = None
     demo: bool = False
     synthetic: bool = False  # phantom data: the report then carries the phantom/demo warning
+    device: str = "auto"     # core.device: auto (CUDA when present), cpu, cuda, cuda:N, mps
+    precision: str = "32"    # core.precision: 32, bf16 or 16
 
     def __post_init__(self) -> None:
         classes = _names(self.classes)
@@ -63,6 +65,11 @@ class MRITrainConfig(_Group):
                            ("optimizer", Optimizer), ("split", Split)):
             _set(self, name, member(enum, getattr(self, name), name))
         _set(self, "pretrained", str(self.pretrained))
+        from breastlab.core.device import check_device_name
+        from breastlab.core.precision import check_precision
+
+        _set(self, "device", check_device_name(self.device))
+        _set(self, "precision", check_precision(self.precision))
         checks = ((int(self.image_size) >= 16, f"image_size must be at least 16, not {self.image_size}"),
                   (int(self.slices_per_series) >= 1, "slices must be at least 1"),
                   (int(self.epochs) >= 1, f"epochs must be at least 1, not {self.epochs}"),

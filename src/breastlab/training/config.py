@@ -33,6 +33,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from breastlab.core.device import check_device_name
+from breastlab.core.precision import check_precision
 from breastlab.core.vocab import (Fusion, Normalization, Optimizer, Scheduler, SelectMetric,
                                   Split, member)
 from breastlab.models.names import MODEL_NAMES, PRETRAINABLE
@@ -105,6 +107,15 @@ class TrainConfig(_Group):
         class_weight: ``None`` (seed: plain cross-entropy) or ``"balanced"``.
         label_smoothing: cross-entropy label smoothing (0 = seed).
         eval_batch_size: batch size for validation / prediction.
+        device: ``auto`` (CUDA when present, else MPS, else CPU), ``cpu``, ``cuda``,
+            ``cuda:N`` or ``mps`` (``core.device``); a run resumes on another device.
+        precision: ``32`` (the seed's fp32; the default), ``bf16`` or ``16``
+            (``core.precision``: autocast, a gradient scaler for ``16``).
+        num_workers: DataLoader workers (None: sized from the machine; 0 for in-memory
+            data, ``training.batches.loader_settings``).
+        augment_on: ``auto``, ``item`` (per case in the data set) or ``batch`` (per batch on
+            the device); ``auto`` is ``item`` on a CPU without workers (the results before
+            devices existed) and ``batch`` otherwise.
     """
 
     epochs: int = 30
@@ -124,9 +135,15 @@ class TrainConfig(_Group):
     class_weight: str | None = None
     label_smoothing: float = 0.0
     eval_batch_size: int = 32
+    device: str = "auto"
+    precision: str = "32"
+    num_workers: int | None = None
+    augment_on: str = "auto"
 
     def __post_init__(self) -> None:
         _set(self, "optimizer", member(Optimizer, self.optimizer, "optimizer"))
+        _set(self, "device", check_device_name(self.device))
+        _set(self, "precision", check_precision(self.precision))
         _set(self, "scheduler", member(Scheduler, self.scheduler or "none", "scheduler"))
         _set(self, "select_metric", member(SelectMetric, self.select_metric, "select_metric"))
         self.validate()
@@ -143,6 +160,10 @@ class TrainConfig(_Group):
              f"patience must be at least 1, not {self.patience}"),
             (self.num_threads is None or int(self.num_threads) >= 1,
              f"threads must be at least 1, not {self.num_threads}"),
+            (self.num_workers is None or int(self.num_workers) >= 0,
+             f"workers must be at least 0, not {self.num_workers}"),
+            (self.augment_on in ("auto", "item", "batch"),
+             f"augment_on must be auto, item or batch, not {self.augment_on!r}"),
         )
         for ok, message in checks:
             if not ok:
@@ -159,6 +180,7 @@ class Preprocessing(_Group):
     flip_right: bool = True
     normalization: Normalization = Normalization.ZSCORE
     augment: bool = True
+    crop_breast: bool = False  # cut full-field views to the breast first (multiview.crop)
 
     def __post_init__(self) -> None:
         _set(self, "normalization", member(Normalization, self.normalization, "normalization"))
@@ -195,16 +217,20 @@ class RunSettings(_Group):
     devices: int = 1         # training processes on this machine (DistributedDataParallel)
     nodes: int = 1           # machines (under torchrun)
     config_file: str | None = None  # the --config file the settings came from
+    cache: bool = True       # preprocessed views on disk (multiview.cache), read on re-runs
+    cache_dir: str | None = None  # its folder (None: $BREASTLAB_CACHE or ~/.cache/breastlab/views)
 
     def __post_init__(self) -> None:
         if int(self.devices) < 1 or int(self.nodes) < 1:
             raise ValueError("devices and nodes must be at least 1")
+        if self.cache_dir is not None:
+            _set(self, "cache_dir", os.fspath(self.cache_dir))
 
 
 _GROUPS: dict[str, type[_Group]] = {"train": TrainConfig, "preprocessing": Preprocessing,
                                     "split": SplitConfig, "run": RunSettings}
 #: flat option names (CLI, config file) that differ from their field name
-_ALIASES = {"threads": ("train", "num_threads"), "ae_pretrain_epochs": ("", "autoencoder_pretrain_epochs"),
+_ALIASES = {"threads": ("train", "num_threads"), "workers": ("train", "num_workers"), "ae_pretrain_epochs": ("", "autoencoder_pretrain_epochs"),
             "weights": ("", "pretrained"), "split_method": ("split", "method")}
 
 

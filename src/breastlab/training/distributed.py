@@ -15,7 +15,12 @@ loop distributed:
   gathered, in dataset order, for the metrics (identical on every rank, so model selection
   and early stopping agree); only rank 0 writes files (``is_main``).
 
-Backend: NCCL when CUDA is available, gloo on CPU.
+Backend: NCCL when the training runs on CUDA GPUs (one GPU per process, ``LOCAL_RANK``;
+the model, the batches and the ``all_reduce`` tensors on that GPU), gloo on CPU. Plain
+``torch.distributed`` rather than Lightning Fabric: the loop, its resume and its RNG
+handling are ours already, DDP over NCCL needs only the device placement here, and
+Fabric would add Lightning's dependencies and its own launcher and checkpoint conventions
+for what ``torch.multiprocessing.spawn`` and ``torchrun`` do.
 """
 from __future__ import annotations
 
@@ -62,8 +67,22 @@ def barrier() -> None:
         dist.barrier()
 
 
+#: ``--device`` of this run, set by ``launch`` (and inherited by spawned workers).
+_DEVICE_ENV = "BREASTLAB_DDP_DEVICE"
+
+
 def backend() -> str:
-    return "nccl" if torch.cuda.is_available() else "gloo"
+    """``nccl`` when this run trains on CUDA (``--device`` auto or cuda and a GPU here),
+    else ``gloo``."""
+    wanted = os.environ.get(_DEVICE_ENV, "auto")
+    return "nccl" if torch.cuda.is_available() and wanted.startswith(("auto", "cuda")) else "gloo"
+
+
+def _collective_device() -> torch.device:
+    """Where collective tensors must live: this rank's GPU under NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def gather_objects(obj: Any) -> list[Any]:
@@ -79,9 +98,9 @@ def all_reduce_sum(values: Sequence[float]) -> list[float]:
     """Element-wise sum over ranks (the values themselves in one process)."""
     if not is_distributed():
         return list(values)
-    t = torch.tensor(list(values), dtype=torch.float64)
+    t = torch.tensor(list(values), dtype=torch.float64, device=_collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t.tolist()
+    return t.cpu().tolist()
 
 
 def shard(n: int) -> list[int]:
@@ -187,16 +206,17 @@ def process_group() -> Iterator[None]:
     if is_distributed():
         yield
         return
-    dist.init_process_group(backend())
-    if backend() == "nccl":
+    name = backend()
+    if name == "nccl":  # before the group: NCCL binds each rank to its GPU
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(name)
     try:
         yield
     finally:
         dist.destroy_process_group()
 
 
-def check_devices(devices: int, nodes: int = 1) -> None:
+def check_devices(devices: int, nodes: int = 1, device: str = "auto") -> None:
     """``ValueError`` for a device count this machine cannot serve (before any work)."""
     if devices < 1 or nodes < 1:
         raise ValueError("--devices and --nodes must be at least 1")
@@ -205,20 +225,23 @@ def check_devices(devices: int, nodes: int = 1) -> None:
     if nodes > 1:
         raise ValueError(f"--nodes {nodes}: start every node with torchrun --nnodes {nodes} "
                          f"--nproc-per-node {devices} (see docs/training.md)")
-    if torch.cuda.is_available() and devices > torch.cuda.device_count():
+    gpus = torch.cuda.is_available() and str(device).startswith(("auto", "cuda"))
+    if gpus and devices > torch.cuda.device_count():
         raise ValueError(f"--devices {devices}: only {torch.cuda.device_count()} GPU(s) here")
 
 
 def launch(fn: Callable[..., Any], args: tuple[Any, ...], *, devices: int = 1, nodes: int = 1,
-           threads: int | None = None) -> Any:
+           threads: int | None = None, device: str = "auto") -> Any:
     """Run ``fn(*args)`` on ``devices`` processes per node; returns rank 0's result.
 
     Under ``torchrun`` (its environment is set) this process is one rank already: it joins
     the group (every rank returns its own result). Otherwise ``nodes`` must be 1 and
     ``devices`` processes are spawned on this machine (``torch.multiprocessing.spawn``);
     ``devices=1`` runs in this process. ``fn``, ``args`` and the result must pickle.
+    ``device`` (``--device``) chooses the backend: NCCL on CUDA, gloo on ``cpu``.
     """
-    check_devices(devices, nodes)
+    check_devices(devices, nodes, device)
+    os.environ[_DEVICE_ENV] = str(device)
     if under_torchrun():
         with process_group():
             return fn(*args)

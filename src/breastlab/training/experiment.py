@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 # Config keys that may grow between invocations on the same RUN_DIR, and keys that do not
 # define the run (how fast, how it is shown).
 EXTENDABLE = ("models", "repeats", "training_seeds")
-IGNORED = ("num_threads", "eval_batch_size", "progress", "devices", "nodes", "phantom")
+IGNORED = ("num_threads", "eval_batch_size", "progress", "devices", "nodes", "phantom",
+           "device", "num_workers", "device_info")  # a run resumes on another device
 
 
 class RunConfigError(UsageError):

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from breastlab.core.artefacts import prediction_columns, prediction_rows, write_cases
+from breastlab.core.device import device_info, resolve_device
 from breastlab.core.errors import UsageError
 from breastlab.core.provenance import fingerprint_files
 from breastlab.core.rundir import PREDICTIONS, RunDir
@@ -38,6 +39,7 @@ from breastlab.multiview.dataset import CaseDataset, breast_dataset
 from breastlab.multiview.preprocess import Augment
 
 from . import distributed as ddp
+
 from .config import FourViewConfig, TrainConfig
 from .defaults import DEFAULTS
 from .experiment import Job, RunConfigError, run_experiment
@@ -132,6 +134,8 @@ def _run_fourview(cases: Any, run: Path, cfg: FourViewConfig) -> FourViewResult:
     dataset = CaseDataset(
         cases, list(pre.views) if pre.views else None, image_size=pre.image_size, train=False,
         cache=True, flip_right=pre.flip_right, normalization=str(pre.normalization),
+        disk_cache=(settings.cache_dir or True) if settings.cache else None,
+        crop_breast=pre.crop_breast,
     )
     bad = list(dataset.skipped)
     labelled = [i for i, y in enumerate(dataset.labels.tolist()) if y >= 0]
@@ -169,6 +173,8 @@ def _run_fourview(cases: Any, run: Path, cfg: FourViewConfig) -> FourViewResult:
         "n_breasts": len(breasts) if breasts is not None else 0,
         "data_fingerprint": fingerprint,
         "split_warnings": warnings,
+        # where it ran: device name, CUDA and cuDNN versions, precision (not compared on resume)
+        "device_info": device_info(resolve_device(cfg.train.device), cfg.train.precision),
     }
     if phantom_data(view_paths):  # recorded now, so the report never guesses
         record["phantom"] = True
@@ -292,7 +298,8 @@ class FourViewTask:
         for part, ds in job.predict.items():
             if len(ds):  # the data items carry their ids: no re-joining by position
                 logits, labels, ids = predict_items(net, ds, cfg.eval_batch_size,
-                                                    channels_last=cfg.channels_last)
+                                                    channels_last=cfg.channels_last,
+                                                    precision=cfg.precision)
                 extra = None
                 if job.level == "breast":
                     src = {r["case_id"]: r for r in ds.rows}

@@ -4,7 +4,8 @@ A *series* is every record with one SeriesInstanceUID. A series is split into
 *image sets* when it holds several things, in this order:
 
 1. **kind**: a scanner-made isotropic trace (``is_derived_trace`` at b>0, e.g.
-   Philips (2001,1004)='I') and images with a different ImageType are kept apart;
+   Philips (2001,1004)='I') and images with a different ImageType or complex component
+   (ComplexImageComponent, GE (0043,102F): magnitude/phase/real/imaginary) are kept apart;
 2. **b-value**: a series with two or more distinct b-values gets one set per
    b-value (directions of one b-value stay together). A b-value alone does not
    make a series diffusion; it only separates images that differ;
@@ -173,6 +174,11 @@ def canon_b0(recs: list[InstanceRecord]) -> list[InstanceRecord]:
     ]
 
 
+def _component(r: InstanceRecord) -> str:
+    """Magnitude, phase, real or imaginary, where the frame says so (enhanced ComplexImageComponent, GE (0043,102F))."""
+    return r.vendor.get("ComplexImageComponent") or r.vendor.get("(0043,102F)", "")
+
+
 def _is_trace(r: InstanceRecord) -> bool:
     return bool(r.is_derived_trace) and (r.b_value or 0) > 0
 
@@ -207,10 +213,13 @@ def group_image_sets(
         # 1. kind
         kinds: dict[tuple, list[InstanceRecord]] = defaultdict(list)
         for r in recs:
-            kinds[(_is_trace(r), r.image_type)].append(r)
-        multi_type = len({itype for _, itype in kinds}) > 1
-        for (trace, itype), krecs in sorted(kinds.items(), key=lambda kv: (kv[0][0], record_sort_key(kv[1][0]))):
-            kind_label = _join("trace" if trace else "", "ImageType=" + "\\".join(itype) if multi_type else "")
+            kinds[(_is_trace(r), r.image_type, _component(r))].append(r)
+        multi_type = len({itype for _, itype, _ in kinds}) > 1
+        multi_component = len({comp for _, _, comp in kinds}) > 1
+        for (trace, itype, comp), krecs in sorted(kinds.items(),
+                                                  key=lambda kv: (kv[0][0], record_sort_key(kv[1][0]))):
+            kind_label = _join(_join("trace" if trace else "", "ImageType=" + "\\".join(itype) if multi_type else ""),
+                               f"component={comp or 'none'}" if multi_component else "")
             # 2. b-value
             bgroups: dict[float | None, list[InstanceRecord]] = defaultdict(list)
             for r in krecs:

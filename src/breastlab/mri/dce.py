@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 
 from breastlab.dicom.records import InstanceRecord
 from breastlab.dicom.times import DAY, parse_dicom_datetime, unwrap_midnight
+from breastlab.mri import fieldmap
 from breastlab.mri.features import SetSummary, summarize_records
 from breastlab.mri.imageset import ImageSet
 from breastlab.mri.names import LOCALIZER_NAME_RE, without_bids_entities
@@ -79,6 +80,8 @@ def may_be_dynamic(records: Sequence[InstanceRecord]) -> bool:
     if "LOCALIZER" in s.image_type or LOCALIZER_NAME_RE.search(s.names):  # ImageType value, not the label
         return False
     if "EP" in s.scanning_sequence or "DIFFUSION" in s.image_type:
+        return False
+    if fieldmap.phase_evidence(s) or fieldmap.field_map_evidence(s):  # echoes of a field map are not time points
         return False
     return bool(t1_gre_evidence(s) or dynamic_name_evidence(s))
 

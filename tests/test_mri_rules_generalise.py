@@ -68,7 +68,8 @@ def test_name_never_turns_original_into_derived() -> None:
 
 def test_acquisition_contrast_beats_thresholds() -> None:
     # enhanced-MR AcquisitionContrast is the scanner's own word: thresholds must not override it
-    pd = S(repetition_time=600.0, echo_time=12.0, scanning_sequence=("SE",), vendor={"AcquisitionContrast": "PROTON_DENSITY"})
+    pd = S(repetition_time=600.0, echo_time=12.0, scanning_sequence=("SE",),
+           vendor={"AcquisitionContrast": "PROTON_DENSITY"})
     assert classify_summary(pd).label == Label.OTHER
     t1_long_te = S(repetition_time=2000.0, echo_time=80.0, vendor={"AcquisitionContrast": "T1"})
     assert classify_summary(t1_long_te).label == Label.T1

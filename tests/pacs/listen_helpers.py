@@ -32,7 +32,7 @@ class ListenProcess:
         self.log = out.parent / f"listen-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> ListenProcess:
+    def start(self, timeout: float = 120.0) -> ListenProcess:  # bounded, generous on a loaded machine
         from pynetdicom import AE
         from pynetdicom.sop_class import Verification
 

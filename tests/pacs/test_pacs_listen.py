@@ -59,6 +59,8 @@ def test_listen_receives_sorts_forwards_writes_back(orthanc, dce_study, tmp_path
     try:
         # a caller with another AE title is turned away; nothing is stored
         assert send(listener.port, dce_study[:3], aet="INTRUDER") == []
+        # an association that calls another AE title is refused too (called AE title checked by default)
+        assert send(listener.port, dce_study[:3], called="WRONGAE") == []
         # as a real SCU does, a lost response is retried once more on a new association (see docs/pacs.md)
         retried: list[int] = []
         acked = send(listener.port, dce_study, retries=2, timeout=10, attempts=retried)
@@ -68,6 +70,10 @@ def test_listen_receives_sorts_forwards_writes_back(orthanc, dce_study, tmp_path
         study_uid = str(dce_study[0].StudyInstanceUID)
         marker = tmp_path / "out" / study_pseudonym(study_uid) / "listen.json"
         assert wait_for(marker.exists, 90), listener.log_text()[-3000:]
+        # the listener logs what its worker wrote back once it collects the result
+        # (an earlier test may have written the same result for this study: then it is "unchanged")
+        assert wait_for(lambda: " written back to " in listener.log_text()
+                        or "nothing written back" in listener.log_text(), 60), listener.log_text()[-3000:]
     finally:
         listener.stop()
         node.stop()
@@ -82,12 +88,22 @@ def test_listen_receives_sorts_forwards_writes_back(orthanc, dce_study, tmp_path
     assert len(early) == 1 and info["forwarded"]["labels"] == ["DCE_early"]
     assert len(node.received) == int(early[0]["n_images"]) == info["forwarded"]["n_instances"] == 60
     log = listener.log_text()
+    assert "refused association from 'INTRUDER'" in log and "is not in --allow-aet" in log
+    assert "called AE title 'WRONGAE', we are 'BREASTLAB'" in log
+    (written,) = info["write_back"]
+    assert written["action"] in ("new", "replaced", "unchanged")
+    if written["action"] == "unchanged":
+        assert f"result SR unchanged ({written['sop_instance_uid']}): nothing written back" in log
+        assert info["written_back"] == []
+    else:
+        assert f"result SR {written['sop_instance_uid']} written back to {orthanc.dimse_url}" in log
+        assert info["written_back"] == [written["sop_instance_uid"]]
     assert 5 <= log.count("duplicate SOP instance") <= 5 + len(retried)  # a retried in-flight one is a duplicate
     assert "patient" not in log.lower()
     for value in (str(dce_study[0].get("PatientName", "")), str(dce_study[0].get("PatientID", ""))):
         assert len(value) < 3 or value not in log  # no patient identity in the log
     # the result SR went back into the PACS, as a new series of the same study
-    (sr_uid,) = info["written_back"]
+    sr_uid = written["sop_instance_uid"]
     found = orthanc.server.rest("POST", "/tools/find", json.dumps(
         {"Level": "Instance", "Query": {"SOPInstanceUID": sr_uid}}).encode())
     assert len(found) == 1

@@ -255,10 +255,9 @@ FAT_SUPPRESSED = Cond("fat_suppressed", _fat_suppressed,
 
 def _t2_weighted(s: SetSummary) -> str | None:
     te, tr = s.echo_time, s.repetition_time
-    contrast = s.vendor.get("AcquisitionContrast")
-    if contrast == "T2":
+    if s.vendor.get("AcquisitionContrast") == "T2":
         return "AcquisitionContrast T2"
-    if contrast in ("T1", *OTHER_CONTRASTS):  # the scanner's own word beats the thresholds
+    if s.vendor.get("AcquisitionContrast") in ("T1", *OTHER_CONTRASTS):  # the scanner's word beats the thresholds
         return None
     if te is not None and te >= 60 and (tr is None or tr >= 1000):
         return f"TE {te:g} ms >= 60" + (f", TR {tr:g} ms" if tr is not None else "")
@@ -269,10 +268,10 @@ T2_WEIGHTED = Cond("t2_weighted", _t2_weighted, "TE >= 60 ms and TR >= 1000 ms (
 
 
 def _t1_weighted(s: SetSummary) -> str | None:
-    contrast = s.vendor.get("AcquisitionContrast")
-    if contrast == "T1":
+    if s.vendor.get("AcquisitionContrast") == "T1":
         return "AcquisitionContrast T1"
-    if contrast in ("T2", "STIR", "DIFFUSION", *OTHER_CONTRASTS):  # the scanner's own word beats the thresholds
+    # the scanner's own word beats the thresholds
+    if s.vendor.get("AcquisitionContrast") in ("T2", "STIR", "DIFFUSION", *OTHER_CONTRASTS):
         return None
     gre = dce.t1_gre_evidence(s)
     if gre:

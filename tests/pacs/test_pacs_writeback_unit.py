@@ -33,7 +33,7 @@ def build(place: Placement) -> list[Dataset]:
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = STUDY, place.series_uid, place.sop_uid
     ds.SOPClassUID, ds.Modality, ds.SeriesNumber = "1.2.840.10008.5.1.4.1.1.88.33", "SR", 9901
     ds.InstanceNumber = place.instance_number
-    ds.ReferencedSOPInstanceUID = [p.SOPInstanceUID for p in place.previous]  # stands for the predecessors
+    ds.ImageComments = ",".join(p.SOPInstanceUID for p in place.previous)  # stands for the predecessors
     return [ds]
 
 
@@ -49,7 +49,7 @@ def test_unchanged_writes_nothing_and_a_change_replaces(caplog) -> None:  # noqa
     changed = write_once(pacs, STUDY, 9901, b, build)
     assert changed["action"] == "replaced" and changed["replaces"] == first["sop_instance_uid"]
     new = pacs.stored[-1]
-    assert list(new.ReferencedSOPInstanceUID) == [first["sop_instance_uid"]] and new.InstanceNumber == 2
+    assert new.ImageComments == first["sop_instance_uid"] and new.InstanceNumber == 2
     assert new.SeriesInstanceUID == pacs.stored[0].SeriesInstanceUID  # one result series per study
     back = write_once(pacs, STUDY, 9901, a, build)  # back to the first result: replaces the latest
     assert back["action"] == "replaced" and back["replaces"] == changed["sop_instance_uid"]

@@ -74,3 +74,28 @@ def test_two_single_images_alone_are_not_a_dce(exam: Path, tmp_path: Path) -> No
     result = sort_exam([copies], workers=1, progress=False)
     assert [s.label for s in result.sets] == [Label.T1, Label.T1]
     assert all(s.summary.dce_phase is None for s in result.sets)
+
+
+def test_a_whole_volume_outside_the_slab_is_not_called_partial(exam: Path, tmp_path: Path) -> None:
+    """A full 60-slice copy of the pre-contrast phase, shifted 30 mm (a repeat after repositioning),
+    keeps its T1 label: only single images and partial sets are taken out of the run."""
+    copy = tmp_path / "repeat"
+    copy.mkdir()
+    series = generate_uid()
+    for p in sorted(exam.rglob("*.dcm")):
+        if "orig" not in str(p.parent):
+            continue
+        ds = pydicom.dcmread(p)
+        if int(ds.InstanceNumber) > 60:
+            continue
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = series, generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.SeriesNumber = 950
+        ds.ImagePositionPatient = [float(ds.ImagePositionPatient[0]), float(ds.ImagePositionPatient[1]) + 30.0,
+                                   float(ds.ImagePositionPatient[2])]
+        ds.save_as(copy / p.name)
+    result = sort_exam([exam, copy], workers=1, progress=False)
+    (repeat,) = [s for s in result.sets if s.image_set.series_number == 950]
+    assert repeat.summary.dce_partial is None and repeat.classification.rule != "dce_partial"
+    dce = [s for s in result.sets if s.label in DCE_LABELS and s.image_set.series_number == 2]
+    assert [s.image_set.n_images for s in dce] == [60, 60, 60]

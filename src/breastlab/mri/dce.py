@@ -273,7 +273,7 @@ def assign_dce(
         if ok:
             groups[(st.study_uid, keys[i])].append(i)
     out = list(summaries)
-    runs: dict[tuple, tuple[int, int]] = {}  # (study, protocol) -> (phases, images per phase)
+    runs: dict[tuple, tuple[int, Geometry]] = {}  # (study, protocol) -> (phases, geometry of a phase)
     not_phase: dict[int, str] = {}
     for (study, key), members in groups.items():
         kept, why = _consistent_members(members, geo)
@@ -284,14 +284,19 @@ def assign_dce(
         for phase, (pos, sec) in enumerate(zip(order, seconds)):
             i = kept[pos]
             out[i] = replace(out[i], dce_phase=phase, dce_n_phases=len(kept), dce_seconds=sec, dce_timing=source)
-        runs[(study, _protocol(key))] = (len(kept), geo[kept[0]].n_images)
+        runs[(study, _protocol(key))] = (len(kept), geo[kept[0]])
     for i, ok in enumerate(candidate):
         if not ok or out[i].dce_phase is not None:
             continue
         run = runs.get((sets[i].study_uid, _protocol(keys[i])))
         if run is None:
             continue
-        reason = not_phase.get(i) or f"{geo[i].n_images} image(s) outside the run's slab"
-        out[i] = replace(out[i], dce_partial=f"{reason}, beside a dynamic acquisition of {run[0]} phases x "
-                                             f"{run[1]} images with the same sequence, TR, TE, flip and orientation")
+        n_phases, ref = run
+        problem = geo[i].consistent_with(ref) if geo[i].n_images >= MIN_PHASE_IMAGES else "a single image"
+        if problem is None:  # a whole volume elsewhere (a repeat after repositioning): stays what it is
+            continue
+        reason = not_phase.get(i) or (problem if problem == "a single image" else f"a partial set ({problem})")
+        out[i] = replace(out[i], dce_partial=f"{reason}, beside a dynamic acquisition of {n_phases} phases x "
+                                             f"{ref.n_images} images with the same sequence, TR, TE, flip and "
+                                             "orientation")
     return out, keys

@@ -63,7 +63,7 @@ def test_listen_receives_sorts_forwards_writes_back(orthanc, dce_study, tmp_path
         assert send(listener.port, dce_study[:3], called="WRONGAE") == []
         # as a real SCU does, a lost response is retried once more on a new association (see docs/pacs.md)
         retried: list[int] = []
-        acked = send(listener.port, dce_study, retries=2, timeout=10, attempts=retried)
+        acked = send(listener.port, dce_study, retries=2, timeout=30, attempts=retried)
         assert len(set(acked)) == len(dce_study)
         again = send(listener.port, dce_study[:5])  # duplicates: acknowledged, logged, not rewritten
         assert len(again) == 5
@@ -162,7 +162,9 @@ def test_listen_sigkill_mid_transfer_loses_nothing(dce_study, tmp_path) -> None:
             killed.set()
             listener.kill()
 
-    acked_before = send(listener.port, study, on_ack=kill_at, timeout=10)
+    # bounded but generous: on a loaded machine a C-STORE response can take more than 10 s (fsync);
+    # a lost response is retried on a new association, as SCUs do (the kill then ends the retries)
+    acked_before = send(listener.port, study, on_ack=kill_at, timeout=30, retries=2)
     assert killed.is_set() and 70 <= len(acked_before) < len(study)
     # the orphaned worker notices and exits: no stray process
     assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 20)
@@ -171,7 +173,7 @@ def test_listen_sigkill_mid_transfer_loses_nothing(dce_study, tmp_path) -> None:
     restarted = ListenProcess(tmp_path / "store", tmp_path / "out", port=None, quiet=1.5).start()
     try:
         # the sender retries the whole study (and, as SCUs do, a timed-out association once more)
-        acked_after = send(restarted.port, study, retries=2, timeout=10)
+        acked_after = send(restarted.port, study, retries=2, timeout=30)
         assert len(acked_after) == len(study)
         marker = tmp_path / "out" / study_pseudonym(str(study[0].StudyInstanceUID)) / "listen.json"
         assert wait_for(lambda: marker.exists() and json.loads(marker.read_text())["n_files"] == 180, 90), \

@@ -267,7 +267,7 @@ def assign_dce(
         The updated summaries and each set's acquisition key.
     """
     keys = [acquisition_key(st, sm) for st, sm in zip(sets, summaries)]
-    geo = [geometry(st) for st in sets]
+    geo = [geometry(st) if ok else Geometry(st.n_images, None) for st, ok in zip(sets, candidate)]
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, (st, ok) in enumerate(zip(sets, candidate)):
         if ok:

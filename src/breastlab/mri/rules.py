@@ -117,6 +117,23 @@ PHASE_IMAGE = Cond("phase_image", fieldmap.phase_evidence,
                    "phase/real/imaginary image: ImageType P/PHASE/R/I (or Philips P_FFE...), "
                    "ComplexImageComponent PHASE/REAL/IMAGINARY, GE (0043,102F) 1-3")
 
+#: sequences that are none of the labels, as the scanner names them (Siemens SequenceName ``*swi3d1r``,
+#: ``*tfi2d1`` TrueFISP, ``*ci3d`` CISS; GE pulse sequence ``fiesta``/``swan``; Philips technique ``BFFE``)
+SEQUENCE_OTHER_RE = re.compile(r"(?:^|\*)(?:SWI|TFI|CI3D)|FIESTA|SWAN|^BFFE$|^B-TFE", re.I)
+
+
+def _sequence_other(s: SetSummary) -> str | None:
+    for where, name in (("SequenceName", s.sequence_name or ""), ("GE pulse sequence", s.vendor.get("(0019,109C)", "")),
+                        ("Philips technique", s.vendor.get("(2001,1020)", ""))):
+        if name and SEQUENCE_OTHER_RE.search(name.strip()):
+            return f"{where} '{name}' (SWI/SSFP)"
+    return None
+
+
+SEQUENCE_OTHER = Cond("sequence_other", _sequence_other,
+                      "the scanner's sequence name is SWI or steady-state free precession (TrueFISP, CISS, FIESTA, "
+                      "SWAN, balanced FFE)")
+
 #: AcquisitionContrast (0008,9209) values that are none of the labels' weightings
 OTHER_CONTRASTS = ("PROTON_DENSITY", "T2_STAR", "FLOW_ENCODED", "FLUID_ATTENUATED", "TAGGING", "TOF")
 
@@ -326,6 +343,8 @@ RULES: tuple[Rule, ...] = (
     Rule("dce_delayed", Label.DCE_DELAYED, (DCE_PHASE2,), 0.9, "later post-contrast time points"),
     Rule("epi_other", Label.OTHER, (EPI,), 0.7, "echo-planar without diffusion evidence (BOLD, perfusion)"),
     Rule("other_contrast", Label.OTHER, (OTHER_CONTRAST,), 0.8, "the scanner declares a contrast none of the labels has"),
+    Rule("sequence_other", Label.OTHER, (SEQUENCE_OTHER,), 0.8,
+         "SWI and SSFP are short-TR gradient echoes the T1 thresholds would catch"),
     Rule("stir", Label.T2WI_FS, (STIR,), 0.85, "STIR is a fat-suppressed T2-weighted image"),
     Rule("t2_fs", Label.T2WI_FS, (T2_WEIGHTED, FAT_SUPPRESSED), 0.9, "long TE/TR with fat suppression"),
     Rule("t2", Label.T2WI, (T2_WEIGHTED, NOT(FAT_SUPPRESSED)), 0.85, "long TE/TR without fat suppression"),

@@ -74,6 +74,34 @@ def pacs_files(root: Path) -> list[Path]:
     return chosen
 
 
+READY_TIMEOUT = 120.0  # seconds: generous for a loaded machine, but bounded
+
+
+def wait_until_ready(server: OrthancServer, timeout: float = READY_TIMEOUT) -> None:
+    """Retry until Orthanc answers a DICOMweb query and a C-ECHO (bounded), before the first real request.
+
+    ``OrthancServer.start`` returns once the REST API answers; on a loaded machine the DICOMweb
+    plug-in's routes and the DICOM port may lag behind it.
+    """
+    import time
+    import urllib.error
+
+    from breastlab.pacs.dimse import DimsePacs
+    from breastlab.pacs.errors import PacsError
+
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        try:
+            server.rest("GET", "/dicom-web/studies?limit=1", timeout=10)
+            DimsePacs.from_url(server.dimse_url, calling_aet=OUR_AET, timeout=10).echo()
+            return
+        except (OSError, urllib.error.URLError, PacsError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.5)
+    raise RuntimeError(f"Orthanc at {server.base_url} not ready within {timeout:.0f} s ({last})")
+
+
 @pytest.fixture(scope="session")
 def pacs_tools() -> None:
     missing = missing_tools()
@@ -91,9 +119,11 @@ def orthanc(pacs_tools, tmp_path_factory) -> Iterator[LoadedPacs]:  # noqa: ANN0
     if not files:
         pytest.skip(f"none of {PACS_DATA} under {root}")
     scp_port = free_port()
-    server = OrthancServer(tmp_path_factory.mktemp("orthanc"), modalities={OUR_AET: ("127.0.0.1", scp_port)})
-    server.start()
+    server = OrthancServer(tmp_path_factory.mktemp("orthanc"), modalities={OUR_AET: ("127.0.0.1", scp_port)},
+                           keep_alive=False)
+    server.start(timeout=READY_TIMEOUT)
     try:
+        wait_until_ready(server)
         accepted = server.upload_files(files)
         yield LoadedPacs(server, accepted, scp_port)
     finally:

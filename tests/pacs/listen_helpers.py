@@ -32,7 +32,7 @@ class ListenProcess:
         self.log = out.parent / f"listen-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> ListenProcess:
+    def start(self, timeout: float = 120.0) -> ListenProcess:  # bounded, generous on a loaded machine
         from pynetdicom import AE
         from pynetdicom.sop_class import Verification
 
@@ -84,7 +84,7 @@ class ListenProcess:
 
 def send(port: int, datasets: Sequence[Any], *, aet: str = SENDER_AET, acked: list[str] | None = None,
          on_ack: Callable[[int], None] | None = None, timeout: float = 30.0, retries: int = 0,
-         attempts: list[int] | None = None) -> list[str]:
+         attempts: list[int] | None = None, called: str = "BREASTLAB") -> list[str]:
     """C-STORE ``datasets``; returns the SOP UIDs acknowledged with success.
 
     Like a real SCU, with ``retries`` a failed association (no response in ``timeout``, dropped) is
@@ -100,7 +100,7 @@ def send(port: int, datasets: Sequence[Any], *, aet: str = SENDER_AET, acked: li
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
         for cls in sorted({str(ds.SOPClassUID) for ds in todo}):
             ae.add_requested_context(cls)
-        assoc = ae.associate("127.0.0.1", port, ae_title="BREASTLAB")
+        assoc = ae.associate("127.0.0.1", port, ae_title=called)
         if not assoc.is_established:
             break
         sent = 0

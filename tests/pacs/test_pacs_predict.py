@@ -70,3 +70,12 @@ def test_predict_writes_sr_and_overlays_to_pacs(pacs_env, small_model, tmp_path)
     sr.save_as(path, enforce_file_format=True)
     dump = subprocess.run([shutil.which("dsrdump"), str(path)], capture_output=True, text=True, timeout=60)
     assert dump.returncode == 0 and "Probability of malignancy" in dump.stdout
+    # the same prediction again: nothing new is written (issue 17)
+    again = runner.invoke(app, ["predict", str(small_model), str(tmp_path / "cases.csv"), "--out",
+                                str(tmp_path / "pred2"), "--no-progress", "--pacs", pacs_env.dicomweb_url])
+    assert again.exit_code == 0, again.output
+    info2 = json.loads((tmp_path / "pred2" / "pacs_writeback.json").read_text())
+    assert {s["action"] for s in info2["studies"]} == {"unchanged"}
+    assert sum(s["n_stored"] for s in info2["studies"]) == 0 and "unchanged: nothing written" in again.output
+    assert ({s["sr_sop_instance_uid"] for s in info2["studies"]} ==
+            {s["sr_sop_instance_uid"] for s in info["studies"]})

@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
         aet: str = typer.Option("BREASTLAB", "--aet", help="Our AE title."),
         allow_aet: list[str] | None = typer.Option(None, "--allow-aet",
                                                    help="Accept only these calling AE titles [default: any]."),
+        any_called_aet: bool = typer.Option(False, "--any-called-aet",
+                                            help="Accept associations that call any AE title [default: only --aet]."),
         allow_host: list[str] | None = typer.Option(
             None, "--allow-host", help="Accept C-STORE only from these addresses (default: loopback)."),
         quiet: float = typer.Option(10.0, "--quiet-seconds", min=0.0,
@@ -64,6 +66,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(str(exc)) from None
         config = ListenConfig(
             store_dir=store, out_dir=out, port=port, host=host, aet=aet, allowed_aets=tuple(allow_aet or ()),
+            check_called_aet=not any_called_aet,
             allowed_hosts=tuple(allow_host or ("127.0.0.1", "::1")), quiet_seconds=quiet, forward=forward,
             forward_labels=tuple(forward_label or ()), write_back=write_back, calling_aet=calling_aet,
             keep_phi=keep_phi, timeout=timeout, max_seconds=max_seconds,

@@ -70,7 +70,13 @@ def sort(
     msg = (f"{len(result.studies)} studies, {len(result.records)} images in {len(result.sets)} image sets; "
            f"{len(result.skipped)} instances skipped; {result.seconds:.1f} s. Outputs in {out}")
     if result.written_back:
-        msg += f"; {len(result.written_back)} result SR(s) stored on the PACS"
+        actions = [w["action"] for w in result.written_back]
+        stored = len(actions) - actions.count("unchanged")
+        msg += f"; {stored} result SR(s) stored on the PACS"
+        if stored < len(actions):
+            msg += f" ({actions.count('unchanged')} unchanged: nothing written)"
+        if "replaced" in actions:
+            msg += f" ({actions.count('replaced')} replacing an earlier SR)"
     console.print(msg, soft_wrap=True)
     if not result.records:
         fail("the PACS studies held no sortable image (see skipped.csv)", 3)

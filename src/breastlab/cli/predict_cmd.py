@@ -81,7 +81,10 @@ def register(app: typer.Typer) -> None:
 
             info = write_predictions_to_pacs(out, input_path, res, pacs, model_file=model,
                                              calling_aet=calling_aet)  # PacsError: exit 3
-            n_sc = sum(s["n_overlays"] for s in info["studies"])
-            console.print(f"stored {len(info['studies'])} prediction SR(s) and {n_sc} overlay image(s) on "
-                          f"{info['pacs']} (research output)")
+            changed = [s for s in info["studies"] if s["action"] != "unchanged"]
+            n_sc = sum(s["n_overlays"] for s in changed)
+            same = len(info["studies"]) - len(changed)
+            console.print(f"stored {len(changed)} prediction SR(s) and {n_sc} overlay image(s) on "
+                          f"{info['pacs']} (research output)"
+                          + (f"; {same} unchanged: nothing written" if same else ""))
         typer.echo(str(res["predictions"]))

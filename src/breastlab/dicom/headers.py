@@ -689,6 +689,9 @@ def _group_fields(group: Node, out: dict, vendor: dict[str, str]) -> None:
         contrast = item.str(0x00089209)
         if contrast:
             vendor["AcquisitionContrast"] = contrast.upper()
+        component = item.str(0x00089208)  # ComplexImageComponent: MAGNITUDE, PHASE, REAL, IMAGINARY, MIXED
+        if component:
+            vendor["ComplexImageComponent"] = component.upper()
     for item in group.seq(MR_TIMING):
         if 0x00180080 in item:
             out["repetition_time"] = item.float(0x00180080)
@@ -744,11 +747,15 @@ def _vendor_hints(node: Node, manufacturer: str | None) -> dict[str, str]:
         if value is not None:
             hints[key] = value
 
+    component = node.str(0x00089208)  # ComplexImageComponent at the top level (enhanced MR)
+    if component:
+        hints["ComplexImageComponent"] = component.upper()
     if manufacturer == "PHILIPS" or 0x20010010 in node:
         put("(2001,1004)", 0x2001, "Philips Imaging DD 001", 0x04, 0x20011004, "PHILIPS")
         put("(2001,1020)", 0x2001, "Philips Imaging DD 001", 0x20, 0x20011020, "PHILIPS")
     if manufacturer == "GE" or 0x00430010 in node:
         put("(0019,109C)", 0x0019, "GEMS_ACQU_01", 0x9C, 0x0019109C, "GE")  # pulse sequence name
+        put("(0043,102F)", 0x0043, "GEMS_PARM_01", 0x2F, 0x0043102F, "GE", "SS")  # 0 mag, 1 phase, 2 real, 3 imag
     if manufacturer == "SIEMENS":
         put("(0019,100A)", 0x0019, "SIEMENS MR HEADER", 0x0A, 0x0019100A, "SIEMENS", "US")
         # NumberOfImagesInMosaic: read by no rule; it checks that an implicit-VR private

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from breastlab.core.labels import DWI_LABELS, Label
 from breastlab.core.privacy import hashed_id
-from breastlab.mri import dce, diffusion, rules
+from breastlab.mri import dce, diffusion, fieldmap, rules
 from breastlab.mri.features import SetSummary, summarize
 from breastlab.mri.imageset import ImageSet
 
@@ -104,7 +104,7 @@ def classify_image_sets(
     Returns:
         One :class:`LabelledSet` per image set, in the same order, with a unique ``set_id``.
     """
-    summaries = [summarize(s) for s in sets]
+    summaries = fieldmap.series_context(sets, [summarize(s) for s in sets])
     first = [classify_summary(s, b_threshold=b_threshold) for s in summaries]
     candidate = [_is_candidate(s, c) for s, c in zip(summaries, first)]
     summaries, keys = dce.assign_dce(sets, summaries, candidate)

@@ -8,7 +8,10 @@ or both (a separate pre-contrast series followed by a multi-phase series).
 * A candidate is a T1-weighted gradient echo (:func:`t1_gre_evidence`) or a set
   whose name says dynamic (:data:`DYNAMIC_NAME`), that the rule table did not
   already call localizer, MIP, subtraction, derived map or diffusion.
-* It is DCE only with **≥2 time points**. A single time point stays ``T1``.
+* It is DCE only with **≥2 time points** that look like phases of one run (same slice
+  count and coverage within a tolerance, :class:`Geometry`; same orientation, in the key).
+  A single time point stays ``T1``; a single image is never a phase; a single image or
+  partial set beside a run of the same protocol is marked ``dce_partial`` (``OTHER``).
 * Phase 0 (``DCE_pre``) is the earliest, 1 is ``DCE_early``, ≥2 ``DCE_delayed``.
 * Order and seconds come from the first header that is present on every time
   point and differs between them: FrameAcquisitionDateTime, AcquisitionTime,
@@ -28,9 +31,10 @@ from dataclasses import dataclass, replace
 
 from breastlab.dicom.records import InstanceRecord
 from breastlab.dicom.times import DAY, parse_dicom_datetime, unwrap_midnight
+from breastlab.mri import fieldmap
 from breastlab.mri.features import SetSummary, summarize_records
 from breastlab.mri.imageset import ImageSet
-from breastlab.mri.names import LOCALIZER_NAME_RE
+from breastlab.mri.names import LOCALIZER_NAME_RE, without_bids_entities
 
 GRE_NAME = re.compile(
     r"FL3D|FL2D|\*?FL\d|TFL|VIBE|FLASH|MPRAGE|MP-RAGE|FGRE|FSPGR|SPGR|BRAVO|LAVA|VIBRANT|DISCO|"
@@ -64,7 +68,7 @@ def t1_gre_evidence(s: SetSummary) -> str | None:
 
 
 def dynamic_name_evidence(s: SetSummary) -> str | None:
-    m = DYNAMIC_NAME.search(s.description_names)
+    m = DYNAMIC_NAME.search(without_bids_entities(s.description_names))
     return f"name '{m.group(0)}'" if m else None
 
 
@@ -76,6 +80,8 @@ def may_be_dynamic(records: Sequence[InstanceRecord]) -> bool:
     if "LOCALIZER" in s.image_type or LOCALIZER_NAME_RE.search(s.names):  # ImageType value, not the label
         return False
     if "EP" in s.scanning_sequence or "DIFFUSION" in s.image_type:
+        return False
+    if fieldmap.phase_evidence(s) or fieldmap.field_map_evidence(s):  # echoes of a field map are not time points
         return False
     return bool(t1_gre_evidence(s) or dynamic_name_evidence(s))
 
@@ -169,12 +175,87 @@ def order_time_points(sets: Sequence[ImageSet]) -> tuple[list[int], list[float |
     return order, [None] * len(sets), "series order (no usable timing)"
 
 
+#: a DCE phase is a volume: a set of fewer images is never a phase
+MIN_PHASE_IMAGES = 2
+#: phases of one run hold the same number of slices and cover the same length, within these
+SLICE_COUNT_TOLERANCE = 0.1  # fraction of the reference phase's images (at least 1 image)
+COVERAGE_TOLERANCE_MM = 5.0  # or 10 % of the reference coverage, whichever is larger
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What a phase must share with the other phases of its run (orientation is in the key)."""
+
+    n_images: int
+    coverage: float | None  # mm between the outermost slices along the slice normal
+
+    def consistent_with(self, ref: Geometry) -> str | None:
+        """None when consistent with ``ref``, else why not (one line)."""
+        if abs(self.n_images - ref.n_images) > max(1.0, SLICE_COUNT_TOLERANCE * ref.n_images):
+            return f"{self.n_images} images against {ref.n_images} in the other phases"
+        if self.coverage is not None and ref.coverage is not None:
+            if abs(self.coverage - ref.coverage) > max(COVERAGE_TOLERANCE_MM, 0.1 * ref.coverage):
+                return f"covers {self.coverage:.0f} mm against {ref.coverage:.0f} mm in the other phases"
+        return None
+
+
+def geometry(image_set: ImageSet) -> Geometry:
+    """Slice count and coverage (along the normal of the first image's orientation) of a set."""
+    coverage = None
+    o = image_set.first.image_orientation
+    if o is not None and len(o) == 6:
+        normal = (o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3])
+        along = [sum(p[i] * normal[i] for i in range(3)) for p in (r.image_position for r in image_set.records)
+                 if p is not None and len(p) == 3]
+        if along:
+            coverage = max(along) - min(along)
+    return Geometry(image_set.n_images, coverage)
+
+
+def _protocol(key: str) -> str:
+    """The acquisition key without the slab centre: what a partial copy shares with its run."""
+    return key.rsplit("|C", 1)[0]
+
+
+def _consistent_members(members: list[int], geo: list[Geometry]) -> tuple[list[int], dict[int, str]]:
+    """The members that look like phases of one run, and why each other member does not."""
+    why: dict[int, str] = {}
+    volumes = []
+    for i in members:
+        if geo[i].n_images < MIN_PHASE_IMAGES:
+            why[i] = f"a single image ({geo[i].n_images} image), not a volume"
+        else:
+            volumes.append(i)
+    if not volumes:
+        return [], why
+    counts: dict[int, int] = defaultdict(int)
+    for i in volumes:
+        counts[geo[i].n_images] += 1
+    ref_n = max(counts, key=lambda n: (counts[n], n))
+    ref = geo[next(i for i in volumes if geo[i].n_images == ref_n)]
+    kept = []
+    for i in volumes:
+        problem = geo[i].consistent_with(ref)
+        if problem:
+            why[i] = f"a partial set ({problem})"
+        else:
+            kept.append(i)
+    return kept, why
+
+
 def assign_dce(
     sets: Sequence[ImageSet],
     summaries: Sequence[SetSummary],
     candidate: Sequence[bool],
 ) -> tuple[list[SetSummary], list[str]]:
     """Fill the ``dce_*`` fields of candidate summaries that form dynamic acquisitions.
+
+    A group of candidates with one acquisition key becomes a run when at least two of
+    its sets are geometrically consistent (:class:`Geometry`: slice count and coverage;
+    orientation is part of the key); single images are never phases. A candidate that
+    is not a phase but shares the protocol (the key without its slab centre) of a run in
+    its study (a saved key image, an edited re-export of one slice, a partial copy) gets
+    ``dce_partial``: the reason, which the rule table turns into ``OTHER``/``DERIVED``.
 
     Args:
         sets: every image set of the input.
@@ -186,18 +267,36 @@ def assign_dce(
         The updated summaries and each set's acquisition key.
     """
     keys = [acquisition_key(st, sm) for st, sm in zip(sets, summaries)]
+    geo = [geometry(st) if ok else Geometry(st.n_images, None) for st, ok in zip(sets, candidate)]
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, (st, ok) in enumerate(zip(sets, candidate)):
         if ok:
             groups[(st.study_uid, keys[i])].append(i)
     out = list(summaries)
-    for members in groups.values():
-        if len(members) < 2:
+    runs: dict[tuple, tuple[int, Geometry]] = {}  # (study, protocol) -> (phases, geometry of a phase)
+    not_phase: dict[int, str] = {}
+    for (study, key), members in groups.items():
+        kept, why = _consistent_members(members, geo)
+        not_phase.update(why)
+        if len(kept) < 2:
             continue
-        order, seconds, source = order_time_points([sets[i] for i in members])
+        order, seconds, source = order_time_points([sets[i] for i in kept])
         for phase, (pos, sec) in enumerate(zip(order, seconds)):
-            i = members[pos]
-            out[i] = replace(
-                out[i], dce_phase=phase, dce_n_phases=len(members), dce_seconds=sec, dce_timing=source
-            )
+            i = kept[pos]
+            out[i] = replace(out[i], dce_phase=phase, dce_n_phases=len(kept), dce_seconds=sec, dce_timing=source)
+        runs[(study, _protocol(key))] = (len(kept), geo[kept[0]])
+    for i, ok in enumerate(candidate):
+        if not ok or out[i].dce_phase is not None:
+            continue
+        run = runs.get((sets[i].study_uid, _protocol(keys[i])))
+        if run is None:
+            continue
+        n_phases, ref = run
+        problem = geo[i].consistent_with(ref) if geo[i].n_images >= MIN_PHASE_IMAGES else "a single image"
+        if problem is None:  # a whole volume elsewhere (a repeat after repositioning): stays what it is
+            continue
+        reason = not_phase.get(i) or (problem if problem == "a single image" else f"a partial set ({problem})")
+        out[i] = replace(out[i], dce_partial=f"{reason}, beside a dynamic acquisition of {n_phases} phases x "
+                                             f"{ref.n_images} images with the same sequence, TR, TE, flip and "
+                                             "orientation")
     return out, keys

@@ -41,12 +41,17 @@ class SetSummary:
     n_images: int = 1
     n_series_timepoints: int = 1
     contrast_agent: str | None = None
+    sop_class_uid: str | None = None
     vendor: dict[str, str] = field(default_factory=dict)
+    # filled by breastlab.mri.classify (series context)
+    series_echo_times: tuple[float, ...] = ()  # distinct echo times of the whole series
+    series_has_phase: bool = False  # some image set of the series is a phase/real/imaginary image
     # filled by breastlab.mri.dce (study context)
     dce_phase: int | None = None
     dce_n_phases: int | None = None
     dce_seconds: float | None = None
     dce_timing: str | None = None  # which header ordered the phases
+    dce_partial: str | None = None  # why a candidate is not a phase (single image, partial copy beside a run)
 
     @property
     def names(self) -> str:
@@ -129,6 +134,7 @@ def summarize_records(
         n_images=len(recs),
         n_series_timepoints=n_series_timepoints,
         contrast_agent=_common(r.contrast_agent for r in recs),
+        sop_class_uid=_common(r.sop_class_uid for r in recs),
         vendor=vendor,
     )
 

@@ -4,14 +4,16 @@ A *series* is every record with one SeriesInstanceUID. A series is split into
 *image sets* when it holds several things, in this order:
 
 1. **kind**: a scanner-made isotropic trace (``is_derived_trace`` at b>0, e.g.
-   Philips (2001,1004)='I') and images with a different ImageType are kept apart;
+   Philips (2001,1004)='I') and images with a different ImageType or complex component
+   (ComplexImageComponent, GE (0043,102F): magnitude/phase/real/imaginary) are kept apart;
 2. **b-value**: a series with two or more distinct b-values gets one set per
    b-value (directions of one b-value stay together). A b-value alone does not
    make a series diffusion; it only separates images that differ;
 3. **time point**: a series that may be dynamic (``temporal_split`` decides; by
    default a T1-weighted gradient echo or a series named dynamic, see
    :func:`breastlab.mri.dce.may_be_dynamic`) is split by the first header key that
-   partitions it into complete volumes: TemporalPositionIdentifier,
+   partitions it into complete volumes (never a series that holds magnitude and
+   phase images: a field map's echoes are not time points): TemporalPositionIdentifier,
    TemporalPositionIndex, TriggerTime, AcquisitionNumber,
    FrameAcquisitionDateTime, ContentTime, AcquisitionTime; failing all of them,
    by repeated slice positions ordered in time.
@@ -173,6 +175,15 @@ def canon_b0(recs: list[InstanceRecord]) -> list[InstanceRecord]:
     ]
 
 
+_NOT_MAGNITUDE = {"PHASE": "PHASE", "REAL": "REAL", "IMAGINARY": "IMAGINARY", "1": "PHASE", "2": "REAL", "3": "IMAGINARY"}
+
+
+def _component(r: InstanceRecord) -> str:
+    """``PHASE``, ``REAL`` or ``IMAGINARY`` where the frame says so (enhanced ComplexImageComponent,
+    GE (0043,102F)); ``""`` for magnitude or unsaid."""
+    return _NOT_MAGNITUDE.get(r.vendor.get("ComplexImageComponent") or r.vendor.get("(0043,102F)", "").strip(), "")
+
+
 def _is_trace(r: InstanceRecord) -> bool:
     return bool(r.is_derived_trace) and (r.b_value or 0) > 0
 
@@ -207,10 +218,13 @@ def group_image_sets(
         # 1. kind
         kinds: dict[tuple, list[InstanceRecord]] = defaultdict(list)
         for r in recs:
-            kinds[(_is_trace(r), r.image_type)].append(r)
-        multi_type = len({itype for _, itype in kinds}) > 1
-        for (trace, itype), krecs in sorted(kinds.items(), key=lambda kv: (kv[0][0], record_sort_key(kv[1][0]))):
-            kind_label = _join("trace" if trace else "", "ImageType=" + "\\".join(itype) if multi_type else "")
+            kinds[(_is_trace(r), r.image_type, _component(r))].append(r)
+        multi_type = len({itype for _, itype, _ in kinds}) > 1
+        multi_component = len({comp for _, _, comp in kinds}) > 1
+        for (trace, itype, comp), krecs in sorted(kinds.items(),
+                                                  key=lambda kv: (kv[0][0], record_sort_key(kv[1][0]))):
+            kind_label = _join(_join("trace" if trace else "", "ImageType=" + "\\".join(itype) if multi_type else ""),
+                               f"component={comp or 'MAGNITUDE'}" if multi_component else "")
             # 2. b-value
             bgroups: dict[float | None, list[InstanceRecord]] = defaultdict(list)
             for r in krecs:
@@ -221,7 +235,8 @@ def group_image_sets(
                     parts.append((_join(kind_label, label), bgroups[b], None, 1))
                 continue
             # 3. time points
-            split = split_by_time(krecs) if temporal_split(krecs) else None
+            # a series holding magnitude and phase (a field map) has echoes, not time points
+            split = split_by_time(krecs) if not multi_component and temporal_split(krecs) else None
             if split is None:
                 parts.append((kind_label, krecs, None, 1))
             else:

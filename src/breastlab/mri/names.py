@@ -17,3 +17,23 @@ LOCALIZER_NAME_RE = re.compile(
     r"LOCALI[SZ]ER|(?<![A-Z])LOC(?![A-Z])|3.?PLANE|TRI.?PILOT|SURVEY|SCOUT|SMARTEXAM|AAHEAD|(?<![A-Z])CAL(?:IBRATION)?(?![A-Z])|ASSET.?CAL",
     re.I,
 )
+
+#: BIDS ``key-value`` entities (``task-fa``, ``acq-tfl``, ``run-1``): the value names a task,
+#: an acquisition label or a count chosen by a person, never what the image is
+BIDS_ENTITY_RE = re.compile(
+    r"(?<![A-Z0-9])(?:SUB|SES|TASK|ACQ|CE|TRC|STAIN|REC|DIR|RUN|MOD|ECHO|FLIP|INV|MT|PART|RECORDING|SPACE|DESC|LABEL)"
+    r"-[A-Z0-9]+",
+    re.I,
+)
+
+
+def without_bids_entities(text: str) -> str:
+    """``text`` with BIDS ``key-value`` entities blanked, so their values are not read as words.
+
+    Example:
+        >>> without_bids_entities("FUNC-BOLD_TASK-FA_RUN-1")
+        'FUNC-BOLD_ _ '
+        >>> without_bids_entities("DTI_FA")
+        'DTI_FA'
+    """
+    return BIDS_ENTITY_RE.sub(" ", text)

@@ -18,7 +18,7 @@ Example:
     >>> rule.name, rule.label, evidence
     ('t2_fs', <Label.T2WI_FS: 'T2WI_FS'>, ['TE 90 ms >= 60, TR 4500 ms', 'ScanOptions FS'])
     >>> [r.name for r in RULES][:3]
-    ['non_mr', 'localizer_type', 'localizer_name']
+    ['non_mr', 'localizer_type', 'field_map']
 """
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from breastlab.core.labels import LABELS, Label
-from breastlab.mri import dce, diffusion
+from breastlab.mri import dce, diffusion, fieldmap
 from breastlab.mri.features import SetSummary
-from breastlab.mri.names import LOCALIZER_NAME_RE
+from breastlab.mri.names import LOCALIZER_NAME_RE, without_bids_entities
 
 DWI = "DWI"  # placeholder, not a label: resolved to DWI_low or DWI_high from the b-value
 
@@ -83,7 +83,7 @@ def _tok(pattern: str) -> re.Pattern:
 def _name(pattern: re.Pattern, where: str = "names") -> Callable[[SetSummary], str | None]:
     def test(s: SetSummary) -> str | None:
         text = getattr(s, where)
-        m = pattern.search(text)
+        m = pattern.search(without_bids_entities(text))  # 'task-fa' names a task, not FA
         return f"name '{m.group(0).strip()}' in '{text}'" if m else None
 
     return test
@@ -102,6 +102,67 @@ def _itype(*tokens: str, prefix: bool = False) -> Callable[[SetSummary], str | N
 
 
 # --------------------------------------------------------------------------- conditions
+
+def _not_original(s: SetSummary) -> str | None:
+    return None if s.image_type[:1] == ("ORIGINAL",) else f"ImageType {_it(s) or 'absent'} (not ORIGINAL)"
+
+
+#: a name may label a computed image only when the scanner did not mark it ORIGINAL
+NOT_ORIGINAL = Cond("not_original", _not_original, "ImageType is not ORIGINAL (absent, DERIVED, ...)")
+
+FIELD_MAP = Cond("field_map", fieldmap.field_map_evidence,
+                 "field map: Siemens fm2d/fm3d sequence, GE B0map/fieldmap pulse sequence, ImageType B0 MAP, "
+                 "or two or more echoes with phase images in one series")
+PHASE_IMAGE = Cond("phase_image", fieldmap.phase_evidence,
+                   "phase/real/imaginary image: ImageType P/PHASE/R/I (or Philips P_FFE...), "
+                   "ComplexImageComponent PHASE/REAL/IMAGINARY, GE (0043,102F) 1-3")
+
+#: sequences that are none of the labels, as the scanner names them (Siemens SequenceName ``*swi3d1r``,
+#: ``*tfi2d1`` TrueFISP, ``*ci3d`` CISS; GE pulse sequence ``fiesta``/``swan``; Philips technique ``BFFE``)
+SEQUENCE_OTHER_RE = re.compile(r"(?:^|\*)(?:SWI|TFI|CI3D)|FIESTA|SWAN|^BFFE$|^B-TFE", re.I)
+
+
+def _sequence_other(s: SetSummary) -> str | None:
+    for where, name in (("SequenceName", s.sequence_name or ""), ("GE pulse sequence", s.vendor.get("(0019,109C)", "")),
+                        ("Philips technique", s.vendor.get("(2001,1020)", ""))):
+        if name and SEQUENCE_OTHER_RE.search(name.strip()):
+            return f"{where} '{name}' (SWI/SSFP)"
+    return None
+
+
+SEQUENCE_OTHER = Cond("sequence_other", _sequence_other,
+                      "the scanner's sequence name is SWI or steady-state free precession (TrueFISP, CISS, FIESTA, "
+                      "SWAN, balanced FFE)")
+
+#: AcquisitionContrast (0008,9209) values that are none of the labels' weightings
+OTHER_CONTRASTS = ("PROTON_DENSITY", "T2_STAR", "FLOW_ENCODED", "FLUID_ATTENUATED", "TAGGING", "TOF")
+
+
+def _other_contrast(s: SetSummary) -> str | None:
+    c = s.vendor.get("AcquisitionContrast")
+    return f"AcquisitionContrast {c}" if c in OTHER_CONTRASTS else None
+
+
+OTHER_CONTRAST = Cond("other_contrast", _other_contrast,
+                      "AcquisitionContrast PROTON_DENSITY, T2_STAR, FLOW_ENCODED, FLUID_ATTENUATED, TAGGING or TOF")
+
+
+def _dce_partial(s: SetSummary) -> str | None:
+    return s.dce_partial
+
+
+def _secondary(s: SetSummary) -> str | None:
+    if (s.sop_class_uid or "").startswith("1.2.840.10008.5.1.4.1.1.7"):
+        return f"Secondary Capture (SOP class {s.sop_class_uid})"
+    if s.image_type[:1] == ("DERIVED",) or s.image_type[1:2] == ("SECONDARY",):
+        return f"ImageType {_it(s)}"
+    return None
+
+
+DCE_PARTIAL = Cond("dce_partial", _dce_partial,
+                   "a single image or partial set beside a dynamic acquisition of the same protocol, "
+                   "or not geometrically consistent with the other phases")
+SECONDARY = Cond("secondary", _secondary, "Secondary Capture, ImageType DERIVED or SECONDARY")
 
 NON_MR = Cond("non_mr", lambda s: f"Modality {s.modality}" if s.modality and s.modality != "MR" else None,
               "Modality is not MR")
@@ -169,7 +230,9 @@ EPI = Cond("epi", diffusion.is_epi, "echo-planar (ScanningSequence EP, EPI/BOLD/
 
 
 def _stir(s: SetSummary) -> str | None:
-    m = _tok(r"STIR|TIRM|T2.?IR").search(s.names)
+    if s.vendor.get("AcquisitionContrast") == "STIR":
+        return "AcquisitionContrast STIR"
+    m = _tok(r"STIR|TIRM|T2.?IR").search(without_bids_entities(s.names))
     if m:
         return f"name '{m.group(0)}'"
     ti, tr = s.inversion_time, s.repetition_time
@@ -195,7 +258,8 @@ def _fat_suppressed(s: SetSummary) -> str | None:
     itype = set(s.image_type)
     if itype & {"W", "WATER"} and not itype & {"F", "FAT"}:
         return f"Dixon water image (ImageType {_it(s)})"
-    m = _tok(r"SPAIR|SPIR|FAT.?SAT\w*|FATSAT|FS|F\.S\.|WATER|DIXON.?W|IDEAL.?W\w*|FLEX.?W\w*|SPECIAL|PROSET").search(s.names)
+    m = _tok(r"SPAIR|SPIR|FAT.?SAT\w*|FATSAT|FS|F\.S\.|WATER|DIXON.?W|IDEAL.?W\w*|FLEX.?W\w*|SPECIAL|PROSET").search(
+        without_bids_entities(s.names))
     if m:
         return f"name '{m.group(0)}'"
     return None
@@ -210,6 +274,8 @@ def _t2_weighted(s: SetSummary) -> str | None:
     te, tr = s.echo_time, s.repetition_time
     if s.vendor.get("AcquisitionContrast") == "T2":
         return "AcquisitionContrast T2"
+    if s.vendor.get("AcquisitionContrast") in ("T1", *OTHER_CONTRASTS):  # the scanner's word beats the thresholds
+        return None
     if te is not None and te >= 60 and (tr is None or tr >= 1000):
         return f"TE {te:g} ms >= 60" + (f", TR {tr:g} ms" if tr is not None else "")
     return None
@@ -221,6 +287,9 @@ T2_WEIGHTED = Cond("t2_weighted", _t2_weighted, "TE >= 60 ms and TR >= 1000 ms (
 def _t1_weighted(s: SetSummary) -> str | None:
     if s.vendor.get("AcquisitionContrast") == "T1":
         return "AcquisitionContrast T1"
+    # the scanner's own word beats the thresholds
+    if s.vendor.get("AcquisitionContrast") in ("T2", "STIR", "DIFFUSION", *OTHER_CONTRASTS):
+        return None
     gre = dce.t1_gre_evidence(s)
     if gre:
         return gre
@@ -248,23 +317,34 @@ ALWAYS = Cond("always", lambda s: "no rule matched", "always holds")
 RULES: tuple[Rule, ...] = (
     Rule("non_mr", Label.OTHER, (NON_MR,), 0.95, "not an MR image (e.g. SEG, SR, PR)"),
     Rule("localizer_type", Label.LOCALIZER, (LOCALIZER_TYPE,), 0.95, "scanner marks it a localizer"),
+    Rule("field_map", Label.OTHER, (FIELD_MAP,), 0.9, "a B0 field map (magnitude or phase) is no weighting"),
+    Rule("phase_image", Label.OTHER, (PHASE_IMAGE,), 0.9, "a phase, real or imaginary image is no weighting"),
     Rule("localizer_name", Label.LOCALIZER, (LOCALIZER_NAME,), 0.85, "named localizer/survey/scout/calibration"),
     Rule("mip_type", Label.MIP, (MIP_TYPE,), 0.95, "scanner marks it a projection"),
-    Rule("mip_name", Label.MIP, (MIP_NAME,), 0.85, "named MIP"),
+    Rule("mip_name", Label.MIP, (MIP_NAME, NOT_ORIGINAL), 0.85, "named MIP, not marked ORIGINAL"),
     Rule("sub_type", Label.SUB, (SUB_TYPE,), 0.95, "scanner marks it a subtraction"),
-    Rule("sub_name", Label.SUB, (SUB_NAME,), 0.8, "named subtraction"),
+    Rule("sub_name", Label.SUB, (SUB_NAME, NOT_ORIGINAL), 0.8, "named subtraction, not marked ORIGINAL"),
     Rule("adc_type", Label.ADC, (ADC_TYPE,), 0.95, "scanner marks it an ADC map"),
-    Rule("adc_name", Label.ADC, (ADC_NAME, SINGLE_B, NOT(DERIVED_MAP_TYPE)), 0.85, "named ADC, one b-value at most"),
+    Rule("adc_name", Label.ADC, (ADC_NAME, SINGLE_B, NOT(DERIVED_MAP_TYPE), NOT_ORIGINAL), 0.85,
+         "named ADC, one b-value at most, not marked ORIGINAL"),
     Rule("derived_map_type", Label.DERIVED, (DERIVED_MAP_TYPE,), 0.95, "ImageType names a computed map"),
-    Rule("derived_map_name", Label.DERIVED, (DERIVED_MAP_NAME,), 0.8, "named as a computed map"),
+    Rule("derived_map_name", Label.DERIVED, (DERIVED_MAP_NAME, NOT_ORIGINAL), 0.8,
+         "named as a computed map, not marked ORIGINAL"),
     Rule("dwi", DWI, (DIFFUSION, B_KNOWN), 0.9,
          "diffusion-weighted; lowest b of the acquisition is DWI_low, highest DWI_high, "
          "a lone or intermediate b uses the threshold"),
     Rule("dwi_b_unknown", Label.UNKNOWN, (DIFFUSION, NOT(B_KNOWN)), 0.3, "diffusion-weighted but the b-value is unknown"),
+    Rule("dce_partial_derived", Label.DERIVED, (DCE_PARTIAL, SECONDARY), 0.8,
+         "a secondary capture or derived copy of part of a dynamic acquisition"),
+    Rule("dce_partial", Label.OTHER, (DCE_PARTIAL,), 0.8,
+         "a single image or partial set beside a dynamic acquisition: not a phase"),
     Rule("dce_pre", Label.DCE_PRE, (DCE_PHASE0,), 0.9, "first time point of a dynamic T1 acquisition"),
     Rule("dce_early", Label.DCE_EARLY, (DCE_PHASE1,), 0.9, "first post-contrast time point"),
     Rule("dce_delayed", Label.DCE_DELAYED, (DCE_PHASE2,), 0.9, "later post-contrast time points"),
     Rule("epi_other", Label.OTHER, (EPI,), 0.7, "echo-planar without diffusion evidence (BOLD, perfusion)"),
+    Rule("other_contrast", Label.OTHER, (OTHER_CONTRAST,), 0.8, "the scanner declares a contrast none of the labels has"),
+    Rule("sequence_other", Label.OTHER, (SEQUENCE_OTHER,), 0.8,
+         "SWI and SSFP are short-TR gradient echoes the T1 thresholds would catch"),
     Rule("stir", Label.T2WI_FS, (STIR,), 0.85, "STIR is a fat-suppressed T2-weighted image"),
     Rule("t2_fs", Label.T2WI_FS, (T2_WEIGHTED, FAT_SUPPRESSED), 0.9, "long TE/TR with fat suppression"),
     Rule("t2", Label.T2WI, (T2_WEIGHTED, NOT(FAT_SUPPRESSED)), 0.85, "long TE/TR without fat suppression"),

@@ -147,6 +147,24 @@ class DimsePacs:
         q.NumberOfSeriesRelatedInstances = ""
         return self._find(q, "C-FIND (series)")
 
+    def find_instances(self, study_uid: str, *, modality: str, series_number: int) -> list[Any]:
+        """Instances (SOP Instance UID, class, InstanceNumber, series) of the study's series with this
+        Modality and SeriesNumber (C-FIND, series then image level): e.g. our earlier result SRs."""
+        from pydicom import Dataset
+
+        out = []
+        for series in self.find_series(study_uid):
+            if str(series.get("Modality", "")) != modality or str(series.get("SeriesNumber", "")) != str(series_number):
+                continue
+            q = Dataset()
+            q.QueryRetrieveLevel = "IMAGE"
+            q.StudyInstanceUID, q.SeriesInstanceUID = study_uid, str(series.SeriesInstanceUID)
+            q.SOPInstanceUID = q.SOPClassUID = q.InstanceNumber = ""
+            for hit in self._find(q, "C-FIND (image)"):
+                hit.SeriesInstanceUID = series.SeriesInstanceUID
+                out.append(hit)
+        return out
+
     # ------------------------------------------------------------------ C-GET
     def get_study(self, study_uid: str, folder: str | os.PathLike) -> list[Path]:
         """C-GET every instance of a study into ``folder``; returns the files written."""

@@ -4,12 +4,16 @@
   fsync'ed, then hard-linked to its final name (``link`` never replaces a file, so nothing is ever
   overwritten) and the folder fsync'ed, all **before** the success status goes back. A duplicate SOP
   instance is logged and acknowledged without touching the stored file.
-* Callers are restricted by AE title (``allowed_aets``) and address (``allowed_hosts``, loopback by default).
+* Callers are restricted by AE title (``allowed_aets``) and address (``allowed_hosts``, loopback by default);
+  an association must call our AE title (``check_called_aet``, on by default). Every refused association
+  is logged in one line with the reason.
 * A study is sorted once no instance of it has arrived for ``quiet_seconds``: ``OUT/<study pseudonym>/``
   gets the usual ``series.csv``/``instances.csv``/... and ``listen.json`` (what was sorted, forwarded,
   written back). New instances later make it sort again.
 * Optionally the sorted study, or only its image sets with chosen labels, is forwarded (C-STORE) to
-  another AE, and the result SR is stored to a PACS (DICOMweb or DIMSE).
+  another AE, and the result SR is stored to a PACS (DICOMweb or DIMSE) once per result
+  (:mod:`breastlab.pacs.writeback`: an unchanged re-sort writes nothing, a changed one replaces
+  the earlier SR); one log line per SR written back (or left unchanged).
 * Restart-safe: leftover ``.part`` files (never acknowledged) are removed, and studies whose stored
   instances differ from their last sort are sorted again, whatever their StudyInstanceUID (studies are
   keyed by their folder name). Killing the process loses nothing acknowledged.
@@ -73,6 +77,7 @@ class ListenConfig:
     port: int = 11112
     host: str = "127.0.0.1"
     aet: str = "BREASTLAB"
+    check_called_aet: bool = True  # refuse associations that call another AE title than ``aet``
     allowed_aets: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "::1")
     quiet_seconds: float = 10.0
@@ -143,7 +148,8 @@ def sort_study(config: ListenConfig, study: str) -> dict[str, Any]:
             problems.append(f"forwarding failed: {exc}")
     if config.write_back and result.sets:
         try:
-            info["written_back"] = write_back(config, result.sets, files)
+            info["write_back"] = write_back(config, result.sets, files)
+            info["written_back"] = [uid for w in info["write_back"] for uid in w["instances"]]
         except Exception as exc:  # noqa: BLE001
             problems.append(f"write-back failed: {exc}")
     if problems:
@@ -159,21 +165,38 @@ def forward(config: ListenConfig, sets: Sequence[Any]) -> dict[str, Any]:
     labels = set(config.forward_labels)
     chosen = [ls for ls in sets if not labels or ls.label in labels]
     paths = sorted({r.path for ls in chosen for r in ls.image_set.records})
+    from breastlab.pacs.errors import PacsError
+
     peer = DimsePacs.from_url(config.forward, timeout=config.timeout, calling_aet=config.calling_aet)
-    peer.store(paths)
+    try:
+        peer.store(paths)
+    except PacsError as exc:  # a dropped association or lost response: resend once on a new one,
+        # as real SCUs do (C-STORE of the same SOP Instance UIDs is idempotent at the receiver)
+        log.warning("forward to %s failed (%s); resending once on a new association", peer.address.url, exc)
+        peer.store(paths)
     return {"to": peer.address.url, "labels": sorted({ls.label for ls in chosen}), "n_instances": len(paths)}
 
 
-def write_back(config: ListenConfig, sets: Sequence[Any], files: Sequence[Path]) -> list[str]:
-    """Store the study's result SR to ``config.write_back`` (DICOMweb or DIMSE)."""
+def write_back(config: ListenConfig, sets: Sequence[Any], files: Sequence[Path]) -> list[dict[str, Any]]:
+    """Store the study's result SR to ``config.write_back`` (DICOMweb or DIMSE), once per result."""
     from breastlab.pacs.sort import open_pacs
-    from breastlab.pacs.sr import header_from_file, sort_result_srs
+    from breastlab.pacs.sr import header_from_file
+    from breastlab.pacs.writeback import write_back_sorts
 
     study_uid = sets[0].image_set.study_uid or ""
-    srs = sort_result_srs(sets, {study_uid: header_from_file(str(files[0]))})
     pacs = open_pacs(config.write_back, timeout=config.timeout, calling_aet=config.calling_aet)
-    pacs.store(srs)
-    return [str(ds.SOPInstanceUID) for ds in srs]
+    return write_back_sorts(pacs, sets, {study_uid: header_from_file(str(files[0]))})
+
+
+def refusal_reason(config: ListenConfig, calling: str, called: str, n_active: int, limit: int) -> str:
+    """Why an association request was refused (the checks pynetdicom made, in words)."""
+    if config.check_called_aet and called != config.aet:
+        return f"it called AE title {called!r}, we are {config.aet!r}"
+    if config.allowed_aets and calling not in config.allowed_aets:
+        return f"calling AE title {calling!r} is not in --allow-aet"
+    if n_active > limit:
+        return f"too many associations ({n_active} > {limit})"
+    return "refused by the association negotiation (e.g. user identity)"
 
 
 @dataclass
@@ -254,6 +277,16 @@ class Listener:
             log.info("duplicate SOP instance %s (kept the stored file)", sop)
         return SUCCESS
 
+    def handle_rejected(self, event: Any) -> None:
+        """pynetdicom ``EVT_REJECTED``: one clear log line per refused association."""
+        rq = event.assoc.requestor
+        primitive = getattr(rq, "primitive", None)
+        calling = str(getattr(primitive, "calling_ae_title", "") or rq.ae_title or "").strip()
+        called = str(getattr(primitive, "called_ae_title", "") or "").strip()
+        n_active = sum(1 for a in event.assoc.ae.active_associations if a.is_acceptor)
+        reason = refusal_reason(self.config, calling, called, n_active, event.assoc.ae.maximum_associations)
+        log.warning("refused association from %r at %s: %s", calling, rq.address, reason)
+
     # ------------------------------------------------------------------ recovery
     def recover(self) -> None:
         """After a restart: drop unacknowledged ``.part`` files, re-queue studies not sorted as stored."""
@@ -300,10 +333,12 @@ class Listener:
         ae.add_supported_context(Verification)
         if self.config.allowed_aets:
             ae.require_calling_aet = list(self.config.allowed_aets)
+        ae.require_called_aet = self.config.check_called_aet
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.config.timeout
         ae.maximum_associations = 16
         server = ae.start_server((self.config.host, self.config.port), block=False,
-                                 evt_handlers=[(evt.EVT_C_STORE, self.handle_store)])
+                                 evt_handlers=[(evt.EVT_C_STORE, self.handle_store),
+                                               (evt.EVT_REJECTED, self.handle_rejected)])
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError):  # not the main thread (tests)
                 signal.signal(sig, lambda *_: self.stop_event.set())
@@ -312,8 +347,9 @@ class Listener:
 
             with contextlib.suppress(ValueError, RuntimeError):
                 faulthandler.register(signal.SIGUSR1, all_threads=True)
-        log.info("listening as %s on %s:%d (store %s, quiet %.1f s)", self.config.aet, self.config.host,
-                 self.config.port, self.config.store_dir, self.config.quiet_seconds)
+        log.info("listening as %s on %s:%d (store %s, quiet %.1f s, called AE title %s)", self.config.aet,
+                 self.config.host, self.config.port, self.config.store_dir, self.config.quiet_seconds,
+                 "checked" if self.config.check_called_aet else "not checked")
         started = time.monotonic()
         sorted_count = 0
         try:
@@ -331,6 +367,14 @@ class Listener:
                     sorted_count += 1
                     log.info("study %s sorted: %d images in %d image sets (%s)", info["study"], info["n_images"],
                              info["n_image_sets"], ", ".join(info["labels"]))
+                    for w in info.get("write_back", ()):
+                        if w["action"] == "unchanged":
+                            log.info("study %s: result SR unchanged (%s): nothing written back", info["study"],
+                                     w["sop_instance_uid"])
+                        else:
+                            log.info("study %s: result SR %s written back to %s%s", info["study"],
+                                     w["sop_instance_uid"], self.config.write_back,
+                                     f", replacing {w['replaces']}" if w["replaces"] else "")
                     for problem in info.get("problems", ()):
                         log.error("study %s: %s", info["study"], problem)
                 for study in self.due(now):

@@ -72,14 +72,19 @@ class OrthancServer:
     Args:
         folder: its own folder (configuration, storage, log); created if needed.
         username / password: the one registered HTTP user (authentication is on).
+        keep_alive: HTTP keep-alive (off for tests on a loaded machine, see ``__init__``).
         aet: Orthanc's AE title.
         modalities: AE title -> (host, port) of the DICOM nodes Orthanc may serve
             C-FIND/C-GET/C-MOVE to (and send C-MOVE results to).
     """
 
     def __init__(self, folder: str | os.PathLike, *, username: str = "breastlab", password: str = "s3cret-test",
-                 aet: str = "ORTHANC", modalities: dict[str, tuple[str, int]] | None = None) -> None:
+                 aet: str = "ORTHANC", modalities: dict[str, tuple[str, int]] | None = None,
+                 keep_alive: bool = True) -> None:
         self.folder = Path(folder)
+        # Orthanc 1.10's CivetWeb closes an idle keep-alive connection after ~0.5 s: a client that reuses it
+        # at that moment sees "connection dropped". Tests on a loaded machine turn keep-alive off.
+        self.keep_alive = keep_alive
         self.username, self.password, self.aet = username, password, aet
         self.modalities = dict(modalities or {})
         self.http_port = free_port()
@@ -114,6 +119,7 @@ class OrthancServer:
             "AuthenticationEnabled": True,
             "RegisteredUsers": {self.username: self.password},
             "HttpThreadsCount": 8,
+            "KeepAlive": self.keep_alive,
             "DicomThreadsCount": 4,
             "DicomCheckCalledAet": True,
             "DicomCheckModalityHost": True,

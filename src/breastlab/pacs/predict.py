@@ -45,8 +45,9 @@ def write_predictions_to_pacs(out_dir: str | os.PathLike, input_path: str | os.P
     from PIL import Image
 
     from breastlab.core import atomic
+    from breastlab.pacs import writeback
     from breastlab.pacs.sort import open_pacs
-    from breastlab.pacs.sr import _quiet, overlay_secondary_captures, prediction_sr
+    from breastlab.pacs.sr import PREDICT_SERIES_NUMBER, _quiet, overlay_secondary_captures, prediction_sr
 
     out = Path(out_dir)
     if len(result.get("class_names", [])) != 2:
@@ -84,21 +85,35 @@ def write_predictions_to_pacs(out_dir: str | os.PathLike, input_path: str | os.P
             with Image.open(out / heatmap) as im:
                 by_study[study_uid]["overlays"].append(np.asarray(im.convert("RGB")))
     sha = hashlib.sha256(Path(model_file).read_bytes()).hexdigest()
-    objects = []
-    summary = []
-    with _quiet():
-        for study_uid, group in by_study.items():
-            sr = prediction_sr(group["cases"], group["header"], list(group["refs"].values()),
-                               threshold=float(result["threshold"]), threshold_source=str(result["threshold_source"]),
-                               model_name=Path(model_file).name, model_sha256=sha)
-            scs = overlay_secondary_captures(group["overlays"], group["header"]) if group["overlays"] else []
-            objects += [sr, *scs]
-            summary.append({"study_uid": study_uid, "sr_sop_instance_uid": str(sr.SOPInstanceUID),
-                            "sr_series_uid": str(sr.SeriesInstanceUID), "n_cases": len(group["cases"]),
-                            "overlay_series_uid": str(scs[0].SeriesInstanceUID) if scs else None,
-                            "n_overlays": len(scs)})
     pacs = open_pacs(url, timeout=timeout, calling_aet=calling_aet)
-    pacs.store(objects)
+    summary = []
+    for study_uid, group in by_study.items():
+        result_digest = writeback.digest({
+            "cases": [[c["case_id"], round(c["prob"], 6), c["predicted"], sorted(c["refs"])] for c in group["cases"]],
+            "threshold": round(float(result["threshold"]), 6), "threshold_source": str(result["threshold_source"]),
+            "model_sha256": sha, "overlays": [hashlib.sha256(np.ascontiguousarray(o).tobytes()).hexdigest()
+                                              for o in group["overlays"]]})
+
+        def build(place: writeback.Placement, group: dict[str, Any] = group) -> list[Any]:
+            with _quiet():
+                sr = prediction_sr(group["cases"], group["header"], list(group["refs"].values()),
+                                   threshold=float(result["threshold"]),
+                                   threshold_source=str(result["threshold_source"]),
+                                   model_name=Path(model_file).name, model_sha256=sha, place=place)
+                scs = (overlay_secondary_captures(group["overlays"], group["header"], place=place)
+                       if group["overlays"] else [])
+            return [sr, *scs]
+
+        written = writeback.write_once(pacs, study_uid, PREDICT_SERIES_NUMBER, result_digest, build,
+                                       what="prediction SR")
+        n_overlays = len(group["overlays"])
+        overlay_series = None
+        if n_overlays:  # the overlays' UIDs derive from the SR's: the same for an unchanged result
+            overlay_series = writeback.derived_uid(written["sop_instance_uid"], "overlays")
+        summary.append({"study_uid": study_uid, "action": written["action"], "replaces": written["replaces"],
+                        "sr_sop_instance_uid": written["sop_instance_uid"], "sr_series_uid": written["series_uid"],
+                        "n_cases": len(group["cases"]), "overlay_series_uid": overlay_series,
+                        "n_overlays": n_overlays, "n_stored": len(written["instances"])})
     info = {"pacs": pacs.address.url, "threshold": result["threshold"], "studies": summary}
     atomic.write_json(out / "pacs_writeback.json", info)
     return info

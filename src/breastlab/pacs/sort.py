@@ -43,7 +43,8 @@ class PacsSortResult:
     records: list[InstanceRecord]
     skipped: list[SkippedFile]
     outputs: dict[str, Path] = field(default_factory=dict)
-    written_back: list[dict[str, str]] = field(default_factory=list)  # study_uid, series_uid, sop_instance_uid
+    #: per study: study_uid, action (new | replaced | unchanged), series_uid, sop_instance_uid, replaces
+    written_back: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -157,15 +158,14 @@ def pacs_sort(
             log.info("study %s: %d images, %d skipped", uid, len(recs), len(skip))
     sets = sort_records(records, b_threshold=b_threshold)
     result = PacsSortResult(pacs.address, studies, sets, records, skipped)
-    if write_back:
-        from breastlab.pacs.sr import sort_result_srs
+    if write_back:  # once per result: an unchanged study writes nothing (breastlab.pacs.writeback)
+        from breastlab.pacs.writeback import write_back_sorts
 
-        srs = sort_result_srs(sets, headers)
-        if not srs:
+        written = write_back_sorts(pacs, sets, headers)
+        if not written:
             raise PacsError("nothing to write back: no image set was sorted")
-        pacs.store(srs)
-        result.written_back = [{"study_uid": str(ds.StudyInstanceUID), "series_uid": str(ds.SeriesInstanceUID),
-                                "sop_instance_uid": str(ds.SOPInstanceUID)} for ds in srs]
+        result.written_back = [{k: w[k] for k in ("study_uid", "action", "series_uid", "sop_instance_uid",
+                                                  "replaces")} for w in written]
     if out_dir is not None:
         config = {
             "pacs": pacs.address.url, "protocol": pacs.address.kind,

@@ -144,14 +144,27 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def sort_sr(sets: Sequence[LabelledSet], study_header: Any):  # noqa: ANN201 - highdicom ComprehensiveSR
-    """The result SR of one study's image sets (all from ``study_header``'s study)."""
-    with _quiet():
-        return _sort_sr(sets, study_header)
-
-
-def _sort_sr(sets: Sequence[LabelledSet], study_header: Any):  # noqa: ANN202
+def _placed(place: Any) -> dict[str, Any]:
+    """Series/SOP UIDs, instance number and predecessors from a ``writeback.Placement`` (fresh UIDs without)."""
     from highdicom import UID
+
+    if place is None:
+        return {"series_instance_uid": UID(), "sop_instance_uid": UID(), "instance_number": 1}
+    return {"series_instance_uid": place.series_uid, "sop_instance_uid": place.sop_uid,
+            "instance_number": place.instance_number, "previous_versions": place.previous or None}
+
+
+def sort_sr(sets: Sequence[LabelledSet], study_header: Any, *, place: Any = None):  # noqa: ANN201 - ComprehensiveSR
+    """The result SR of one study's image sets (all from ``study_header``'s study).
+
+    ``place`` (a :class:`breastlab.pacs.writeback.Placement`) gives its UIDs, instance number and the
+    SR it replaces (Predecessor Documents Sequence); without it the UIDs are new.
+    """
+    with _quiet():
+        return _sort_sr(sets, study_header, place)
+
+
+def _sort_sr(sets: Sequence[LabelledSet], study_header: Any, place: Any = None):  # noqa: ANN202
     from highdicom.sr import ComprehensiveSR, ContainerContentItem
 
     root = ContainerContentItem(name=_code("BREAST_MRI_SORT", "Breast MRI series classification"))
@@ -164,19 +177,11 @@ def _sort_sr(sets: Sequence[LabelledSet], study_header: Any):  # noqa: ANN202
                                                        r.sop_instance_uid or ""))
     root.ContentSequence = content
     sr = ComprehensiveSR(
-        evidence=_evidence(study_header, list(refs.values())), content=root, series_instance_uid=UID(),
-        series_number=SORT_SERIES_NUMBER, sop_instance_uid=UID(), instance_number=1, manufacturer="breastlab",
-        is_complete=True, series_description="breastlab series sort (research)",
+        evidence=_evidence(study_header, list(refs.values())), content=root, series_number=SORT_SERIES_NUMBER,
+        manufacturer="breastlab", is_complete=True, series_description="breastlab series sort (research)",
+        **_placed(place),
     )
     return sr
-
-
-def sort_result_srs(sets: Sequence[LabelledSet], headers: Mapping[str, Any]) -> list[Any]:
-    """One SR per study that has a header dataset in ``headers`` (study UID -> pydicom Dataset)."""
-    by_study: dict[str, list[LabelledSet]] = defaultdict(list)
-    for ls in sets:
-        by_study[ls.image_set.study_uid or ""].append(ls)
-    return [sort_sr(group, headers[uid]) for uid, group in by_study.items() if uid in headers]
 
 
 def header_from_file(path: str):  # noqa: ANN201 - pydicom Dataset
@@ -188,12 +193,13 @@ def header_from_file(path: str):  # noqa: ANN201 - pydicom Dataset
 
 # ----------------------------------------------------------------------------- four-view prediction
 def prediction_sr(cases: Sequence[Mapping[str, Any]], study_header: Any, refs: Sequence[tuple[str, str, str, str]],
-                  *, threshold: float, threshold_source: str, model_name: str, model_sha256: str):  # noqa: ANN201
+                  *, threshold: float, threshold_source: str, model_name: str, model_sha256: str,
+                  place: Any = None):  # noqa: ANN201
     """An SR with the probability of malignancy per case and the operating threshold.
 
-    ``cases``: rows with ``case_id``, ``prob`` and ``predicted``; ``refs``: the views' instances.
+    ``cases``: rows with ``case_id``, ``prob`` and ``predicted``; ``refs``: the views' instances;
+    ``place``: as for :func:`sort_sr`.
     """
-    from highdicom import UID
     from highdicom.sr import ComprehensiveSR, ContainerContentItem, ImageContentItem, RelationshipTypeValues
 
     contains = RelationshipTypeValues.CONTAINS
@@ -219,19 +225,22 @@ def prediction_sr(cases: Sequence[Mapping[str, Any]], study_header: Any, refs: S
         content.append(box)
     root.ContentSequence = content
     return ComprehensiveSR(
-        evidence=_evidence(study_header, refs), content=root, series_instance_uid=UID(),
-        series_number=PREDICT_SERIES_NUMBER, sop_instance_uid=UID(), instance_number=1, manufacturer="breastlab",
-        is_complete=True, series_description="breastlab four-view prediction (research)",
+        evidence=_evidence(study_header, refs), content=root, series_number=PREDICT_SERIES_NUMBER,
+        manufacturer="breastlab", is_complete=True, series_description="breastlab four-view prediction (research)",
+        **_placed(place),
     )
 
 
-def overlay_secondary_captures(images: Sequence[Any], study_header: Any) -> list[Any]:
-    """Grad-CAM overlay pictures (H x W x 3 uint8 arrays) as one Secondary Capture series."""
+def overlay_secondary_captures(images: Sequence[Any], study_header: Any, *, place: Any = None) -> list[Any]:
+    """Grad-CAM overlay pictures (H x W x 3 uint8 arrays) as one Secondary Capture series.
+
+    With ``place`` (the prediction SR's :class:`breastlab.pacs.writeback.Placement`) their UIDs derive
+    from it: the same prediction gives the same overlays."""
     import numpy as np
     from highdicom import UID
     from highdicom.sc import SCImage
 
-    series_uid = UID()
+    series_uid = place.derived_uid("overlays") if place is not None else UID()
     ref = study_header.copy()
     for kw in _PATIENT_STUDY:
         if kw not in ref:
@@ -241,7 +250,8 @@ def overlay_secondary_captures(images: Sequence[Any], study_header: Any) -> list
         pixels = np.ascontiguousarray(np.asarray(picture, dtype=np.uint8)[..., :3])
         sc = SCImage.from_ref_dataset(
             ref_dataset=ref, pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
-            coordinate_system="PATIENT", patient_orientation=("L", "F"), series_instance_uid=series_uid, sop_instance_uid=UID(),
+            coordinate_system="PATIENT", patient_orientation=("L", "F"), series_instance_uid=series_uid,
+            sop_instance_uid=place.derived_uid("overlay", i) if place is not None else UID(),
             series_number=OVERLAY_SERIES_NUMBER, instance_number=i, manufacturer="breastlab",
             series_description="breastlab Grad-CAM overlays (RESEARCH)",
         )

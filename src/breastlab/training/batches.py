@@ -9,8 +9,10 @@ Three ways a batch reaches the model (``make_batches``):
   or FFCV do), so no process decodes, collates or copies per batch. The bare loop of
   ``bench/train_speed.py`` reads the same way.
 * **loader**: any other data set: a ``DataLoader`` with workers, pinned memory, prefetch
-  and persistent workers sized from the machine (``loader_settings``; ``num_workers``
-  overrides), copied with ``non_blocking=True``.
+  sized from the machine (``loader_settings``; ``num_workers`` overrides), copied with
+  ``non_blocking=True``. Workers are not persistent: a ``DataLoader`` draws its workers'
+  base seed from the shuffling generator at each epoch's start only when they are started
+  afresh, so a resumed run draws the same stream as an uninterrupted one.
 * **legacy** (CPU, no workers, augmentation per case): exactly the loop before devices
   existed, so CPU results for a fixed seed do not change.
 
@@ -36,7 +38,7 @@ RESIDENT_FRACTION = 0.5
 #: Device copies of in-memory data tensors, kept while the tensor lives (a data set trained
 #: again, as in repeats of a sweep or a benchmark, is not copied again). Keyed by the tensor
 #: object: subsets have tensors of their own, and ``_data`` is never changed in place.
-_DEVICE_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_DEVICE_COPIES: dict[int, dict[str, torch.Tensor]] = {}
 AUGMENT_MODES = ("auto", "item", "batch")
 
 
@@ -68,8 +70,8 @@ def loader_settings(dataset: Dataset, device: torch.device, num_workers: int | N
     index is all a worker would do) and on a CPU (the training's own threads use the cores,
     and the batches stay those of the loop before devices existed); feeding a GPU, the CPU
     cores this process may use, shared between the ``world`` processes of a multi-GPU run,
-    less one, at most 8. Pinned memory and persistent workers when a GPU is fed, prefetch 4
-    batches per worker."""
+    less one, at most 8. Pinned memory when a GPU is fed, prefetch 4 batches per worker;
+    never persistent workers (module docstring: exact resume)."""
     if num_workers is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         feeds_gpu = device.type == "cuda" and not in_memory(dataset)
@@ -77,7 +79,7 @@ def loader_settings(dataset: Dataset, device: torch.device, num_workers: int | N
     gpu = device.type == "cuda"
     return LoaderSettings(num_workers=int(num_workers), pin_memory=gpu,
                           prefetch_factor=4 if num_workers else None,
-                          persistent_workers=bool(num_workers) and gpu)
+                          persistent_workers=False)
 
 
 def augment_mode(mode: str, device: torch.device, num_workers: int) -> str:
@@ -126,7 +128,12 @@ class ResidentBatches:
 
     def __init__(self, dataset: Dataset, device: torch.device, sampler: Any) -> None:
         data = dataset._data  # type: ignore[attr-defined]
-        copies = _DEVICE_COPIES.setdefault(data, {})
+        # keyed by id (a WeakKeyDictionary compares tensor keys with ==, which is elementwise),
+        # the entry dropped when the tensor is collected
+        copies = _DEVICE_COPIES.get(id(data))
+        if copies is None:
+            copies = _DEVICE_COPIES[id(data)] = {}
+            weakref.finalize(data, _DEVICE_COPIES.pop, id(data), None)
         if str(device) not in copies:  # once per data tensor and device
             copies[str(device)] = data.to(device, non_blocking=True)
         self.x = copies[str(device)]

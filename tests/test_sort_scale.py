@@ -197,7 +197,7 @@ def test_result_is_built_before_writing_and_each_output_written_once(shared_data
     monkeypatch.setattr(atomic, "atomic_open", counting_open)
     result = sort([root], tmp_path / "out", image_models=model)
     assert sorted(n for n in opened if not n.startswith(".")) == sorted(
-        [*OUTPUTS, "provenance.json", "manifest.json"])
+        [*OUTPUTS, "provenance.json", "manifest.json", "_manifest.json"])  # _manifest.json: index/
     assert result.fusion["models"] and result.image_columns
     assert len({s.study for s in result.sets}) >= 2  # several studies streamed
 

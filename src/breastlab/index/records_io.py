@@ -25,6 +25,8 @@ SCHEMA = pa.schema([
     ("path_bytes", pa.binary()),    # exact path (os.fsencode); the key of the index
     ("size", pa.int64()),           # st_size when read
     ("mtime_ns", pa.int64()),       # st_mtime_ns when read
+    ("ctime_ns", pa.int64()),       # st_ctime_ns when read (an edit that restores size and mtime changes it)
+    ("inode", pa.int64()),          # st_ino when read (a file replaced by another)
     ("frame_index", pa.int64()),
     ("status", pa.string()),        # "record", "skipped", or "archive" (an archive whose members follow)
     ("archive_bytes", pa.binary()), # the archive a member was read from (null: a plain file)
@@ -54,10 +56,11 @@ def _int(value: int | None) -> int | None:
     return value if value is not None and _INT64[0] <= value <= _INT64[1] else None
 
 
-def record_row(r: InstanceRecord, size: int, mtime_ns: int) -> dict[str, Any]:
+def record_row(r: InstanceRecord, st: tuple[int, int, int, int]) -> dict[str, Any]:
     payload = {f.name: getattr(r, f.name) for f in fields(InstanceRecord)}
     return {
-        "path": _text(r.path), "path_bytes": os.fsencode(r.path), "size": size, "mtime_ns": mtime_ns,
+        "path": _text(r.path), "path_bytes": os.fsencode(r.path), "size": st[0], "mtime_ns": st[1],
+        "ctime_ns": st[2], "inode": _int(st[3]),
         "frame_index": _int(r.frame_index), "status": "record", "skip_reason": None, "skip_detail": None,
         "study_uid": _text(r.study_uid), "series_uid": _text(r.series_uid),
         "sop_instance_uid": _text(r.sop_instance_uid), "series_number": _int(r.series_number),
@@ -67,9 +70,10 @@ def record_row(r: InstanceRecord, size: int, mtime_ns: int) -> dict[str, Any]:
     }
 
 
-def skipped_row(s: SkippedFile, size: int, mtime_ns: int) -> dict[str, Any]:
+def skipped_row(s: SkippedFile, st: tuple[int, int, int, int]) -> dict[str, Any]:
     row = dict.fromkeys(SCHEMA.names)
-    row.update(path=_text(s.path), path_bytes=os.fsencode(s.path), size=size, mtime_ns=mtime_ns, status="skipped",
+    row.update(path=_text(s.path), path_bytes=os.fsencode(s.path), size=st[0], mtime_ns=st[1], ctime_ns=st[2],
+               inode=_int(st[3]), status="skipped",
                skip_reason=s.reason, skip_detail=_text(s.detail),
                record=json.dumps({"path": s.path, "reason": s.reason, "detail": s.detail}))
     return row

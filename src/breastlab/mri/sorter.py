@@ -217,7 +217,8 @@ def sort_exam(
                                   export_dir=export_dir, export_stage=export_stage, b_threshold=b_threshold,
                                   keep_phi=keep_phi, export_mode=export_mode, image_models=image_models,
                                   keep_records=keep_records, client=client)
-            result.index = {"files_read": index.n_read, "files_reused": index.n_reused}
+            result.index = {"files_read": index.n_read, "files_reused": index.n_reused,
+                            "warnings": list(index.warnings)}
             if out_stage is not None:
                 index.publish_into(out_stage, view.con)
     if out_dir is not None:  # published: the journal's parts are all in OUT/index now

@@ -13,6 +13,7 @@ import stat
 import struct
 import zlib
 
+from breastlab.dicom import _parse
 from breastlab.dicom._parse import STOPPED, UNDEFINED, Malformed, NeedMore, Node, looks_like_vr, walk
 from breastlab.dicom.tags import DESCEND
 
@@ -68,6 +69,8 @@ def special_kind(mode: int) -> str:
 
 def _read_meta(buf: bytes, pos: int) -> tuple[dict[int, str], int]:
     """File meta group (0002): always Explicit VR Little Endian."""
+    if _parse._C is not None and type(buf) is bytes:  # the compiled reader (breastlab.dicom._cwalk)
+        return _parse._C.read_meta(buf, pos)
     meta: dict[int, str] = {}
     size = len(buf)
     while pos + 8 <= size:

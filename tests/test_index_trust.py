@@ -53,14 +53,9 @@ def test_a_planted_part_is_not_trusted(archive, tmp_path):
     out = tmp_path / "out"
     sort([archive], out)
     table = pq.read_table(_one_part(out))
-    records = []
-    for text in table.column("record").to_pylist():
-        rec = json.loads(text)
-        if "series_description" in rec:
-            rec["series_description"] = "PLANTED"
-            rec["image_type"] = ["DERIVED", "PLANTED"]
-        records.append(json.dumps(rec))
-    planted = table.set_column(table.schema.get_field_index("record"), "record", pa.array(records, pa.string()))
+    descriptions = ["PLANTED" if s == "record" else None for s in table.column("status").to_pylist()]
+    planted = table.set_column(table.schema.get_field_index("series_description"), "series_description",
+                               pa.array(descriptions, pa.string()))
     target = out / "index" / "part-99999999-0badc0de.parquet"  # newest sequence number: would win
     pq.write_table(planted.replace_schema_metadata(table.schema.metadata), target)
     again = sort([archive], out)
@@ -113,8 +108,8 @@ def test_an_edit_that_restores_size_and_mtime_is_still_seen(archive, tmp_path):
     same_outputs(out, sort([archive], tmp_path / "clean").out_dir)
     import pyarrow.parquet as pq
 
-    table = pq.read_table(out / "index", columns=["path", "record"]).to_pylist()
-    assert "DERIVED" in json.loads(next(r["record"] for r in table if r["path"] == str(victim)))["image_type"]
+    table = pq.read_table(out / "index", columns=["path", "image_type"]).to_pylist()
+    assert "DERIVED" in next(r["image_type"] for r in table if r["path"] == str(victim))
 
 
 def test_a_part_planted_in_the_journal_is_not_trusted(archive, tmp_path):

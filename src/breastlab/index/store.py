@@ -31,7 +31,6 @@ import logging
 import os
 import shutil
 import stat as stat_mod
-from dataclasses import replace
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -41,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from breastlab.dicom.records import SkippedFile
-from breastlab.index.records_io import SCHEMA, _text as _display, record_row, skipped_row
+from breastlab.index.records_io import SCHEMA, Columns
 
 #: files read per committed part (bounds the memory of the reading process)
 BATCH_FILES = 512
@@ -76,11 +75,11 @@ def _phi_flag(keep_phi: bool, open_archives: bool = True) -> bytes:
     return (b"kept" if keep_phi else b"dropped") + (b"" if open_archives else b";archives-closed")
 
 
-def write_part(folder: Path, seq: int, rows: list[dict], *, flag: bytes = b"dropped") -> Path:
-    """Write ``rows`` as ``folder/part-<seq>.parquet`` atomically (temporary name, fsync, rename)."""
+def write_part(folder: Path, seq: int, cols: Columns, *, flag: bytes = b"dropped") -> Path:
+    """Write ``cols`` as ``folder/part-<seq>.parquet`` atomically (temporary name, fsync, rename)."""
     final = folder / f"part-{seq:08d}-{os.urandom(4).hex()}.parquet"
     tmp = folder / f".tmp-{seq:08d}-{os.getpid()}.parquet"
-    table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata({PHI_KEY: flag}))
+    table = cols.table(SCHEMA.with_metadata({PHI_KEY: flag}))
     pq.write_table(table, tmp, compression="zstd")
     _fsync(tmp)
     os.replace(tmp, final)
@@ -409,18 +408,16 @@ def commit_batch(journal: Path, seq: int, batch: list[tuple[str, Stat | None]], 
     """Write the rows of one batch of read files as part ``seq``; returns (part name, live keys)."""
     from breastlab.dicom.archives import ArchiveMembers
 
-    rows: list[dict] = []
+    cols = Columns()
     keys: list[bytes] = []
 
     def add(result, st: Stat, archive: bytes | None) -> None:  # noqa: ANN001
         if isinstance(result, SkippedFile):
-            rows.append(skipped_row(result, st) | {"archive_bytes": archive})
+            cols.skipped(result, st, archive)
             keys.append(os.fsencode(result.path))
             return
         for r in result:
-            if not keep_phi:
-                r = replace(r, patient_id=None, patient_name=None)
-            rows.append(record_row(r, st) | {"archive_bytes": archive})
+            cols.record(r, st, archive, keep_phi=keep_phi)
         if result:
             keys.append(os.fsencode(result[0].path))
 
@@ -428,16 +425,13 @@ def commit_batch(journal: Path, seq: int, batch: list[tuple[str, Stat | None]], 
         st = st if st is not None else (-1, -1, -1, -1)
         key = os.fsencode(path)
         if isinstance(result, ArchiveMembers):
-            row = dict.fromkeys(SCHEMA.names)
-            row.update(path=_display(path), path_bytes=key, size=st[0], mtime_ns=st[1], ctime_ns=st[2],
-                       inode=st[3], status="archive", archive_bytes=key, record="{}")
-            rows.append(row)
+            cols.archive(path, st)
             for _member, member_result in result:
                 add(member_result, st, key)
         else:
             add(result, st, None)
         keys.append(key)
-    part = write_part(journal, seq, rows, flag=flag)
+    part = write_part(journal, seq, cols, flag=flag)
     return part.name, keys
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from breastlab.dicom.records import InstanceRecord, SkippedFile
-from breastlab.index.records_io import record_from_json, skipped_from_json
+from breastlab.index.records_io import FIELDS, records_from_table, skipped_from_row
 from breastlab.index.store import HeaderIndex, _sql_path
 
 #: DuckDB's working memory for the sort's queries (it spills to disk beyond that)
@@ -87,8 +87,9 @@ class _IndexView:
     def skipped(self, walk_skipped: list[SkippedFile]) -> list[SkippedFile]:
         """Every skipped entry: met while walking, read and skipped, duplicates; sorted by path."""
         out = list(walk_skipped)
-        for (text,) in self.con.execute("SELECT record FROM live_rows WHERE status = 'skipped'").fetchall():
-            out.append(skipped_from_json(text))
+        for row in self.con.execute("SELECT path_bytes, skip_reason, skip_detail, record FROM live_rows "
+                                    "WHERE status = 'skipped'").fetchall():
+            out.append(skipped_from_row(*row))
         out.sort(key=lambda s: s.path)
         out += self.dropped
         out.sort(key=lambda s: s.path)
@@ -108,9 +109,8 @@ class _IndexView:
         about :data:`BUCKET_RECORDS` records, one streaming pass writes each record to
         its range's spill file, then the ranges are read back one at a time.
         """
-        import json
-
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         self.con.execute("""
             CREATE TEMP TABLE series_study AS
@@ -137,28 +137,40 @@ class _IndexView:
                                                "bucket": pa.array(list(bucket_of.values()), pa.int64())}))
         spill = self.tmp / "buckets"
         spill.mkdir()
+        columns = ", ".join(f'k."{name}"' for name in ("path_bytes", "record", *FIELDS))
+        writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
         handles: dict[int, object] = {}
-        try:
-            reader = self.con.sql("""SELECT b.bucket, s.study_key, k.record FROM kept k
-                                         JOIN series_study s USING (series_key) JOIN buckets b USING (study_key)
-                                         """).to_arrow_reader(STUDY_BATCH_ROWS)
+        try:  # one streaming pass: each row to its range's spill file (Arrow IPC, typed columns)
+            reader = self.con.sql(f"""SELECT b.bucket, s.study_key, {columns} FROM kept k
+                                      JOIN series_study s USING (series_key) JOIN buckets b USING (study_key)
+                                      """).to_arrow_reader(STUDY_BATCH_ROWS)
             for batch in reader:
-                for b, key, text in zip(*(batch.column(i).to_pylist() for i in range(3))):
-                    fh = handles.get(b)
-                    if fh is None:
-                        fh = handles[b] = open(spill / f"{b:06d}.jsonl", "w", encoding="utf-8")
-                    fh.write(json.dumps(key) + "\t" + text + "\n")
+                buckets = batch.column(0)
+                distinct = pc.unique(buckets).to_pylist()
+                for b in distinct:
+                    part = (batch if len(distinct) == 1 else batch.filter(pc.equal(buckets, b))).drop_columns(
+                        ["bucket"])
+                    writer = writers.get(b)
+                    if writer is None:
+                        handles[b] = open(spill / f"{b:06d}.arrow", "wb")
+                        writer = writers[b] = pa.ipc.new_stream(handles[b], part.schema)
+                    writer.write(part)
         finally:
+            for writer in writers.values():
+                writer.close()
             for fh in handles.values():
                 fh.close()
         for b in range(bucket + 1):
-            path = spill / f"{b:06d}.jsonl"
-            by_study: dict[str, list[InstanceRecord]] = {}
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    key, _, text = line.rstrip("\n").partition("\t")
-                    by_study.setdefault(json.loads(key), []).append(record_from_json(text))
+            path = spill / f"{b:06d}.arrow"
+            if not path.exists():
+                continue
+            with pa.ipc.open_stream(path) as stream:
+                table = stream.read_all()
             path.unlink()
+            by_study: dict[str, list[InstanceRecord]] = {}
+            for key, record in zip(table.column("study_key").to_pylist(), records_from_table(table)):
+                by_study.setdefault(key, []).append(record)
+            del table
             for key in sorted(by_study):
                 yield _in_path_order(by_study.pop(key))
 

@@ -59,6 +59,7 @@ SCHEMA = pa.schema(_BASE + [(f.name, _TYPES.get(str(f.type), ("json", pa.string(
 _TUPLE_FIELDS = {name for name, kind in KINDS.items() if kind in ("strs", "floats")}
 _get_fields = attrgetter(*FIELDS)
 _PHI = [FIELDS.index("patient_id"), FIELDS.index("patient_name")]
+_RECORD = [name for name, _ in _BASE].index("record")
 assert fields(InstanceRecord)[0].name == "path"  # records_from_table builds records positionally
 
 
@@ -124,10 +125,17 @@ def _clean(name: str, value: Any) -> Any:
 
 
 class Columns:
-    """Rows of one index part, collected as tuples in :data:`SCHEMA` order."""
+    """Rows of one index part, collected as tuples in :data:`SCHEMA` order.
+
+    Optimistic: the columns are built as they are; only when Arrow refuses one (text that
+    is not UTF-8, an integer outside int64: rare) are the record rows checked one by one
+    and the odd ones given their exact JSON.
+    """
 
     def __init__(self) -> None:
         self.rows: list[tuple] = []
+        self._records: dict[int, InstanceRecord] = {}  # row number -> record (for the exact JSON)
+        self._phi: dict[int, bool] = {}
 
     def record(self, r: InstanceRecord, st: tuple[int, int, int, int], archive: bytes | None, *,
                keep_phi: bool = False) -> None:
@@ -137,15 +145,21 @@ class Columns:
             for i in _PHI:
                 values[i] = None
             values = tuple(values)
-        payload = None
-        if not _fits(values):
-            exact = {f.name: getattr(r, f.name) for f in fields(InstanceRecord)}
-            if not keep_phi:
-                exact.update(patient_id=None, patient_name=None)
-            payload = json.dumps(exact)
-            values = tuple(_clean(name, v) for name, v in zip(FIELDS, values))
+        self._records[len(self.rows)] = r
+        self._phi[len(self.rows)] = keep_phi
         self.rows.append((_text(r.path), os.fsencode(r.path), st[0], st[1], st[2], _int(st[3]), "record", archive,
-                          None, None, _text(series_key(r)), payload) + values)
+                          None, None, _text(series_key(r)), None) + values)
+
+    def _exact(self, i: int, row: tuple) -> tuple:
+        values = row[len(_BASE):]
+        if _fits(values):
+            return row
+        r = self._records[i]
+        exact = {f.name: getattr(r, f.name) for f in fields(InstanceRecord)}
+        if not self._phi[i]:
+            exact.update(patient_id=None, patient_name=None)
+        clean = tuple(_clean(name, v) for name, v in zip(FIELDS, values))
+        return row[:_RECORD] + (json.dumps(exact),) + clean
 
     def skipped(self, s: SkippedFile, st: tuple[int, int, int, int], archive: bytes | None) -> None:
         exact = _utf8(s.reason) and _utf8(s.detail)
@@ -161,9 +175,17 @@ class Columns:
     def table(self, schema: pa.Schema = SCHEMA) -> pa.Table:
         if not self.rows:
             return pa.Table.from_pylist([], schema=schema)
-        columns = list(zip(*self.rows))
-        return pa.Table.from_arrays([pa.array(col, type=field.type) for col, field in zip(columns, schema)],
-                                    schema=schema)
+        try:
+            return _arrays(self.rows, schema)
+        except (pa.ArrowException, UnicodeError, OverflowError, ValueError, TypeError):
+            rows = [self._exact(i, row) if i in self._records else row for i, row in enumerate(self.rows)]
+            return _arrays(rows, schema)
+
+
+def _arrays(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    columns = list(zip(*rows))
+    return pa.Table.from_arrays([pa.array(col, type=field.type) for col, field in zip(columns, schema)],
+                                schema=schema)
 
 
 def records_from_table(table: pa.Table) -> list[InstanceRecord]:

@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from breastlab.dicom.records import SkippedFile
 from breastlab.index.records_io import SCHEMA, Columns
+from breastlab.index.studies import STUDIES_NAME
 
 #: files read per committed part (bounds the memory of the reading process)
 BATCH_FILES = 512
@@ -156,6 +157,8 @@ class HeaderIndex:
         self._live: dict[bytes, str] = {}
         self._seq = 0
         self.warnings: list[str] = []  # untrusted or damaged index parts that were ignored
+        self.previous_studies: Path | None = None  # OUT/index/_studies.parquet, when its manifest vouches for it
+        self.studies_file: Path | None = None  # this run's study rows (breastlab.index.studies), to publish
         self._trusted: dict[str, dict] = {}  # part name -> its manifest entry
 
     # ---------------------------------------------------------------- journal
@@ -223,13 +226,16 @@ class HeaderIndex:
                 listed = {e["name"]: e for e in manifest["parts"]
                           if isinstance(e, dict) and isinstance(e.get("name"), str) and "/" not in e["name"]
                           and e["name"].startswith("part-")}
+                studies = manifest.get("studies")
+                if isinstance(studies, dict) and _matches(published / STUDIES_NAME, studies):
+                    self.previous_studies = published / STUDIES_NAME
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             if any(published.glob(PART_GLOB)):
                 self._warn(f"index: {published} has no readable {INDEX_MANIFEST}: the index is rebuilt")
             return {}
         trusted = {}
         for item in sorted(published.iterdir()):
-            if item.name == INDEX_MANIFEST:
+            if item.name == INDEX_MANIFEST or item == self.previous_studies:
                 continue
             entry = listed.get(item.name)
             if entry is None or not _matches(item, entry):
@@ -396,7 +402,11 @@ class HeaderIndex:
             entries.append(self._trusted[part.name])
         from breastlab.core.atomic import write_json
 
-        write_json(dest / INDEX_MANIFEST, {"format": MANIFEST_FORMAT, "parts": entries})
+        manifest: dict = {"format": MANIFEST_FORMAT, "parts": entries}
+        if self.studies_file is not None and self.studies_file.is_file():
+            os.link(self.studies_file, dest / STUDIES_NAME)
+            manifest["studies"] = part_entry(dest / STUDIES_NAME)
+        write_json(dest / INDEX_MANIFEST, manifest)
 
 
 def _sql_path(path: Path) -> str:

@@ -100,18 +100,11 @@ class _IndexView:
             yield os.fsdecode(p)
 
     # ------------------------------------------------------------------ studies
-    def studies(self) -> Iterator[list[InstanceRecord]]:
-        """The kept records, one study at a time, in (StudyInstanceUID or "") order.
-
-        A series belongs to the study most of its records name (ties: the first record
-        in instance order), as :func:`breastlab.mri.grouping.group_image_sets` decides.
-        Out of core without a large sort: studies are cut into consecutive ranges of
-        about :data:`BUCKET_RECORDS` records, one streaming pass writes each record to
-        its range's spill file, then the ranges are read back one at a time.
-        """
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
+    def _series_study(self) -> None:
+        """series_key -> study_key, once: a series belongs to the study most of its records name
+        (ties: the first record in instance order), as ``group_image_sets`` decides."""
+        if getattr(self, "_assigned", False):
+            return
         self.con.execute("""
             CREATE TEMP TABLE series_study AS
             WITH counts AS (
@@ -121,18 +114,67 @@ class _IndexView:
                 FROM kept GROUP BY series_key, study_uid)
             SELECT series_key, coalesce(arg_min_null(study_uid, struct_pack(n := -n, first := first)), '') AS study_key
             FROM counts GROUP BY series_key""")
+        self._assigned = True
+
+    def study_fingerprints(self, settings: str) -> dict[str, str]:
+        """study_key -> a digest of its kept rows' identities (path, size, mtime, ctime, inode, frame)
+        and ``settings``: equal digests, equal records, equal output rows (docs/scale.md)."""
+        self._series_study()
+        rows = self.con.execute("""
+            SELECT s.study_key, md5(? || s.study_key || string_agg(
+                hex(k.path_bytes) || ':' || k.size || ':' || k.mtime_ns || ':' || coalesce(k.ctime_ns, -1) || ':'
+                || coalesce(k.inode, -1) || ':' || coalesce(k.frame_index, -1) || ':' || coalesce(k.record, ''),
+                ',' ORDER BY k.path_bytes, k.frame_index))
+            FROM kept k JOIN series_study s USING (series_key) GROUP BY s.study_key""", [settings]).fetchall()
+        return dict(rows)
+
+    def studies(self) -> Iterator[list[InstanceRecord]]:
+        """The kept records, one study at a time, in (StudyInstanceUID or "") order."""
+        for _key, records in self.studies_keyed():
+            yield records  # type: ignore[misc] - nothing skipped: never None
+
+    def studies_keyed(self, skip: frozenset[str] | set[str] = frozenset()
+                      ) -> Iterator[tuple[str, list[InstanceRecord] | None]]:
+        """(study_key, records) in study order; ``None`` instead of the records of studies in ``skip``.
+
+        Out of core without a large sort: the studies to read are cut into consecutive
+        ranges of about :data:`BUCKET_RECORDS` records, one streaming pass writes each
+        record to its range's spill file, then the ranges are read back one at a time.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self._series_study()
         sizes = dict(self.con.execute("""SELECT s.study_key, count(*) FROM kept k JOIN series_study s
                                          USING (series_key) GROUP BY s.study_key""").fetchall())
         order = sorted(sizes)
         bucket_of: dict[str, int] = {}
         bucket, filled = 0, 0
         for key in order:
+            if key in skip:
+                continue
             if filled and filled + sizes[key] > BUCKET_RECORDS:
                 bucket, filled = bucket + 1, 0
             bucket_of[key] = bucket
             filled += sizes[key]
         if not order:
             return
+        if bucket_of:
+            self._spill(bucket_of)
+        loaded, by_study = -1, {}
+        for key in order:
+            if key not in bucket_of:
+                yield key, None
+                continue
+            if bucket_of[key] != loaded:
+                loaded = bucket_of[key]
+                by_study = self._read_bucket(loaded)
+            yield key, _in_path_order(by_study.pop(key))
+
+    def _spill(self, bucket_of: dict[str, int]) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         self.con.register("buckets", pa.table({"study_key": pa.array(list(bucket_of), pa.string()),
                                                "bucket": pa.array(list(bucket_of.values()), pa.int64())}))
         spill = self.tmp / "buckets"
@@ -160,19 +202,18 @@ class _IndexView:
                 writer.close()
             for fh in handles.values():
                 fh.close()
-        for b in range(bucket + 1):
-            path = spill / f"{b:06d}.arrow"
-            if not path.exists():
-                continue
-            with pa.ipc.open_stream(path) as stream:
-                table = stream.read_all()
-            path.unlink()
-            by_study: dict[str, list[InstanceRecord]] = {}
-            for key, record in zip(table.column("study_key").to_pylist(), records_from_table(table)):
-                by_study.setdefault(key, []).append(record)
-            del table
-            for key in sorted(by_study):
-                yield _in_path_order(by_study.pop(key))
+
+    def _read_bucket(self, b: int) -> dict[str, list[InstanceRecord]]:
+        import pyarrow as pa
+
+        path = self.tmp / "buckets" / f"{b:06d}.arrow"
+        with pa.ipc.open_stream(path) as stream:
+            table = stream.read_all()
+        path.unlink()
+        by_study: dict[str, list[InstanceRecord]] = {}
+        for key, record in zip(table.column("study_key").to_pylist(), records_from_table(table)):
+            by_study.setdefault(key, []).append(record)
+        return by_study
 
 
 def _in_path_order(records: list[InstanceRecord]) -> list[InstanceRecord]:

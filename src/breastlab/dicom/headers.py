@@ -65,6 +65,8 @@ from breastlab.dicom.tags import DESCEND
 from breastlab.dicom.times import datetime_time, parse_time
 
 _pydicom_node = pydicom_node  # the tests compare the fast path against it
+#: re-exported for callers and tests of the former single module (now split at its seams)
+_REEXPORTED = (MAX_FRAMES, _common, _group_fields, _vendor_hints, FALLBACK_DEFER, CHUNK, MAX_HEADER)
 
 
 def _skip_os_error(path: str, exc: OSError) -> SkippedFile:

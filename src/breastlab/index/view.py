@@ -141,9 +141,6 @@ class _IndexView:
         ranges of about :data:`BUCKET_RECORDS` records, one streaming pass writes each
         record to its range's spill file, then the ranges are read back one at a time.
         """
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         self._series_study()
         sizes = dict(self.con.execute("""SELECT s.study_key, count(*) FROM kept k JOIN series_study s
                                          USING (series_key) GROUP BY s.study_key""").fetchall())

@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--generated", action="store_true", help="the archive of bench/archive_gen.py")
     parser.add_argument("--keep", action="store_true", help="keep the generated archive")
+    parser.add_argument("--no-dask", action="store_true", help="skip the engine comparison")
     args = parser.parse_args()
     data = data_root()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -179,7 +180,7 @@ def main() -> None:
     small = sizes[0]
     inputs = [str(p) for p in copies[: copies_for[small]]]
     pair = {}
-    for engine in ("default", "dask"):
+    for engine in () if args.no_dask else ("default", "dask"):
         out = OUT / f"scale_out_{engine}"
         shutil.rmtree(out, ignore_errors=True)
         run = timed([*exe, "sort", *inputs, "--out", str(out), "--full", "--no-progress", "-j", "2",
@@ -196,8 +197,9 @@ def main() -> None:
     full = [r for r in rows if r["name"].startswith("full")]
     print(f"\npeak RSS, largest / smallest tree: {full[-1]['maxrss_kb'] / full[0]['maxrss_kb']:.2f}x (target <= 1.25x)")
     print(f"incremental re-run / full run ({largest}): {inc['wall'] / full[-1]['wall']:.1%} (target <= 5%)")
-    print(f"dask (2 local workers) / default (2 workers): {pair['dask']['wall'] / pair['default']['wall']:.2f}x "
-          f"(target <= 1.3x); per dask worker: {pair['dask']['n_files'] / pair['dask']['wall'] / 2:.0f} files/s")
+    if pair:
+        print(f"dask (2 local workers) / default (2 workers): {pair['dask']['wall'] / pair['default']['wall']:.2f}x "
+              f"(target <= 1.3x); per dask worker: {pair['dask']['n_files'] / pair['dask']['wall'] / 2:.0f} files/s")
     print(f"cores: {os.cpu_count()}  load average before: {load_before}  python {platform.python_version()}")
     (OUT / "sort_scale.json").write_text(json.dumps(rows, indent=2))
     if args.generated and not args.keep:

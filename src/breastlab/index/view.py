@@ -120,12 +120,14 @@ class _IndexView:
         """study_key -> a digest of its kept rows' identities (path, size, mtime, ctime, inode, frame)
         and ``settings``: equal digests, equal records, equal output rows (docs/scale.md)."""
         self._series_study()
+        # streaming aggregates (constant memory per study, whatever its size): the count, the XOR and
+        # the sum of a 64-bit hash of each row's identity
         rows = self.con.execute("""
-            SELECT s.study_key, md5(? || s.study_key || string_agg(
-                hex(k.path_bytes) || ':' || k.size || ':' || k.mtime_ns || ':' || coalesce(k.ctime_ns, -1) || ':'
-                || coalesce(k.inode, -1) || ':' || coalesce(k.frame_index, -1) || ':' || coalesce(k.record, ''),
-                ',' ORDER BY k.path_bytes, k.frame_index))
-            FROM kept k JOIN series_study s USING (series_key) GROUP BY s.study_key""", [settings]).fetchall()
+            SELECT s.study_key, md5(? || s.study_key || ':' || count(*) || ':' || bit_xor(h) || ':' || sum(h >> 32))
+            FROM (SELECT series_key, hash(path_bytes, size, mtime_ns, coalesce(ctime_ns, -1), coalesce(inode, -1),
+                                          coalesce(frame_index, -1), coalesce(record, '')) AS h
+                  FROM kept) k
+            JOIN series_study s USING (series_key) GROUP BY s.study_key""", [settings]).fetchall()
         return dict(rows)
 
     def studies(self) -> Iterator[list[InstanceRecord]]:

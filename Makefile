@@ -12,8 +12,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# torch 2.13.0 first (local CPU wheel), then everything else constrained to it.
-$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+# torch 2.13.0 first (local CPU wheel), then everything else constrained to it. The install also builds
+# the compiled header walker (setup.py, Cython) where gcc exists; without a compiler it goes on without it.
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt setup.py src/breastlab/dicom/_cwalk.pyx
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
@@ -68,4 +69,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/sort_speed.py
 
 clean:
-	rm -rf $(VENV) demo-output build src/*.egg-info .tools
+	rm -rf $(VENV) demo-output build src/*.egg-info .tools src/breastlab/dicom/_cwalk.c src/breastlab/dicom/_cwalk.*.so

@@ -75,6 +75,53 @@ print(len(r.records), len(r.skipped))
 """
 
 
+#: in one process: header reading per file with the compiled and the pure-Python walker (CPU time, best
+#: of 3), and the share of the index commit in a whole sort (sort_exam, one worker)
+_IN_PROCESS = r"""
+import json, os, sys, time
+from breastlab.dicom import _parse
+from breastlab.dicom.headers import read_records
+files = [os.path.join(r, n) for r, ds, ns in os.walk(sys.argv[1]) for n in sorted(ns)][: int(sys.argv[2])]
+out = {}
+for mode in (True, False):
+    _parse.use_compiled(mode)
+    for p in files[:200]:
+        read_records(p)
+    best = 1e9
+    for _ in range(3):
+        t = time.process_time()
+        for p in files:
+            read_records(p)
+        best = min(best, time.process_time() - t)
+    out[_parse.WALKER] = best / len(files) * 1e3
+_parse.use_compiled(True)
+import shutil
+import pyarrow as pa
+t = time.process_time()
+pa.array([1])  # pyarrow imports pandas at its first array from Python objects: a fixed cost, not the commit's
+out["pyarrow_first_array_s"] = time.process_time() - t
+from breastlab.index import store
+from breastlab.mri.sorter import sort_exam
+spent = [0.0]
+real = store.commit_batch
+def timed_commit(*a, **kw):
+    t = time.process_time()
+    try:
+        return real(*a, **kw)
+    finally:
+        spent[0] += time.process_time() - t
+store.commit_batch = timed_commit
+dest = sys.argv[3]
+shutil.rmtree(dest, ignore_errors=True)
+t = time.process_time()
+sort_exam([sys.argv[1]], out_dir=dest, workers=1, progress=False, keep_records=False)
+out["sort_cpu_s"] = time.process_time() - t
+out["commit_cpu_s"] = spent[0]
+shutil.rmtree(dest, ignore_errors=True)
+print(json.dumps(out))
+"""
+
+
 def source_files(data: Path) -> list[Path]:
     files = [p for p in sorted((data / "nact-dce").rglob("*")) if p.is_file()]
     for vendor in sorted((data / "dcmqa").iterdir()):
@@ -144,10 +191,13 @@ def main() -> None:
     d2n_out = OUT / "dcm2niix_out"
 
     commands: dict[str, list[str]] = {}
+    pure_env = dict(env, BREASTLAB_PURE_PYTHON="1")
     if cli_available(env):
         commands["breastlab sort"] = [str(bin_dir / "breastlab"), "sort", str(TREE), "--out", str(sort_out)]
         if args.workers:
             commands["breastlab sort"] += ["--workers", str(args.workers)]
+        commands["breastlab sort, pure-Python walker"] = commands["breastlab sort"]
+        commands["breastlab sort, unchanged re-run"] = commands["breastlab sort"]
     else:
         print("[info] `breastlab sort` not available yet: timing scan_paths only", file=sys.stderr)
     # header reading alone (scan_paths), to separate parsing from the sorting rules/outputs
@@ -163,9 +213,10 @@ def main() -> None:
         best = None
         for _ in range(args.repeat):
             for folder in (sort_out, d2n_out):
-                shutil.rmtree(folder, ignore_errors=True)
+                if name != "breastlab sort, unchanged re-run":  # re-runs on the previous run's --out
+                    shutil.rmtree(folder, ignore_errors=True)
             d2n_out.mkdir(parents=True, exist_ok=True)
-            run = timed(cmd, env)
+            run = timed(cmd, pure_env if "pure-Python" in name else env)
             if run["rc"] != 0:
                 print(f"[warn] {name} exited {run['rc']}: {run['stderr'][-500:]}", file=sys.stderr)
             if best is None or run["wall"] < best["wall"]:
@@ -176,6 +227,26 @@ def main() -> None:
     print()
     print(f"files: {n_files}  cores: {os.cpu_count()}  load average before: {load_before}  "
           f"python {platform.python_version()}")
+    proc = subprocess.run([sys.executable, "-c", _IN_PROCESS, str(TREE), str(min(n_files, 6000)),
+                           str(OUT / "in_process_out")], capture_output=True, text=True, env=env)
+    inproc = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {}
+    if proc.returncode:
+        print(f"[warn] in-process measure failed: {proc.stderr[-500:]}", file=sys.stderr)
+    print("\nratios (one run):")
+    if inproc.get("compiled"):
+        print(f"header reading per file, one process (CPU): compiled {inproc['compiled']:.3f} ms, pure Python "
+              f"{inproc['python']:.3f} ms: {inproc['python'] / inproc['compiled']:.2f}x (target >= 2.5x)")
+    if inproc:
+        print(f"index commit / whole sort (CPU, one process): {inproc['commit_cpu_s'] / inproc['sort_cpu_s']:.1%} "
+              f"(target <= 10%; pyarrow's first array, which imports pandas, measured apart: "
+              f"{inproc['pyarrow_first_array_s']:.2f} s)")
+    if "breastlab sort" in results and "dcm2niix -b o" in results:
+        d2n = results["dcm2niix -b o"]["wall"]
+        for name in ("breastlab sort", "breastlab sort, unchanged re-run", "breastlab sort, pure-Python walker"):
+            print(f"{name} / dcm2niix -b o (wall): {results[name]['wall'] / d2n:.2f}x (target <= 1.5x)")
+    if "breastlab sort" in results:
+        print(f"unchanged re-run / full sort (wall): "
+              f"{results['breastlab sort, unchanged re-run']['wall'] / results['breastlab sort']['wall']:.1%}")
     baselines = [n for n in results if n in ("plain pydicom loop", "dcm2niix -b o")]
     for ours_name in [n for n in results if n not in baselines]:
         ours = results[ours_name]
@@ -183,7 +254,8 @@ def main() -> None:
             base = results[name]
             print(f"{ours_name} vs {name}: wall {base['wall'] / ours['wall']:.2f}x, "
                   f"cpu {base['cpu'] / ours['cpu']:.2f}x  (>1 = ours faster)")
-    (OUT / "sort_speed.json").write_text(json.dumps({"n_files": n_files, "results": results}, indent=2))
+    (OUT / "sort_speed.json").write_text(json.dumps({"n_files": n_files, "results": results, "in_process": inproc},
+                                                    indent=2))
 
 
 if __name__ == "__main__":

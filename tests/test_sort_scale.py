@@ -96,11 +96,13 @@ def test_index_without_keep_phi_holds_no_patient_identity(archive, tmp_path):
 
     out = tmp_path / "out"
     sort([archive], out)
-    records = [json.loads(t) for t in pq.read_table(out / "index", columns=["record"]).column(0).to_pylist()]
-    assert records and all(r.get("patient_id") is None and r.get("patient_name") is None for r in records)
+    index = pq.read_table(out / "index", columns=["status", "patient_id", "patient_name", "record"]).to_pylist()
+    records = [r for r in index if r["status"] == "record"]
+    assert records and all(r["patient_id"] is None and r["patient_name"] is None for r in records)
+    assert all(r["record"] is None or json.loads(r["record"])["patient_id"] is None for r in records)
     sort([archive], out, keep_phi=True)  # a change of --keep-phi reads the files again
-    records = [json.loads(t) for t in pq.read_table(out / "index", columns=["record"]).column(0).to_pylist()]
-    assert any(r.get("patient_id") for r in records if "sop_instance_uid" in r)
+    index = pq.read_table(out / "index", columns=["status", "patient_id"]).to_pylist()
+    assert any(r["patient_id"] for r in index if r["status"] == "record")
 
 
 def test_sort_instances_equals_sort_exam(archive, tmp_path):
@@ -197,7 +199,7 @@ def test_result_is_built_before_writing_and_each_output_written_once(shared_data
     monkeypatch.setattr(atomic, "atomic_open", counting_open)
     result = sort([root], tmp_path / "out", image_models=model)
     assert sorted(n for n in opened if not n.startswith(".")) == sorted(
-        [*OUTPUTS, "provenance.json", "manifest.json"])
+        [*OUTPUTS, "provenance.json", "manifest.json", "_manifest.json"])  # _manifest.json: index/
     assert result.fusion["models"] and result.image_columns
     assert len({s.study for s in result.sets}) >= 2  # several studies streamed
 

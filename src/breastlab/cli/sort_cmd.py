@@ -184,6 +184,8 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         from breastlab.seriesmodels.fusion import report_fusion
 
         report_fusion(console, result, result.fusion)
+    for warning in result.index.get("warnings", ()):  # untrusted index parts, ignored (docs/scale.md)
+        typer.echo(f"breastlab sort: warning: {terminal_safe(warning)}", err=True)
     console.print(summary_table(result.sets, title=f"breastlab sort: {len(result.sets)} image sets"))
     msg = (
         f"{result.n_records} images in {len(result.sets)} image sets; "

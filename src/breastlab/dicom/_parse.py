@@ -252,6 +252,9 @@ def walk(
     needs bytes it does not have. Descended sequences nested deeper than
     :data:`MAX_DEPTH` raise :class:`Malformed`.
     """
+    if _C is not None and type(buf) is bytes:  # the compiled walker (breastlab.dicom._cwalk)
+        return _C.walk(buf, pos, end, explicit, descend, top=top, charset=charset, stop_group=stop_group,
+                       depth=depth)
     if depth > MAX_DEPTH:
         raise LimitExceeded(f"sequences nested deeper than {MAX_DEPTH} levels")
     if top:
@@ -453,3 +456,33 @@ def looks_like_vr(two: bytes) -> bool:
 
 def tags(values: Iterable[int]) -> frozenset[int]:
     return frozenset(values)
+
+
+def _load_compiled():  # noqa: ANN202 - the _cwalk module or None
+    """The compiled walker, unless absent (no C compiler at install) or ``BREASTLAB_PURE_PYTHON=1``."""
+    import os
+
+    if os.environ.get("BREASTLAB_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from breastlab.dicom import _cwalk
+    except ImportError:
+        return None
+    _cwalk.bind_text(decode_text)
+    _cwalk.bind_node(Node)
+    # the compiled walker makes compiled nodes (_cwalk.CNode: Node's methods, the same values)
+    _cwalk.bind(_cwalk.CNode, NeedMore, Malformed, LimitExceeded, MAX_DEPTH, MAX_NODES, STOPPED)
+    return _cwalk
+
+
+_C = _load_compiled()
+#: the walker in use: "compiled" (Cython, breastlab.dicom._cwalk) or "python"
+WALKER = "compiled" if _C is not None else "python"
+
+
+def use_compiled(on: bool) -> bool:
+    """Switch between the compiled and the pure-Python walker (tests, benchmarks); returns whether compiled."""
+    global _C, WALKER
+    _C = _load_compiled() if on else None
+    WALKER = "compiled" if _C is not None else "python"
+    return _C is not None

@@ -10,16 +10,27 @@ Layout (docs/scale.md):
   exists whole or not at all). A killed run leaves committed parts only; the next
   run (re)uses them and reads only the files they do not cover.
 
-A file is *fresh* when a part holds a row with its path, size and mtime; the newest
+A file is *fresh* when a part holds a row with its path, size, mtime, ctime and inode
+(a file edited and given back its size and mtime still has a new ctime); the newest
 such part wins. Rows of deleted or changed files are dropped when the index is
 compacted (at the end of any run that found some).
+
+Trust: the index believes only parts its own manifests list with the size and SHA-256
+they were written with: ``OUT/index/_manifest.json`` for the published index, and the
+append-only ``manifest.jsonl`` of the journal for the parts of a killed run. Anything
+else named like a part (a folder, a part planted by another program or by a query, a
+part whose bytes changed) is ignored with a warning and the files it would have
+covered are read again.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import logging
 import os
 import shutil
-from dataclasses import replace
+import stat as stat_mod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -29,13 +40,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from breastlab.dicom.records import SkippedFile
-from breastlab.index.records_io import SCHEMA, _text as _display, record_row, skipped_row
+from breastlab.index.records_io import SCHEMA, Columns
+from breastlab.index.studies import STUDIES_NAME
 
 #: files read per committed part (bounds the memory of the reading process)
 BATCH_FILES = 512
 PART_GLOB = "part-*.parquet"
 #: Parquet key-value metadata of every part: were patient name and ID kept (``--keep-phi``)?
 PHI_KEY = b"breastlab.patient_identity"
+#: the published index's own manifest (a leading ``_``: Parquet readers of the folder skip it)
+INDEX_MANIFEST = "_manifest.json"
+#: the journal's manifest: one JSON line per committed part, appended (a torn last line is ignored)
+JOURNAL_MANIFEST = "manifest.jsonl"
+MANIFEST_FORMAT = "breastlab-index/2"
+#: a file's identity when read: (size, mtime_ns, ctime_ns, inode)
+Stat = tuple[int, int, int, int]
+_log = logging.getLogger("breastlab.index")
 
 
 def journal_dir(out_dir: str | os.PathLike) -> Path:
@@ -56,11 +76,11 @@ def _phi_flag(keep_phi: bool, open_archives: bool = True) -> bytes:
     return (b"kept" if keep_phi else b"dropped") + (b"" if open_archives else b";archives-closed")
 
 
-def write_part(folder: Path, seq: int, rows: list[dict], *, flag: bytes = b"dropped") -> Path:
-    """Write ``rows`` as ``folder/part-<seq>.parquet`` atomically (temporary name, fsync, rename)."""
+def write_part(folder: Path, seq: int, cols: Columns, *, flag: bytes = b"dropped") -> Path:
+    """Write ``cols`` as ``folder/part-<seq>.parquet`` atomically (temporary name, fsync, rename)."""
     final = folder / f"part-{seq:08d}-{os.urandom(4).hex()}.parquet"
     tmp = folder / f".tmp-{seq:08d}-{os.getpid()}.parquet"
-    table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata({PHI_KEY: flag}))
+    table = cols.table(SCHEMA.with_metadata({PHI_KEY: flag}))
     pq.write_table(table, tmp, compression="zstd")
     _fsync(tmp)
     os.replace(tmp, final)
@@ -68,12 +88,55 @@ def write_part(folder: Path, seq: int, rows: list[dict], *, flag: bytes = b"drop
     return final
 
 
-def _stat(path: str) -> tuple[int, int] | None:
+def _stat(path: str) -> Stat | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return st.st_size, st.st_mtime_ns
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+def part_entry(path: Path) -> dict | None:
+    """``{"name", "bytes", "sha256"}`` of a regular part file (``None``: not a regular file)."""
+    try:
+        st = os.lstat(path)
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return {"name": path.name, "bytes": st.st_size, "sha256": digest.hexdigest()}
+
+
+def _matches(path: Path, entry: dict) -> bool:
+    """Is ``path`` a regular file with the size and hash its manifest entry names?"""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat_mod.S_ISREG(st.st_mode) or st.st_size != entry.get("bytes"):
+        return False
+    got = part_entry(path)
+    return got is not None and got["sha256"] == entry.get("sha256")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    out = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a torn line of a killed run
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                    out.append(entry)
+    except OSError:
+        pass
+    return out
 
 
 class HeaderIndex:
@@ -93,46 +156,132 @@ class HeaderIndex:
         self._known: dict[bytes, tuple[int, int, str]] = {}
         self._live: dict[bytes, str] = {}
         self._seq = 0
+        self.warnings: list[str] = []  # untrusted or damaged index parts that were ignored
+        self.previous_studies: Path | None = None  # OUT/index/_studies.parquet, when its manifest vouches for it
+        self.studies_file: Path | None = None  # this run's study rows (breastlab.index.studies), to publish
+        self._trusted: dict[str, dict] = {}  # part name -> its manifest entry
 
     # ---------------------------------------------------------------- journal
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        _log.warning(message)
+
     def open(self) -> None:
+        """Trust the parts the manifests list (and whose bytes match); drop everything else."""
+        if self.journal.is_symlink() or (self.journal.exists() and not self.journal.is_dir()):
+            self._warn(f"{self.journal} is not a folder: removed")
+            self.journal.unlink()
         self.journal.mkdir(parents=True, exist_ok=True)
         for tmp in self.journal.glob(".tmp-*"):  # a batch or a query killed while being written
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink(missing_ok=True)
-        if self.full:
-            for part in self.journal.glob(PART_GLOB):
-                part.unlink()
-        else:  # the published index, plus what a killed run committed since
-            published = self.out_dir / "index"
-            for part in sorted(published.glob(PART_GLOB)) if published.is_dir() else []:
-                if (self.journal / part.name).exists():
-                    continue  # parts are immutable: same name, same rows
-                try:
-                    os.link(part, self.journal / part.name)
-                except OSError:
-                    shutil.copyfile(part, self.journal / part.name)
-        for part in self.parts():
+        trusted: dict[str, dict] = {}
+        if not self.full:
+            for entry in _read_jsonl(self.journal / JOURNAL_MANIFEST):  # what a killed run committed
+                if _matches(self.journal / entry["name"], entry):
+                    trusted[entry["name"]] = entry
+            trusted.update(self._published())
+        for item in list(self.journal.iterdir()):  # the journal is ours: anything untrusted goes
+            if item.name == JOURNAL_MANIFEST or item.name.startswith(".tmp-view-") or item.name in trusted:
+                continue
+            if item.name.startswith("part-") and not self.full:
+                self._warn(f"index: {item.name} in the journal is not in its manifest (or changed): ignored")
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item, ignore_errors=True)
+            else:
+                item.unlink(missing_ok=True)
+        self._trusted = {}
+        self._rewrite_journal_manifest(trusted)
+        for name in sorted(trusted):
+            part = self.journal / name
             try:
                 meta = pq.read_schema(part).metadata or {}
                 if meta.get(PHI_KEY) != self.flag:  # --keep-phi changed: read those files again
-                    part.unlink()
+                    self._drop(part)
                     continue
-                cols = pq.read_table(part, columns=["path_bytes", "size", "mtime_ns", "archive_bytes"])
+                cols = pq.read_table(part, columns=["path_bytes", "size", "mtime_ns", "ctime_ns", "inode",
+                                                    "archive_bytes"])
             except Exception:  # noqa: BLE001 - unreadable part (disk trouble): forget it, re-read its files
-                part.unlink(missing_ok=True)
+                self._warn(f"index: {name} cannot be read: ignored, its files are read again")
+                self._drop(part)
                 continue
-            for p, size, mtime, archive in zip(*(cols.column(i).to_pylist() for i in range(4))):
-                self._known[p] = (size, mtime, part.name)
+            for p, size, mtime, ctime, ino, archive in zip(*(cols.column(i).to_pylist() for i in range(6))):
+                self._known[p] = (size, mtime, ctime, ino, part.name)
                 if archive is not None and archive != p:
                     self._members.setdefault(archive, []).append(p)
-            self._seq = max(self._seq, int(part.stem.split("-")[1]) + 1)
+            with contextlib.suppress(ValueError, IndexError):
+                self._seq = max(self._seq, int(part.stem.split("-")[1]) + 1)
+
+    def _published(self) -> dict[str, dict]:
+        """Parts of ``OUT/index`` that its manifest lists with matching bytes, linked into the journal."""
+        published = self.out_dir / "index"
+        if not published.is_dir() or published.is_symlink():
+            return {}
+        listed: dict[str, dict] = {}
+        try:
+            manifest = json.loads((published / INDEX_MANIFEST).read_text(encoding="utf-8"))
+            if manifest.get("format") == MANIFEST_FORMAT:
+                listed = {e["name"]: e for e in manifest["parts"]
+                          if isinstance(e, dict) and isinstance(e.get("name"), str) and "/" not in e["name"]
+                          and e["name"].startswith("part-")}
+                studies = manifest.get("studies")
+                if isinstance(studies, dict) and _matches(published / STUDIES_NAME, studies):
+                    self.previous_studies = published / STUDIES_NAME
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            if any(published.glob(PART_GLOB)):
+                self._warn(f"index: {published} has no readable {INDEX_MANIFEST}: the index is rebuilt")
+            return {}
+        trusted = {}
+        for item in sorted(published.iterdir()):
+            if item.name == INDEX_MANIFEST or item == self.previous_studies:
+                continue
+            entry = listed.get(item.name)
+            if entry is None or not _matches(item, entry):
+                self._warn(f"index: {item.name} in {published} is not in its manifest (or changed): ignored")
+                continue
+            dest = self.journal / item.name
+            if not _matches(dest, entry):  # parts are immutable: same name and hash, same rows
+                if dest.is_dir() and not dest.is_symlink():
+                    shutil.rmtree(dest, ignore_errors=True)
+                else:
+                    dest.unlink(missing_ok=True)
+                try:
+                    os.link(item, dest)
+                except OSError:
+                    shutil.copyfile(item, dest)
+            trusted[item.name] = entry
+        return trusted
+
+    def _rewrite_journal_manifest(self, entries: dict[str, dict]) -> None:
+        tmp = self.journal / f".tmp-manifest-{os.getpid()}.jsonl"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for name in sorted(entries):
+                fh.write(json.dumps(entries[name]) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.journal / JOURNAL_MANIFEST)
+        self._trusted = dict(entries)
+
+    def _record_part(self, name: str) -> None:
+        """Append a committed part to the journal manifest (after its rename: a crash loses it, harmlessly)."""
+        entry = part_entry(self.journal / name)
+        if entry is None:
+            return
+        with open(self.journal / JOURNAL_MANIFEST, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._trusted[name] = entry
+
+    def _drop(self, part: Path) -> None:
+        part.unlink(missing_ok=True)
+        self._trusted.pop(part.name, None)
 
     def parts(self) -> list[Path]:
-        """Committed parts, oldest first (a newer part's row of a path wins)."""
-        return sorted(self.journal.glob(PART_GLOB))
+        """Committed, trusted parts, oldest first (a newer part's row of a path wins)."""
+        return [self.journal / name for name in sorted(self._trusted)]
 
     def discard_journal(self) -> None:
         """Remove the journal once the index is published (it is rebuilt from ``OUT/index`` next time)."""
@@ -165,28 +314,29 @@ class HeaderIndex:
                 self._commit(batch, results)
                 bar.advance(task, len(batch))
 
-    def _commit(self, batch: list[tuple[str, tuple[int, int] | None]], results: list) -> None:
+    def _commit(self, batch: list[tuple[str, Stat | None]], results: list) -> None:
         part, keys = commit_batch(self.journal, self._seq, batch, results, keep_phi=self.keep_phi, flag=self.flag)
         self._seq += 1
         self._mark(batch, part, keys)
 
     def _mark(self, batch: list, part: str, keys: list[bytes]) -> None:
+        self._record_part(part)
         for key in keys:
             self._live[key] = part
         for (path, st) in batch:
-            self._known[os.fsencode(path)] = (*(st or (-1, -1)), part)
+            self._known[os.fsencode(path)] = (*(st or (-1, -1, -1, -1)), part)
 
-    def plan(self, files: Sequence[str]) -> list[tuple[str, tuple[int, int] | None]]:
+    def plan(self, files: Sequence[str]) -> list[tuple[str, Stat | None]]:
         """Mark the fresh files live; returns the (path, stat) of those to read."""
-        todo: list[tuple[str, tuple[int, int] | None]] = []
+        todo: list[tuple[str, Stat | None]] = []
         for path in files:
             key = os.fsencode(path)
             st = _stat(path)
             known = self._known.get(key)
-            if st is not None and known is not None and known[:2] == st:
-                self._live[key] = known[2]
+            if st is not None and known is not None and known[:4] == st:
+                self._live[key] = known[4]
                 for member in self._members.get(key, ()):  # an unchanged archive: its members too
-                    self._live[member] = known[2]
+                    self._live[member] = known[4]
                 self.n_reused += 1
             else:
                 todo.append((path, st))
@@ -242,51 +392,56 @@ class HeaderIndex:
             os.replace(compact, final)
             self._seq += 1
             for part in self.parts():
-                if part != final:
-                    part.unlink()
+                self._drop(part)
+            self._rewrite_journal_manifest({})
+            self._record_part(final.name)
             self._live = dict.fromkeys(self._live, final.name)
+        entries = []
         for part in self.parts():
             os.link(part, dest / part.name)
+            entries.append(self._trusted[part.name])
+        from breastlab.core.atomic import write_json
+
+        manifest: dict = {"format": MANIFEST_FORMAT, "parts": entries}
+        if self.studies_file is not None and self.studies_file.is_file():
+            os.link(self.studies_file, dest / STUDIES_NAME)
+            manifest["studies"] = part_entry(dest / STUDIES_NAME)
+        write_json(dest / INDEX_MANIFEST, manifest)
 
 
 def _sql_path(path: Path) -> str:
     return os.fspath(path).replace("'", "''")
 
 
-def commit_batch(journal: Path, seq: int, batch: list[tuple[str, tuple[int, int] | None]], results: list, *,
+def commit_batch(journal: Path, seq: int, batch: list[tuple[str, Stat | None]], results: list, *,
                  keep_phi: bool, flag: bytes) -> tuple[str, list[bytes]]:
     """Write the rows of one batch of read files as part ``seq``; returns (part name, live keys)."""
     from breastlab.dicom.archives import ArchiveMembers
 
-    rows: list[dict] = []
+    cols = Columns()
     keys: list[bytes] = []
 
-    def add(result, size: int, mtime: int, archive: bytes | None) -> None:  # noqa: ANN001
+    def add(result, st: Stat, archive: bytes | None) -> None:  # noqa: ANN001
         if isinstance(result, SkippedFile):
-            rows.append(skipped_row(result, size, mtime) | {"archive_bytes": archive})
+            cols.skipped(result, st, archive)
             keys.append(os.fsencode(result.path))
             return
         for r in result:
-            if not keep_phi:
-                r = replace(r, patient_id=None, patient_name=None)
-            rows.append(record_row(r, size, mtime) | {"archive_bytes": archive})
+            cols.record(r, st, archive, keep_phi=keep_phi)
         if result:
             keys.append(os.fsencode(result[0].path))
 
     for (path, st), result in zip(batch, results):
-        size, mtime = st if st is not None else (-1, -1)
+        st = st if st is not None else (-1, -1, -1, -1)
         key = os.fsencode(path)
         if isinstance(result, ArchiveMembers):
-            row = dict.fromkeys(SCHEMA.names)
-            row.update(path=_display(path), path_bytes=key, size=size, mtime_ns=mtime, status="archive",
-                       archive_bytes=key, record="{}")
-            rows.append(row)
+            cols.archive(path, st)
             for _member, member_result in result:
-                add(member_result, size, mtime, key)
+                add(member_result, st, key)
         else:
-            add(result, size, mtime, None)
+            add(result, st, None)
         keys.append(key)
-    part = write_part(journal, seq, rows, flag=flag)
+    part = write_part(journal, seq, cols, flag=flag)
     return part.name, keys
 
 

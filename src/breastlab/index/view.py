@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from breastlab.dicom.records import InstanceRecord, SkippedFile
-from breastlab.index.records_io import record_from_json, skipped_from_json
+from breastlab.index.records_io import FIELDS, records_from_table, skipped_from_row
 from breastlab.index.store import HeaderIndex, _sql_path
 
 #: DuckDB's working memory for the sort's queries (it spills to disk beyond that)
@@ -87,8 +87,9 @@ class _IndexView:
     def skipped(self, walk_skipped: list[SkippedFile]) -> list[SkippedFile]:
         """Every skipped entry: met while walking, read and skipped, duplicates; sorted by path."""
         out = list(walk_skipped)
-        for (text,) in self.con.execute("SELECT record FROM live_rows WHERE status = 'skipped'").fetchall():
-            out.append(skipped_from_json(text))
+        for row in self.con.execute("SELECT path_bytes, skip_reason, skip_detail, record FROM live_rows "
+                                    "WHERE status = 'skipped'").fetchall():
+            out.append(skipped_from_row(*row))
         out.sort(key=lambda s: s.path)
         out += self.dropped
         out.sort(key=lambda s: s.path)
@@ -99,19 +100,11 @@ class _IndexView:
             yield os.fsdecode(p)
 
     # ------------------------------------------------------------------ studies
-    def studies(self) -> Iterator[list[InstanceRecord]]:
-        """The kept records, one study at a time, in (StudyInstanceUID or "") order.
-
-        A series belongs to the study most of its records name (ties: the first record
-        in instance order), as :func:`breastlab.mri.grouping.group_image_sets` decides.
-        Out of core without a large sort: studies are cut into consecutive ranges of
-        about :data:`BUCKET_RECORDS` records, one streaming pass writes each record to
-        its range's spill file, then the ranges are read back one at a time.
-        """
-        import json
-
-        import pyarrow as pa
-
+    def _series_study(self) -> None:
+        """series_key -> study_key, once: a series belongs to the study most of its records name
+        (ties: the first record in instance order), as ``group_image_sets`` decides."""
+        if getattr(self, "_assigned", False):
+            return
         self.con.execute("""
             CREATE TEMP TABLE series_study AS
             WITH counts AS (
@@ -121,46 +114,105 @@ class _IndexView:
                 FROM kept GROUP BY series_key, study_uid)
             SELECT series_key, coalesce(arg_min_null(study_uid, struct_pack(n := -n, first := first)), '') AS study_key
             FROM counts GROUP BY series_key""")
+        self._assigned = True
+
+    def study_fingerprints(self, settings: str) -> dict[str, str]:
+        """study_key -> a digest of its kept rows' identities (path, size, mtime, ctime, inode, frame)
+        and ``settings``: equal digests, equal records, equal output rows (docs/scale.md)."""
+        self._series_study()
+        # streaming aggregates (constant memory per study, whatever its size): the count, the XOR and
+        # the sum of a 64-bit hash of each row's identity
+        rows = self.con.execute("""
+            SELECT s.study_key, md5(? || s.study_key || ':' || count(*) || ':' || bit_xor(h) || ':' || sum(h >> 32))
+            FROM (SELECT series_key, hash(path_bytes, size, mtime_ns, coalesce(ctime_ns, -1), coalesce(inode, -1),
+                                          coalesce(frame_index, -1), coalesce(record, '')) AS h
+                  FROM kept) k
+            JOIN series_study s USING (series_key) GROUP BY s.study_key""", [settings]).fetchall()
+        return dict(rows)
+
+    def studies(self) -> Iterator[list[InstanceRecord]]:
+        """The kept records, one study at a time, in (StudyInstanceUID or "") order."""
+        for _key, records in self.studies_keyed():
+            yield records  # type: ignore[misc] - nothing skipped: never None
+
+    def studies_keyed(self, skip: frozenset[str] | set[str] = frozenset()
+                      ) -> Iterator[tuple[str, list[InstanceRecord] | None]]:
+        """(study_key, records) in study order; ``None`` instead of the records of studies in ``skip``.
+
+        Out of core without a large sort: the studies to read are cut into consecutive
+        ranges of about :data:`BUCKET_RECORDS` records, one streaming pass writes each
+        record to its range's spill file, then the ranges are read back one at a time.
+        """
+        self._series_study()
         sizes = dict(self.con.execute("""SELECT s.study_key, count(*) FROM kept k JOIN series_study s
                                          USING (series_key) GROUP BY s.study_key""").fetchall())
         order = sorted(sizes)
         bucket_of: dict[str, int] = {}
         bucket, filled = 0, 0
         for key in order:
+            if key in skip:
+                continue
             if filled and filled + sizes[key] > BUCKET_RECORDS:
                 bucket, filled = bucket + 1, 0
             bucket_of[key] = bucket
             filled += sizes[key]
         if not order:
             return
+        if bucket_of:
+            self._spill(bucket_of)
+        loaded, by_study = -1, {}
+        for key in order:
+            if key not in bucket_of:
+                yield key, None
+                continue
+            if bucket_of[key] != loaded:
+                loaded = bucket_of[key]
+                by_study = self._read_bucket(loaded)
+            yield key, _in_path_order(by_study.pop(key))
+
+    def _spill(self, bucket_of: dict[str, int]) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         self.con.register("buckets", pa.table({"study_key": pa.array(list(bucket_of), pa.string()),
                                                "bucket": pa.array(list(bucket_of.values()), pa.int64())}))
         spill = self.tmp / "buckets"
         spill.mkdir()
+        columns = ", ".join(f'k."{name}"' for name in ("path_bytes", "record", *FIELDS))
+        writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
         handles: dict[int, object] = {}
-        try:
-            reader = self.con.sql("""SELECT b.bucket, s.study_key, k.record FROM kept k
-                                         JOIN series_study s USING (series_key) JOIN buckets b USING (study_key)
-                                         """).to_arrow_reader(STUDY_BATCH_ROWS)
+        try:  # one streaming pass: each row to its range's spill file (Arrow IPC, typed columns)
+            reader = self.con.sql(f"""SELECT b.bucket, s.study_key, {columns} FROM kept k
+                                      JOIN series_study s USING (series_key) JOIN buckets b USING (study_key)
+                                      """).to_arrow_reader(STUDY_BATCH_ROWS)
             for batch in reader:
-                for b, key, text in zip(*(batch.column(i).to_pylist() for i in range(3))):
-                    fh = handles.get(b)
-                    if fh is None:
-                        fh = handles[b] = open(spill / f"{b:06d}.jsonl", "w", encoding="utf-8")
-                    fh.write(json.dumps(key) + "\t" + text + "\n")
+                buckets = batch.column(0)
+                distinct = pc.unique(buckets).to_pylist()
+                for b in distinct:
+                    part = (batch if len(distinct) == 1 else batch.filter(pc.equal(buckets, b))).drop_columns(
+                        ["bucket"])
+                    writer = writers.get(b)
+                    if writer is None:
+                        handles[b] = open(spill / f"{b:06d}.arrow", "wb")
+                        writer = writers[b] = pa.ipc.new_stream(handles[b], part.schema)
+                    writer.write(part)
         finally:
+            for writer in writers.values():
+                writer.close()
             for fh in handles.values():
                 fh.close()
-        for b in range(bucket + 1):
-            path = spill / f"{b:06d}.jsonl"
-            by_study: dict[str, list[InstanceRecord]] = {}
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    key, _, text = line.rstrip("\n").partition("\t")
-                    by_study.setdefault(json.loads(key), []).append(record_from_json(text))
-            path.unlink()
-            for key in sorted(by_study):
-                yield _in_path_order(by_study.pop(key))
+
+    def _read_bucket(self, b: int) -> dict[str, list[InstanceRecord]]:
+        import pyarrow as pa
+
+        path = self.tmp / "buckets" / f"{b:06d}.arrow"
+        with pa.ipc.open_stream(path) as stream:
+            table = stream.read_all()
+        path.unlink()
+        by_study: dict[str, list[InstanceRecord]] = {}
+        for key, record in zip(table.column("study_key").to_pylist(), records_from_table(table)):
+            by_study.setdefault(key, []).append(record)
+        return by_study
 
 
 def _in_path_order(records: list[InstanceRecord]) -> list[InstanceRecord]:

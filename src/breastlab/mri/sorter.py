@@ -219,12 +219,32 @@ def sort_exam(
         from breastlab.index.view import _IndexView
 
         with _IndexView(index) as view:
-            result = _sort_stream(view.studies(), view.skipped(walk_skipped), view.n_records, view.record_paths,
+            # unchanged studies keep their previous rows (breastlab.index.studies); the command line's
+            # summary-only sort without models, export, Dask or a finishing step (the review page
+            # decodes every set's images), where the result needs no records
+            reuse = (out_dir is not None and not keep_records and not image_models and export_dir is None
+                     and client is None and finish is None)
+            cache = None
+            if reuse:
+                from breastlab.index.studies import PreviousStudies, StudyWriter, settings_key
+
+                settings = settings_key(b_threshold, keep_phi)
+                fingerprints = view.study_fingerprints(settings)
+                previous = PreviousStudies(None if full else index.previous_studies, settings)
+                hits = previous.hits(fingerprints)
+                index.studies_file = index.journal / "studies-new.parquet"
+                cache = _StudyCache(previous, StudyWriter(index.studies_file, settings), fingerprints)
+                studies = view.studies_keyed(hits)
+            else:
+                studies = ((None, records) for records in view.studies())
+            result = _sort_stream(studies, view.skipped(walk_skipped), view.n_records, view.record_paths,
                                   inputs=inputs, n_files=len(files), out_dir=out_dir, out_stage=out_stage,
                                   export_dir=export_dir, export_stage=export_stage, b_threshold=b_threshold,
                                   keep_phi=keep_phi, export_mode=export_mode, image_models=image_models,
-                                  keep_records=keep_records, client=client, finish=finish)
-            result.index = {"files_read": index.n_read, "files_reused": index.n_reused}
+                                  keep_records=keep_records, client=client, finish=finish, cache=cache)
+            result.index = {"files_read": index.n_read, "files_reused": index.n_reused,
+                            "studies_reused": cache.n_reused if cache is not None else 0,
+                            "warnings": list(index.warnings)}
             if out_stage is not None:
                 index.publish_into(out_stage, view.con)
     if out_dir is not None:  # published: the journal's parts are all in OUT/index now
@@ -264,17 +284,31 @@ def sort_instances(
         out_stage = (stack.enter_context(staged_outputs(out_dir, replaceable=LEGACY_OUTPUTS))
                      if out_dir is not None else None)
         export_stage = stack.enter_context(staged_outputs(export_dir)) if export_dir is not None else None
-        return _sort_stream(iter(group_studies(kept)), skipped_list, len(kept), lambda: (r.path for r in kept),
+        return _sort_stream(((None, study) for study in group_studies(kept)), skipped_list, len(kept), lambda: (r.path for r in kept),
                             inputs=inputs, n_files=n_files, out_dir=out_dir, out_stage=out_stage,
                             export_dir=export_dir, export_stage=export_stage, b_threshold=b_threshold,
                             keep_phi=keep_phi, export_mode=export_mode, image_models=image_models,
                             keep_records=True)
 
 
+@dataclass
+class _StudyCache:
+    """The previous run's study rows and this run's (``breastlab.index.studies``)."""
+
+    previous: Any
+    writer: Any
+    fingerprints: dict[str, str]
+    n_reused: int = 0
+
+
 def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, out_dir, out_stage,  # noqa: ANN001
                  export_dir, export_stage, b_threshold, keep_phi, export_mode, image_models,
-                 keep_records, client=None, finish=None) -> SortResult:
-    """Per study: group → rules → image models → export → rows appended; then skipped.csv and provenance."""
+                 keep_records, client=None, finish=None, cache: _StudyCache | None = None) -> SortResult:
+    """Per study: group → rules → image models → export → rows appended; then skipped.csv and provenance.
+
+    ``studies`` yields (study key, records); records ``None``: an unchanged study whose rows
+    ``cache`` gives back (then never Dask, models or export).
+    """
     from breastlab.mri import outputs
     from breastlab.mri.stream import StreamWriter, light_set
 
@@ -295,12 +329,17 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
     if client is not None:  # the rules of each study as a Dask task; results in study order
         from breastlab.index.dask_engine import map_in_order
 
-        labelled = map_in_order(client, sort_records, studies, window=2 * max(1, len(client.nthreads())),
-                                b_threshold=b_threshold)
+        labelled = ((None, sets) for sets in map_in_order(
+            client, sort_records, (records for _, records in studies), window=2 * max(1, len(client.nthreads())),
+            b_threshold=b_threshold))
     else:
-        labelled = (sort_records(records, b_threshold=b_threshold) for records in studies)
+        labelled = ((key, None if records is None else sort_records(records, b_threshold=b_threshold))
+                    for key, records in studies)
     try:
-        for sets in labelled:
+        for key, sets in labelled:
+            if sets is None:  # unchanged since the previous run: its rows as they were
+                _reuse_study(cache, key, writer, labels, result)
+                continue
             extra: dict[str, dict[str, Any]] = {}
             if fusion is not None:
                 fused = fuse_study(sets, image_models)
@@ -323,7 +362,10 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
                     rows = [row | {c: extra.get(ls.set_id, {}).get(c) for c in IMAGE_COLUMNS}
                             for row, ls in zip(rows, sets)]
                 writer.series(rows)
-                writer.instances(outputs.instance_rows(sets, export_paths))
+                instance_rows = list(outputs.instance_rows(sets, export_paths))
+                writer.instances(instance_rows)
+                if cache is not None:
+                    cache.writer.add(key, cache.fingerprints[key], rows, instance_rows)
             result.sets.extend(sets if keep_records else [light_set(ls) for ls in sets])
         if fusion is not None:
             result.fusion = fusion.summary()
@@ -333,9 +375,13 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
                 writer.instances(fusion.image_instances)
         if writer is not None:
             writer.close()
+        if cache is not None:
+            cache.writer.close()
     except BaseException as exc:
         if writer is not None:
             writer.abort(exc)
+        if cache is not None:
+            cache.writer.abort()
         raise
     if export_stage is not None:
         result.export_dir = Path(export_dir)
@@ -378,3 +424,23 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
         result.out_dir = Path(out_dir)
         result.outputs = {name: Path(out_dir) / name for name in written}
     return result
+
+
+def _reuse_study(cache: _StudyCache, key: str, writer, labels: dict, result: SortResult) -> None:  # noqa: ANN001
+    """Write an unchanged study's previous rows and count its sets (``CachedSet`` in the result)."""
+    import json
+
+    from breastlab.core.labels import Label
+    from breastlab.mri.stream import CachedSet
+
+    series_json, instances_json = cache.previous.rows(key)
+    series_rows = json.loads(series_json)
+    if writer is not None:
+        writer.series(series_rows)
+        writer.instances(json.loads(instances_json))
+    for row in series_rows:
+        label = Label(row["label"])
+        labels[label] = labels.get(label, 0) + 1
+    result.sets.extend(CachedSet(row) for row in series_rows)
+    cache.writer.add(key, cache.fingerprints[key], series_json, instances_json)
+    cache.n_reused += 1

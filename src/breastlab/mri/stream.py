@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from breastlab.core import atomic
@@ -76,6 +77,53 @@ class StreamTotals:
     labels: Counter = field(default_factory=Counter)
     export_counts: dict[str, int] = field(default_factory=dict)
     sets: list[LabelledSet] = field(default_factory=list)  # full or light (see ``keep_records``)
+
+
+@dataclass(frozen=True)
+class CachedSet:
+    """An image set reused from the previous run (``breastlab.index.studies``): its series.csv row.
+
+    Offers what a summary reads of a light :class:`LabelledSet` (``label``, ``study``,
+    ``set_id``, ``b_value``, and ``image_set`` / ``summary`` / ``classification`` with the
+    summary table's fields); it has no records.
+    """
+
+    row: dict[str, Any]
+
+    @property
+    def label(self):  # noqa: ANN201 - a Label
+        from breastlab.core.labels import Label
+
+        return Label(self.row["label"])
+
+    @property
+    def study(self) -> str:
+        return self.row["study"]
+
+    @property
+    def set_id(self) -> str:
+        return self.row["set_id"]
+
+    @property
+    def b_value(self) -> float | None:
+        return self.row["b_value"]
+
+    @property
+    def image_set(self) -> SimpleNamespace:
+        r = self.row
+        return SimpleNamespace(series_number=r["series_number"], index=r["image_set"], n_images=r["n_images"],
+                               series_uid=r["series_uid"], study_uid=r.get("study_uid"))
+
+    @property
+    def summary(self) -> SimpleNamespace:
+        r = self.row
+        return SimpleNamespace(series_description=r["series_description"], dce_phase=r["dce_phase"],
+                               dce_seconds=r["dce_seconds"], manufacturer=r["manufacturer"])
+
+    @property
+    def classification(self) -> SimpleNamespace:
+        r = self.row
+        return SimpleNamespace(label=self.label, confidence=r["confidence"], rule=r["rule"])
 
 
 def light_set(ls: LabelledSet) -> LabelledSet:

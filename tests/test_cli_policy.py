@@ -177,3 +177,36 @@ def test_every_project_exception_has_the_one_base() -> None:
     assert all(issubclass(cls, BreastlabError) for cls in codes)
     assert codes[RunConfigError] == codes[WeightsUnavailableError] == EXIT_USAGE
     assert codes[DistributedRunError] == codes[PacsError] == EXIT_FAILED
+
+
+#: exceptions that never reach a user: raised and caught inside the DICOM readers (a file becomes
+#: a skipped.csv row with the reason) or inside one module
+INTERNAL_SIGNALS = {"NeedMore", "Malformed", "_BudgetSpent", "Truncated", "NotDicom", "Fallback",
+                    "Oversized", "Special", "PixelDataError", "_Unsupported", "LimitExceeded"}
+
+
+def test_no_exception_class_outside_the_one_base() -> None:
+    """Every exception class defined in src/breastlab derives from BreastlabError (through its
+    bases), except the internal signals above; a new class that forgets the base fails here."""
+    import ast
+    import builtins
+
+    package = Path(__file__).resolve().parents[1] / "src" / "breastlab"
+    project: dict[str, list[str]] = {}
+    for f in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                project[node.name] = [ast.unparse(b).split(".")[-1] for b in node.bases]
+
+    def is_exception(name: str) -> bool:
+        obj = getattr(builtins, name, None)
+        if isinstance(obj, type):
+            return issubclass(obj, BaseException)
+        return any(is_exception(b) for b in project.get(name, ()))
+
+    def has_base(name: str) -> bool:
+        return name == "BreastlabError" or any(has_base(b) for b in project.get(name, ()))
+
+    stray = sorted(n for n in project if is_exception(n) and not has_base(n) and n not in INTERNAL_SIGNALS)
+    assert not stray, f"exception classes without the BreastlabError base: {stray}"
+    assert not INTERNAL_SIGNALS - set(project), "an internal signal is gone: drop it from the list"

@@ -60,7 +60,7 @@ def sort(
                            timeout=timeout, ca_bundle_path=str(ca_bundle) if ca_bundle else None,
                            calling_aet=calling_aet, max_studies=max_studies, progress=progress)
     except PacsError as exc:
-        fail(str(exc))
+        fail(str(exc), exc.exit_code)
     except OSError as exc:
         fail(f"{type(exc).__name__}: {exc.strerror or exc}")
     console = Console()
@@ -79,7 +79,7 @@ def sort(
             msg += f" ({actions.count('replaced')} replacing an earlier SR)"
     console.print(msg, soft_wrap=True)
     if not result.records:
-        fail("the PACS studies held no sortable image (see skipped.csv)", 3)
+        fail("nothing to sort: the PACS studies held no sortable image (see skipped.csv)", 1)
 
 
 @pacs_app.command("echo")
@@ -98,5 +98,5 @@ def echo(
                          calling_aet=calling_aet)
         pacs.echo()
     except PacsError as exc:
-        fail(str(exc))
+        fail(str(exc), exc.exit_code)
     typer.echo(f"ok: {pacs.address.url} answers")

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from breastlab.pacs.errors import PacsError
+from breastlab.pacs.errors import PacsAddressError, PacsError
 
 ENV_USER = "BREASTLAB_PACS_USER"
 ENV_PASSWORD = "BREASTLAB_PACS_PASSWORD"  # noqa: S105 - the variable's name, not a secret
@@ -65,28 +65,28 @@ def parse_pacs_url(url: str) -> PacsAddress:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as exc:
-        raise PacsError(f"not a PACS URL: {exc}") from None
+        raise PacsAddressError(f"not a PACS URL: {exc}") from None
     scheme = parts.scheme.lower()
     if parts.password is not None or (scheme in ("http", "https") and parts.username is not None):
-        raise PacsError("credentials in the URL are not accepted: set BREASTLAB_PACS_USER/"
+        raise PacsAddressError("credentials in the URL are not accepted: set BREASTLAB_PACS_USER/"
                         "BREASTLAB_PACS_PASSWORD or use a netrc file")
     if parts.query or parts.fragment or "?" in url or "#" in url:
         # a DICOMweb root takes no query string; ?password=/?token= would end up in argv and logs
-        raise PacsError("a PACS URL takes no query string or fragment (credentials never go in a URL: set "
+        raise PacsAddressError("a PACS URL takes no query string or fragment (credentials never go in a URL: set "
                         "BREASTLAB_PACS_USER/BREASTLAB_PACS_PASSWORD or BREASTLAB_PACS_TOKEN, or use a netrc file)")
     if not parts.hostname:
-        raise PacsError(f"no host in PACS URL {url!r}")
+        raise PacsAddressError(f"no host in PACS URL {url!r}")
     if scheme in ("http", "https"):
         clean = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
         return PacsAddress("dicomweb", clean, parts.hostname, port)
     if scheme == "dicom":
         aet = parts.username
         if not aet or len(aet) > 16:
-            raise PacsError(f"a DIMSE URL names the called AE title: dicom://AET@host:port (got {url!r})")
+            raise PacsAddressError(f"a DIMSE URL names the called AE title: dicom://AET@host:port (got {url!r})")
         if port is None:
-            raise PacsError(f"a DIMSE URL needs a port: dicom://{aet}@{parts.hostname}:PORT")
+            raise PacsAddressError(f"a DIMSE URL needs a port: dicom://{aet}@{parts.hostname}:PORT")
         return PacsAddress("dimse", f"dicom://{aet}@{parts.hostname}:{port}", parts.hostname, port, aet)
-    raise PacsError(f"unsupported PACS URL scheme {scheme!r}: use http(s)://host/dicom-web or dicom://AET@host:port")
+    raise PacsAddressError(f"unsupported PACS URL scheme {scheme!r}: use http(s)://host/dicom-web or dicom://AET@host:port")
 
 
 def credentials_for(host: str) -> Credentials:
@@ -102,7 +102,7 @@ def credentials_for(host: str) -> Credentials:
         try:
             entry = netrc.netrc(path).authenticators(host)
         except (netrc.NetrcParseError, OSError) as exc:
-            raise PacsError(f"netrc file {path} could not be read: {type(exc).__name__}") from None
+            raise PacsAddressError(f"netrc file {path} could not be read: {type(exc).__name__}") from None
         if entry:
             login, _account, password = entry
             return Credentials(username=login, password=password or "", source="netrc")
@@ -114,6 +114,6 @@ def ca_bundle(option: str | None = None) -> str | bool:
     path = option or os.environ.get(ENV_CA_BUNDLE)
     if path:
         if not os.path.isfile(path):
-            raise PacsError(f"CA bundle not found: {path}")
+            raise PacsAddressError(f"CA bundle not found: {path}")
         return path
     return True

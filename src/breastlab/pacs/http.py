@@ -17,6 +17,7 @@ Hand-written because neither ``requests`` nor ``urllib3`` has a total-time bound
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -116,6 +117,8 @@ class BoundedSession(requests.Session):
                 if time.monotonic() > deadline:
                     raise requests.exceptions.Timeout("deadline")
             response._content = b"".join(body)  # what .content/.json() give, as without stream
+            if "json" in response.headers.get("Content-Type", "").lower():
+                _check_json_depth(response._content)
             response._content_consumed = True
             return response
         except (requests.exceptions.RequestException, OSError) as exc:
@@ -125,3 +128,26 @@ class BoundedSession(requests.Session):
         finally:
             done.set()
             _LOCAL.conns = None
+
+
+#: JSON nesting accepted in an answer: DICOM JSON nests about 3 levels per sequence level
+MAX_JSON_DEPTH = 200
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def _check_json_depth(body: bytes) -> None:
+    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH`` before any parser recurses into it.
+
+    ``json.loads`` recurses per level: a body nested 100,000 deep reaches the interpreter's
+    recursion limit, and objects freed that deep (a ``__del__``, a warning) fail unpredictably.
+    Strings are removed (regex, C speed), then the brackets' running depth is a NumPy
+    cumulative sum: no Python loop over the body.
+    """
+    import numpy as np
+
+    brackets = np.frombuffer(_JSON_STRING.sub(b"", body), dtype=np.uint8)
+    step = (np.isin(brackets, (0x5B, 0x7B)).astype(np.int32)
+            - np.isin(brackets, (0x5D, 0x7D)).astype(np.int32))
+    if step.size and int(np.cumsum(step).max()) > MAX_JSON_DEPTH:
+        raise PacsError(f"the answer's JSON is nested more than {MAX_JSON_DEPTH} levels deep: refused")
+

@@ -28,7 +28,7 @@ from breastlab.mri.classify import LabelledSet
 from breastlab.mri.diffusion import DEFAULT_B_THRESHOLD
 from breastlab.pacs.address import PacsAddress, parse_pacs_url
 from breastlab.pacs.dicomweb import StudyFilter
-from breastlab.pacs.errors import PacsError
+from breastlab.pacs.errors import PacsError, PacsNothingFound
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def pacs_sort(
     studies = pacs.find_studies(filt, max_studies=max_studies)
     if not studies:
         wanted = ", ".join(sorted(filt.qido())) or "the filters"  # names only: a PatientID is PHI
-        raise PacsError(f"no study on {pacs.address.url} matches {wanted}")
+        raise PacsNothingFound(f"no study on {pacs.address.url} matches {wanted}")
     records: list[InstanceRecord] = []
     skipped: list[SkippedFile] = []
     headers: dict[str, Any] = {}  # study uid -> one header dataset (patient/study modules for the SR)

@@ -100,8 +100,10 @@ def test_class_folders_with_dicom_png_and_nifti(tmp_path):
     table = slice_table(ds.items, SEQ, slices_per_series=3)
     assert set(table.labels) == {0, 1, 2}
     data = SliceDataset(table, image_size=32)
-    x, y = data[0]
+    item = data[0]  # a dict item carrying its series id (as TorchIO's Subject)
+    x, y = item["image"], item["label"]
     assert tuple(x.shape) == (1, 32, 32) and isinstance(y, int)
+    assert item["series_id"] == data.series_ids[0] and item["series_id"] in {i.series_id for i in ds.items}
     assert len(data) == len(table.refs)
     nifti_refs = [r for r in table.refs if r.path.endswith(".nii.gz")]
     assert len(nifti_refs) == 3 and len({r.index for r in nifti_refs}) == 3

@@ -53,3 +53,24 @@ def test_trailing_elements_fall_back_to_the_whole_file(tmp_path: Path) -> None:
     arr = _multiframe(tmp_path / "mf.dcm", ExplicitVRLittleEndian, trailing=True)
     assert pixels._multiframe_native(tmp_path / "mf.dcm") is None
     assert np.array_equal(pixels.read_view(tmp_path / "mf.dcm", 1), arr[1].astype(np.float32))
+
+
+def test_single_frame_files_read_once_give_the_whole_file_pixels(shared_data, monkeypatch):
+    """A single-frame file is read on from where the partial read stopped (no second header
+    parse): the pixels equal the whole-file read's, under every transfer syntax and vendor."""
+    import random
+
+    from conftest import require
+
+    folders = [require(shared_data / "dcmqa" / "transfer_syntax" / "In"), require(shared_data / "nact-dce")]
+    files = sorted(p for folder in folders for p in folder.rglob("*") if p.is_file()
+                   and pydicom.misc.is_dicom(p) and "mask" not in p.parts)
+    files = files[:9] + random.Random(0).sample(files[9:], min(60, len(files) - 9))
+    fast = {f: pixels.read_view_and_header(f)[0] for f in files}
+    monkeypatch.setattr(pixels, "_multiframe_native", lambda path: None)  # the whole-file read
+    compared = 0
+    for f in files:
+        whole = pixels.read_view_and_header(f)[0]
+        assert np.array_equal(fast[f], whole), f
+        compared += 1
+    assert compared >= 10

@@ -88,17 +88,22 @@ def _decoded(path: str | os.PathLike):
         ds = pydicom.dcmread(path)
     except Exception as exc:  # noqa: BLE001 - not DICOM, truncated, unreadable: one line for the caller
         raise PixelDataError(f"{path}: not readable as DICOM ({type(exc).__name__})") from None
+    return ds, _pixel_array(ds, path)
+
+
+def _pixel_array(ds, path: str | os.PathLike) -> np.ndarray:  # noqa: ANN001 - a pydicom Dataset
+    """The decoded pixels of ``ds``, through the preferred plugin first (module docstring)."""
     if "PixelData" not in ds:
         raise PixelDataError(f"{path}: DICOM file has no pixel data")
     plugin = decoding_plugin(str(getattr(ds.file_meta, "TransferSyntaxUID", "") or ""))
     if plugin:
         try:
             ds.pixel_array_options(decoding_plugin=plugin)
-            return ds, ds.pixel_array
+            return ds.pixel_array
         except Exception:  # noqa: BLE001 - this plugin cannot read this file: try them all
             ds.pixel_array_options(decoding_plugin="")
     try:
-        return ds, ds.pixel_array
+        return ds.pixel_array
     except Exception as exc:  # missing decoder, corrupt stream
         raise PixelDataError(f"{path}: cannot decode pixel data ({exc})") from exc
 
@@ -118,13 +123,19 @@ def _multiframe_native(path: str | os.PathLike):  # noqa: ANN202 - (Dataset, arr
     any of that does not hold (compressed, big-endian, trailing elements, 1-bit data):
     the caller then reads the file whole.
     """
-    from pydicom.filereader import read_partial
+    from pydicom.filereader import read_dataset, read_partial
 
     with open(path, "rb") as fh:
         ds = read_partial(fh, stop_when=lambda tag, vr, length: tag >= _PER_FRAME_GROUPS)
         ts = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) is not None else None
         n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         bits = int(ds.get("BitsAllocated", 0) or 0)
+        if (n_frames < 2 and ts is not None and ts.is_little_endian and not ts.is_deflated
+                and "PixelData" not in ds):
+            # a single frame: go on from where the partial read stopped (pydicom rewinds to the
+            # element), rather than parsing the header a second time in a whole-file read
+            ds.update(read_dataset(fh, ts.is_implicit_VR, True))
+            return ds, _pixel_array(ds, path)
         if (ts is None or ts.is_compressed or not ts.is_little_endian or n_frames < 2 or bits not in (8, 16, 32)
                 or "PixelData" in ds or not ds.get("Rows") or not ds.get("Columns")):
             return None

@@ -123,3 +123,14 @@ def test_a_redirect_is_not_followed(tmp_path):
     with FakeDicomWeb({"qido": _redirect}) as server:
         res = sort_cli(server.url, tmp_path / "out")
     assert res.exit_code == 3 and "redirect" in res.output and "s3cret" not in res.output
+
+
+def test_json_depth_is_checked_in_bounded_chunks_and_ignores_strings(monkeypatch):
+    from breastlab.pacs import http
+    from breastlab.pacs.errors import PacsError
+
+    monkeypatch.setattr(http, "_DEPTH_CHUNK", 7)  # depth carried across many chunk boundaries
+    http._check_json_depth(b"[" * 200 + b"]" * 200)
+    http._check_json_depth(b'["' + b"[" * 500 + b'", {"a": [1, "\\"]"]}]')  # brackets in strings
+    with pytest.raises(PacsError, match="nested more than 200"):
+        http._check_json_depth(b"[{" * 101 + b"}]" * 101)

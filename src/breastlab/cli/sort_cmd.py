@@ -186,9 +186,14 @@ def _run(inputs: list[Path], out: Path, export: Path | None, link: bool, copy: b
         report_fusion(console, result, result.fusion)
     for warning in result.index.get("warnings", ()):  # untrusted index parts, ignored (docs/scale.md)
         typer.echo(f"breastlab sort: warning: {terminal_safe(warning)}", err=True)
-    console.print(summary_table(result.sets, title=f"breastlab sort: {len(result.sets)} image sets"))
+    n_sets = max(result.n_sets, len(result.sets))
+    shown = "" if len(result.sets) == n_sets else f" (the first {len(result.sets)}; all in series.csv)"
+    console.print(summary_table(result.sets, title=f"breastlab sort: {n_sets} image sets{shown}"))
+    if shown:  # a large archive: what was found, per label
+        console.print(Text("image sets per label: " + ", ".join(
+            f"{label} {n}" for label, n in sorted(result.labels.items(), key=lambda kv: (-kv[1], str(kv[0]))))))
     msg = (
-        f"{result.n_records} images in {len(result.sets)} image sets; "
+        f"{result.n_records} images in {n_sets} image sets; "
         f"{len(result.skipped)} files skipped (see skipped.csv). Outputs in {out}"
     )
     if export is not None:

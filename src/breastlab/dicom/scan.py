@@ -94,7 +94,9 @@ def _walk_folder(folder: str, skipped: list[SkippedFile] | None = None) -> Itera
     """Files under ``folder``; every other entry is appended to ``skipped`` with a reason.
 
     Iterative (no recursion limit); a folder reached twice (bind mounts, loops) is
-    reported once as ``folder-loop``.
+    reported once as ``folder-loop``. The entry types come from the folder listing
+    (``d_type``): a regular file costs no system call here (its ``stat`` is the index's);
+    links and special files are looked at one by one.
     """
     skipped = skipped if skipped is not None else []
     seen: set[tuple[int, int]] = set()
@@ -107,24 +109,27 @@ def _walk_folder(folder: str, skipped: list[SkippedFile] | None = None) -> Itera
                 skipped.append(SkippedFile(current, "folder-loop", "folder already walked (bind mount or loop)"))
                 continue
             seen.add((st.st_dev, st.st_ino))
-            with os.scandir(current) as entries:
-                names = [(entry.name, entry.path) for entry in entries]
+            with os.scandir(current) as listing:
+                entries = list(listing)
         except OSError as exc:
             skipped.append(SkippedFile(current, "unreadable", f"folder: {type(exc).__name__}: {exc.strerror or exc}"))
             continue
-        for name, path in names:
-            if name.startswith("."):
+        for entry in entries:
+            path = entry.path
+            if entry.name.startswith("."):
                 skipped.append(SkippedFile(path, "hidden", "hidden entry (name starts with '.'): not read"))
                 continue
             try:
-                is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
-            except OSError as exc:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                    continue
+                if entry.is_file(follow_symlinks=False):
+                    yield path
+                    continue
+            except OSError as exc:  # d_type unknown and lstat failed
                 skipped.append(SkippedFile(path, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}"))
                 continue
-            if is_dir:
-                stack.append(path)
-                continue
-            kind = _entry_kind(path)
+            kind = _entry_kind(path)  # a link, or a FIFO, socket or device
             if kind is None:
                 yield path
             else:
@@ -149,10 +154,9 @@ def _read_list(list_file: Path) -> list[str]:
     return out
 
 
-def expand_inputs(inputs: Sequence[Path | str]) -> tuple[list[str], list[SkippedFile]]:
-    """Files to read (sorted, unique) and every other entry met, with the reason it is skipped."""
-    files: set[str] = set()
-    skipped: list[SkippedFile] = []
+def iter_inputs(inputs: Sequence[Path | str], skipped: list[SkippedFile]) -> Iterator[str]:
+    """Files to read, as they are met (unsorted; a file named twice comes twice); every other
+    entry is appended to ``skipped`` with the reason. Memory: one folder listing at a time."""
     pending: list[tuple[str, bool]] = [(os.fspath(i), True) for i in inputs]
     while pending:
         item, allow_list = pending.pop()
@@ -167,7 +171,7 @@ def expand_inputs(inputs: Sequence[Path | str]) -> tuple[list[str], list[Skipped
                 skipped.append(SkippedFile(item, "unreadable", f"path list: {exc.strerror or exc}"))
             continue
         if os.path.isdir(item):
-            files.update(_walk_folder(item, skipped))
+            yield from _walk_folder(item, skipped)
         elif not os.path.lexists(item):
             skipped.append(SkippedFile(item, "missing", "no such file or folder"))
         elif (kind := _entry_kind(item)) is not None:
@@ -178,7 +182,13 @@ def expand_inputs(inputs: Sequence[Path | str]) -> tuple[list[str], list[Skipped
             except OSError as exc:
                 skipped.append(SkippedFile(item, "unreadable", f"path list: {exc.strerror or exc}"))
         else:
-            files.add(item)
+            yield item
+
+
+def expand_inputs(inputs: Sequence[Path | str]) -> tuple[list[str], list[SkippedFile]]:
+    """Files to read (sorted, unique) and every other entry met, with the reason it is skipped."""
+    skipped: list[SkippedFile] = []
+    files = set(iter_inputs(inputs, skipped))
     return sorted(files), skipped
 
 
@@ -290,4 +300,4 @@ def scan_paths(
     return result
 
 
-__all__ = ["ScanResult", "scan_paths", "expand_inputs", "deduplicate", "CHUNK_SIZE"]
+__all__ = ["ScanResult", "scan_paths", "expand_inputs", "iter_inputs", "deduplicate", "CHUNK_SIZE"]

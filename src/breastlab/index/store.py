@@ -31,7 +31,7 @@ import logging
 import os
 import shutil
 import stat as stat_mod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from breastlab.dicom.records import SkippedFile
+from breastlab.index.filestate import FileState, Stat, sql_path
 from breastlab.index.records_io import SCHEMA, Columns
 from breastlab.index.studies import STUDIES_NAME
 
@@ -53,8 +54,6 @@ INDEX_MANIFEST = "_manifest.json"
 #: the journal's manifest: one JSON line per committed part, appended (a torn last line is ignored)
 JOURNAL_MANIFEST = "manifest.jsonl"
 MANIFEST_FORMAT = "breastlab-index/2"
-#: a file's identity when read: (size, mtime_ns, ctime_ns, inode)
-Stat = tuple[int, int, int, int]
 _log = logging.getLogger("breastlab.index")
 
 
@@ -86,14 +85,6 @@ def write_part(folder: Path, seq: int, cols: Columns, *, flag: bytes = b"dropped
     os.replace(tmp, final)
     _fsync(folder)
     return final
-
-
-def _stat(path: str) -> Stat | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def part_entry(path: Path) -> dict | None:
@@ -146,15 +137,13 @@ class HeaderIndex:
                  open_archives: bool = True) -> None:
         self.keep_phi = keep_phi
         self.flag = _phi_flag(keep_phi, open_archives)
-        self._members: dict[bytes, list[bytes]] = {}  # archive -> its members' paths
         self.out_dir = Path(os.path.realpath(os.fspath(out_dir)))
         self.journal = journal_dir(self.out_dir)
         self.full = full
         self.n_read = 0
         self.n_reused = 0
-        # path_bytes -> (size, mtime_ns, part name): the newest row of each path in the journal
-        self._known: dict[bytes, tuple[int, int, str]] = {}
-        self._live: dict[bytes, str] = {}
+        self.n_files = 0
+        self.state: FileState | None = None  # the per-file state of this run (DuckDB, out of core)
         self._seq = 0
         self.warnings: list[str] = []  # untrusted or damaged index parts that were ignored
         self.previous_studies: Path | None = None  # OUT/index/_studies.parquet, when its manifest vouches for it
@@ -198,21 +187,23 @@ class HeaderIndex:
             part = self.journal / name
             try:
                 meta = pq.read_schema(part).metadata or {}
-                if meta.get(PHI_KEY) != self.flag:  # --keep-phi changed: read those files again
-                    self._drop(part)
-                    continue
-                cols = pq.read_table(part, columns=["path_bytes", "size", "mtime_ns", "ctime_ns", "inode",
-                                                    "archive_bytes"])
             except Exception:  # noqa: BLE001 - unreadable part (disk trouble): forget it, re-read its files
                 self._warn(f"index: {name} cannot be read: ignored, its files are read again")
                 self._drop(part)
                 continue
-            for p, size, mtime, ctime, ino, archive in zip(*(cols.column(i).to_pylist() for i in range(6))):
-                self._known[p] = (size, mtime, ctime, ino, part.name)
-                if archive is not None and archive != p:
-                    self._members.setdefault(archive, []).append(p)
+            if meta.get(PHI_KEY) != self.flag:  # --keep-phi changed: read those files again
+                self._drop(part)
+                continue
             with contextlib.suppress(ValueError, IndexError):
                 self._seq = max(self._seq, int(part.stem.split("-")[1]) + 1)
+        self.state = FileState(self.journal, index_schema=SCHEMA)
+        self.state.set_parts(self.parts())
+
+    def close(self) -> None:
+        """Close the per-file state (its database and spill files are removed)."""
+        if self.state is not None:
+            self.state.close()
+            self.state = None
 
     def _published(self) -> dict[str, dict]:
         """Parts of ``OUT/index`` that its manifest lists with matching bytes, linked into the journal."""
@@ -288,104 +279,85 @@ class HeaderIndex:
         shutil.rmtree(self.journal, ignore_errors=True)
 
     # ---------------------------------------------------------------- refresh
-    def refresh(self, files: Sequence[str], read_many: Callable[[list[str]], list], *, workers: int = 1,
+    def plan(self, files: Iterable[str]) -> int:
+        """Walk ``files`` (a stream) into the state and find the new or changed ones; returns their number."""
+        assert self.state is not None, "open() first"
+        self.state.add_walk(files)
+        self.n_files = self.state.n_files
+        self.n_read = self.state.plan()
+        self.n_reused = self.n_files - self.n_read
+        return self.n_read
+
+    def _batches(self, step: int) -> Iterator[list[tuple[str, Stat | None]]]:
+        assert self.state is not None
+        return self.state.todo_batches(int(os.environ.get("BREASTLAB_INDEX_BATCH", step)))  # tests: smaller
+
+    def refresh(self, files: Iterable[str], read_many: Callable[[list[str]], list], *, workers: int = 1,
                 progress: bool = False) -> None:
         """Make every file of ``files`` fresh: read the new or changed ones, one committed batch at a time."""
         from breastlab.core.progress import make_progress
         from breastlab.dicom.scan import CHUNK_SIZE, _worker_init
 
-        todo = self.plan(files)
-        if not todo:
-            return
-        with contextlib.ExitStack() as stack:
-            pool = None
-            if workers > 1 and len(todo) > CHUNK_SIZE:
-                pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
-                                                               initargs=(os.getpid(),)))
-                # start the workers before the progress bar's refresh thread exists (fork safety)
-                for future in [pool.submit(int) for _ in range(workers)]:
-                    future.result()
-            bar = stack.enter_context(make_progress(disable=not progress, transient=True))
-            task = bar.add_task("Reading DICOM headers", total=len(todo))
-            step = int(os.environ.get("BREASTLAB_INDEX_BATCH", BATCH_FILES))  # tests commit smaller batches
-            for start in range(0, len(todo), step):
-                batch = todo[start:start + step]
-                results = _read_batch([p for p, _ in batch], read_many, pool, CHUNK_SIZE)
-                self._commit(batch, results)
-                bar.advance(task, len(batch))
+        n_todo = self.plan(files)
+        if n_todo:
+            with contextlib.ExitStack() as stack:
+                pool = None
+                if workers > 1 and n_todo > CHUNK_SIZE:
+                    pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                                                                   initargs=(os.getpid(),)))
+                    # start the workers before the progress bar's refresh thread exists (fork safety)
+                    for future in [pool.submit(int) for _ in range(workers)]:
+                        future.result()
+                bar = stack.enter_context(make_progress(disable=not progress, transient=True))
+                task = bar.add_task("Reading DICOM headers", total=n_todo)
+                for batch in self._batches(BATCH_FILES):
+                    results = _read_batch([p for p, _ in batch], read_many, pool, CHUNK_SIZE)
+                    self._commit(batch, results)
+                    bar.advance(task, len(batch))
+        self._settle()
 
     def _commit(self, batch: list[tuple[str, Stat | None]], results: list) -> None:
-        part, keys = commit_batch(self.journal, self._seq, batch, results, keep_phi=self.keep_phi, flag=self.flag)
+        part, _keys = commit_batch(self.journal, self._seq, batch, results, keep_phi=self.keep_phi, flag=self.flag)
         self._seq += 1
-        self._mark(batch, part, keys)
-
-    def _mark(self, batch: list, part: str, keys: list[bytes]) -> None:
         self._record_part(part)
-        for key in keys:
-            self._live[key] = part
-        for (path, st) in batch:
-            self._known[os.fsencode(path)] = (*(st or (-1, -1, -1, -1)), part)
 
-    def plan(self, files: Sequence[str]) -> list[tuple[str, Stat | None]]:
-        """Mark the fresh files live; returns the (path, stat) of those to read."""
-        todo: list[tuple[str, Stat | None]] = []
-        for path in files:
-            key = os.fsencode(path)
-            st = _stat(path)
-            known = self._known.get(key)
-            if st is not None and known is not None and known[:4] == st:
-                self._live[key] = known[4]
-                for member in self._members.get(key, ()):  # an unchanged archive: its members too
-                    self._live[member] = known[4]
-                self.n_reused += 1
-            else:
-                todo.append((path, st))
-        self.n_read = len(todo)
-        return todo
+    def _settle(self) -> None:
+        """Every part of the run is committed: the live rows."""
+        assert self.state is not None
+        self.state.set_parts(self.parts())
+        self.state.make_live()
 
-    def refresh_dask(self, files: Sequence[str], client, read_many: Callable, *, batch_files: int = 256) -> None:  # noqa: ANN001
+    def refresh_dask(self, files: Iterable[str], client, read_many: Callable, *, batch_files: int = 256) -> None:  # noqa: ANN001
         """Like :meth:`refresh`, with every batch read and committed by a Dask worker (into the journal,
         which must be on a file system the workers share)."""
         from distributed import as_completed
 
-        todo = self.plan(files)
-        step = int(os.environ.get("BREASTLAB_INDEX_BATCH", batch_files))
-        batches = [todo[i:i + step] for i in range(0, len(todo), step)]
-        futures = {}
-        for batch in batches:
-            fut = client.submit(read_and_commit, self.journal, self._seq, batch, read_many, self.keep_phi, self.flag,
-                                pure=False)
-            futures[fut] = batch
+        self.plan(files)
+        futures = []
+        for batch in self._batches(batch_files):  # one batch list at a time in this process
+            futures.append(client.submit(read_and_commit, self.journal, self._seq, batch, read_many, self.keep_phi,
+                                         self.flag, pure=False))
             self._seq += 1
         for fut in as_completed(futures):
-            part, keys = fut.result()
-            self._mark(futures.pop(fut), part, keys)
-
-    def live_table(self) -> pa.Table:
-        """(path_bytes, part) of every live row: what the queries join against."""
-        return pa.table({"path_bytes": pa.array(list(self._live), pa.binary()),
-                         "part": pa.array(list(self._live.values()), pa.string())})
+            part, _keys = fut.result()
+            self._record_part(part)
+        self._settle()
 
     def stale_parts(self) -> bool:
         """Does any part hold rows that are not live (deleted, changed or superseded files)?"""
-        live_per_part: dict[str, int] = {}
-        for part in self._live.values():
-            live_per_part[part] = live_per_part.get(part, 0) + 1
-        for part in self.parts():
-            n = pq.ParquetFile(part).metadata.num_rows
-            paths = pq.read_table(part, columns=["path_bytes"]).column(0)
-            if len(set(paths.to_pylist())) != live_per_part.get(part.name, 0) and n:
-                return True
-        return False
+        assert self.state is not None
+        return self.state.stale()
 
-    def publish_into(self, stage: Path, con) -> None:  # noqa: ANN001 - a duckdb connection
+    def publish_into(self, stage: Path) -> None:
         """Put the live index into ``stage/index/`` (compacting first when rows went stale)."""
+        assert self.state is not None
+        con = self.state.con
         dest = stage / "index"
         dest.mkdir()
         if self.stale_parts():
             compact = self.journal / f".tmp-compact-{os.getpid()}.parquet"
             con.execute(f"COPY (SELECT * EXCLUDE (part) FROM live_rows) "
-                        f"TO '{_sql_path(compact)}' (FORMAT parquet, COMPRESSION zstd, "
+                        f"TO '{sql_path(compact)}' (FORMAT parquet, COMPRESSION zstd, "
                         f"KV_METADATA {{'{PHI_KEY.decode()}': '{self.flag.decode()}'}})")
             _fsync(compact)
             final = self.journal / f"part-{self._seq:08d}-{os.urandom(4).hex()}.parquet"
@@ -395,7 +367,8 @@ class HeaderIndex:
                 self._drop(part)
             self._rewrite_journal_manifest({})
             self._record_part(final.name)
-            self._live = dict.fromkeys(self._live, final.name)
+            self.state.set_parts(self.parts())
+            self.state.repoint_live(final.name)
         entries = []
         for part in self.parts():
             os.link(part, dest / part.name)
@@ -407,10 +380,6 @@ class HeaderIndex:
             os.link(self.studies_file, dest / STUDIES_NAME)
             manifest["studies"] = part_entry(dest / STUDIES_NAME)
         write_json(dest / INDEX_MANIFEST, manifest)
-
-
-def _sql_path(path: Path) -> str:
-    return os.fspath(path).replace("'", "''")
 
 
 def commit_batch(journal: Path, seq: int, batch: list[tuple[str, Stat | None]], results: list, *,

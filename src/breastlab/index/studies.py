@@ -25,10 +25,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 STUDIES_NAME = "_studies.parquet"
+#: per study: its series.csv rows (JSON), and its instances.csv rows as the CSV text written (UTF-8 bytes,
+#: surrogate escapes kept: a path that is not UTF-8 comes back byte for byte)
 SCHEMA = pa.schema([("study_key", pa.string()), ("fingerprint", pa.string()),
-                    ("series", pa.string()), ("instances", pa.string())])
+                    ("series", pa.string()), ("instances", pa.binary())])
 SETTINGS_KEY = b"breastlab.study_settings"
-_FLUSH = 256  # studies per row group
+ROWS_FORMAT = "rows/2"  # instances as CSV text (rows/1: JSON)
+_FLUSH_BYTES = 4 << 20  # text buffered before a row group is written (memory: about this much)
 
 
 def settings_key(b_threshold: float, keep_phi: bool) -> str:
@@ -42,7 +45,10 @@ def settings_key(b_threshold: float, keep_phi: bool) -> str:
                                                folder.parent / "core" / "labels.py"]:
         with open(path, "rb") as fh:
             digest.update(path.name.encode() + b"\0" + fh.read())
-    return f"{breastlab.__version__};{digest.hexdigest()[:16]};b={b_threshold!r};phi={keep_phi}"
+    from breastlab.core.csvcells import verbatim
+
+    return (f"{breastlab.__version__};{digest.hexdigest()[:16]};b={b_threshold!r};phi={keep_phi};"
+            f"verbatim={verbatim()};{ROWS_FORMAT}")
 
 
 class PreviousStudies:
@@ -71,18 +77,18 @@ class PreviousStudies:
 
     def _stream(self) -> Iterator[tuple[str, str, str]]:
         pf = pq.ParquetFile(self._path)
-        for batch in pf.iter_batches(batch_size=_FLUSH, columns=["study_key", "series", "instances"]):
+        for batch in pf.iter_batches(batch_size=64, columns=["study_key", "series", "instances"]):
             yield from zip(*(batch.column(i).to_pylist() for i in range(3)))
 
     def rows(self, key: str) -> tuple[str, str]:
-        """(series JSON, instances JSON) of ``key``; keys must be asked in increasing order."""
+        """(series JSON, instances CSV text) of ``key``; keys must be asked in increasing order."""
         if self._rows is None:
             self._rows = self._stream()
         while self._current is None or self._current[0] < key:
             self._current = next(self._rows)
         if self._current[0] != key:
             raise KeyError(key)
-        return self._current[1], self._current[2]
+        return self._current[1], self._current[2].decode("utf-8", "surrogateescape")
 
 
 class StudyWriter:
@@ -93,22 +99,23 @@ class StudyWriter:
         self._writer = pq.ParquetWriter(path, SCHEMA.with_metadata({SETTINGS_KEY: settings.encode()}),
                                         compression="zstd")
         self._buffer: list[tuple[str, str, str, str]] = []
+        self._bytes = 0
 
-    def add(self, key: str, fingerprint: str, series: str | list[dict[str, Any]],
-            instances: str | list[dict[str, Any]]) -> None:
+    def add(self, key: str, fingerprint: str, series: str | list[dict[str, Any]], instances: str) -> None:
+        """One study's rows: series.csv rows (JSON text or dicts), instances.csv text as written."""
         if not isinstance(series, str):
             series = json.dumps(series, default=str)
-        if not isinstance(instances, str):
-            instances = json.dumps(instances, default=str)
-        self._buffer.append((key, fingerprint, series, instances))
-        if len(self._buffer) >= _FLUSH:
+        self._buffer.append((key, fingerprint, series, instances.encode("utf-8", "surrogateescape")))
+        self._bytes += len(series) + len(instances)
+        if self._bytes >= _FLUSH_BYTES:
             self._flush()
 
     def _flush(self) -> None:
         if self._buffer:
             cols = list(zip(*self._buffer))
-            self._writer.write_table(pa.Table.from_arrays([pa.array(c, pa.string()) for c in cols], schema=SCHEMA))
-            self._buffer = []
+            self._writer.write_table(pa.Table.from_arrays([pa.array(c, t) for c, t in zip(cols, SCHEMA.types)],
+                                                          schema=SCHEMA))
+            self._buffer, self._bytes = [], 0
 
     def close(self) -> None:
         self._flush()

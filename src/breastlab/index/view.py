@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from breastlab.dicom.records import InstanceRecord, SkippedFile
 from breastlab.index.records_io import FIELDS, records_from_table, skipped_from_row
-from breastlab.index.store import HeaderIndex, _sql_path
+from breastlab.index.store import HeaderIndex
 
-#: DuckDB's working memory for the sort's queries (it spills to disk beyond that)
-MEMORY_LIMIT = "128MB"
 #: records per spill range of the study pass (memory: about this many records, or the largest study)
 BUCKET_RECORDS = 8192
 STUDY_BATCH_ROWS = 2048
@@ -29,34 +26,15 @@ class _IndexView:
         self.index = index
 
     def __enter__(self) -> _IndexView:
-        import duckdb
-
-        self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-view-", dir=self.index.journal))
-        self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": 1,
-                                          "temp_directory": os.fspath(self.tmp / "spill"),
-                                          "preserve_insertion_order": False})
-        live = self.index.live_table()  # noqa: F841 - read by DuckDB by name
-        self.con.register("live", live)
-        parts = [os.fspath(p) for p in self.index.parts()]
-        if parts:
-            files = ", ".join(f"'{_sql_path(Path(p))}'" for p in parts)
-            self.con.execute(
-                f"CREATE VIEW live_rows AS SELECT r.* EXCLUDE (filename), r.filename AS part "
-                f"FROM read_parquet([{files}], filename = true) r "
-                f"JOIN live l ON r.path_bytes = l.path_bytes AND parse_filename(r.filename) = l.part")
-        else:
-            from breastlab.index.records_io import SCHEMA
-
-            import pyarrow as pa
-
-            empty = pa.Table.from_pylist([], schema=SCHEMA).append_column("part", pa.array([], pa.string()))
-            self.con.register("live_rows", empty)
+        state = self.index.state
+        assert state is not None, "the index must be open and refreshed"
+        self.con = state.con  # live_rows: breastlab.index.filestate
+        self.tmp = state.tmp
         self._duplicates()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.con.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.tmp / "buckets", ignore_errors=True)
 
     # ------------------------------------------------------------------ duplicates
     def _duplicates(self) -> None:
@@ -82,7 +60,7 @@ class _IndexView:
                                                                      pa.binary())}))
         self.con.execute("""CREATE TEMP VIEW kept AS SELECT * FROM live_rows WHERE status = 'record'
                             AND path_bytes NOT IN (SELECT path_bytes FROM dropped)""")
-        self.n_records = self.con.execute("SELECT count(*) FROM kept").fetchone()[0]
+        self.n_records = self.con.execute("SELECT count(*) FROM kept").fetchall()[0][0]
 
     def skipped(self, walk_skipped: list[SkippedFile]) -> list[SkippedFile]:
         """Every skipped entry: met while walking, read and skipped, duplicates; sorted by path."""
@@ -95,9 +73,21 @@ class _IndexView:
         out.sort(key=lambda s: s.path)
         return out
 
-    def record_paths(self) -> Iterator[str]:
-        for (p,) in self.con.execute("SELECT DISTINCT path_bytes FROM kept").fetchall():
-            yield os.fsdecode(p)
+    def data_fingerprint(self) -> str:
+        """A digest of the kept images' file names, sizes and frames, for provenance.
+
+        Order-independent streaming aggregates (count, XOR and sum of a 64-bit MD5 of each
+        row's file name, size and frame) in one pass over the index: no path list in memory,
+        no ``stat`` of every file again (:func:`breastlab.core.provenance.fingerprint_files`
+        does both; the in-memory sort still uses it).
+        """
+        import hashlib
+
+        row = self.con.execute("""
+            SELECT count(*), coalesce(bit_xor(h), 0), coalesce(sum(h::HUGEINT), 0) FROM (
+                SELECT md5_number_lower(regexp_extract(CAST(path_bytes AS VARCHAR), '[^/]*$') || ':' || size
+                                        || ':' || coalesce(frame_index, -1)) AS h FROM kept)""").fetchall()[0]
+        return hashlib.sha256(f"breastlab-records/1:{row[0]}:{row[1]}:{row[2]}".encode()).hexdigest()
 
     # ------------------------------------------------------------------ studies
     def _series_study(self) -> None:

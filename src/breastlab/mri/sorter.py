@@ -36,8 +36,10 @@ class SortResult:
     """What ``sort_exam`` built, complete before any output was written.
 
     ``sets`` are the final (fused, when image models ran) labelled sets, in output order;
-    after a streaming sort for the command line they may be *light* (records dropped,
-    ``n_images`` kept: :func:`breastlab.mri.stream.light_set`). The image-model fields
+    after a streaming sort for the command line (``keep_records=False``) they are *light*
+    (records dropped, ``n_images`` kept: :func:`breastlab.mri.stream.light_set`) and only
+    the first :data:`SUMMARY_SETS` are kept (memory flat in the size of the archive);
+    ``n_sets`` and ``labels`` count them all. The image-model fields
     are filled by fusion, study by study, before writing: ``fusion`` (the summary that
     provenance.json records), ``image_columns`` (set_id → image columns of series.csv),
     ``image_rows`` / ``image_instances`` (header-less PNG/JPEG/NIfTI sets the models
@@ -57,6 +59,8 @@ class SortResult:
     image_columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_files: int | None = None
     index: dict[str, Any] = field(default_factory=dict)  # files read / reused from the header index
+    n_sets: int = 0  # every image set written (``sets`` may hold only the first ones: ``keep_records=False``)
+    labels: dict[str, int] = field(default_factory=dict)  # image sets per label
 
     def labels(self) -> list[str]:
         return [s.label for s in self.sets]
@@ -124,6 +128,8 @@ def check_paths(
 
 
 VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
+#: image sets kept in ``SortResult.sets`` by a summary-only sort (``keep_records=False``)
+SUMMARY_SETS = 50
 #: what ``--out`` held before output sets had a manifest: such a folder may be replaced
 LEGACY_OUTPUTS = frozenset({"series.csv", "series.json", "instances.csv", "skipped.csv", "provenance.json"})
 
@@ -187,7 +193,7 @@ def sort_exam(
 
     from breastlab.core.publish import staged_outputs
     from breastlab.dicom.archives import read_closed, read_open
-    from breastlab.dicom.scan import expand_inputs
+    from breastlab.dicom.scan import iter_inputs
     from breastlab.index.store import HeaderIndex
 
     check_paths(inputs, out_dir, export_dir)  # ValueError before any work
@@ -203,7 +209,9 @@ def sort_exam(
             index = HeaderIndex(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="breastlab-index-")))
                                 / "out", keep_phi=keep_phi, open_archives=open_archives)
         index.open()
-        files, walk_skipped = expand_inputs(list(inputs))
+        stack.callback(index.close)
+        walk_skipped: list = []
+        files = iter_inputs(list(inputs), walk_skipped)  # a stream: walked into the index's state
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
         reader = read_open if open_archives else read_closed
         client = None
@@ -237,8 +245,8 @@ def sort_exam(
                 studies = view.studies_keyed(hits)
             else:
                 studies = ((None, records) for records in view.studies())
-            result = _sort_stream(studies, view.skipped(walk_skipped), view.n_records, view.record_paths,
-                                  inputs=inputs, n_files=len(files), out_dir=out_dir, out_stage=out_stage,
+            result = _sort_stream(studies, view.skipped(walk_skipped), view.n_records, view.data_fingerprint,
+                                  inputs=inputs, n_files=index.n_files, out_dir=out_dir, out_stage=out_stage,
                                   export_dir=export_dir, export_stage=export_stage, b_threshold=b_threshold,
                                   keep_phi=keep_phi, export_mode=export_mode, image_models=image_models,
                                   keep_records=keep_records, client=client, finish=finish, cache=cache)
@@ -246,7 +254,7 @@ def sort_exam(
                             "studies_reused": cache.n_reused if cache is not None else 0,
                             "warnings": list(index.warnings)}
             if out_stage is not None:
-                index.publish_into(out_stage, view.con)
+                index.publish_into(out_stage)
     if out_dir is not None:  # published: the journal's parts are all in OUT/index now
         index.discard_journal()
     return result
@@ -273,6 +281,7 @@ def sort_instances(
     """
     import contextlib
 
+    from breastlab.core.provenance import fingerprint_files
     from breastlab.core.publish import staged_outputs
     from breastlab.dicom.scan import deduplicate
     from breastlab.mri.stream import group_studies
@@ -284,7 +293,8 @@ def sort_instances(
         out_stage = (stack.enter_context(staged_outputs(out_dir, replaceable=LEGACY_OUTPUTS))
                      if out_dir is not None else None)
         export_stage = stack.enter_context(staged_outputs(export_dir)) if export_dir is not None else None
-        return _sort_stream(((None, study) for study in group_studies(kept)), skipped_list, len(kept), lambda: (r.path for r in kept),
+        return _sort_stream(((None, study) for study in group_studies(kept)), skipped_list, len(kept),
+                            lambda: fingerprint_files({r.path for r in kept}, content=False),
                             inputs=inputs, n_files=n_files, out_dir=out_dir, out_stage=out_stage,
                             export_dir=export_dir, export_stage=export_stage, b_threshold=b_threshold,
                             keep_phi=keep_phi, export_mode=export_mode, image_models=image_models,
@@ -301,7 +311,7 @@ class _StudyCache:
     n_reused: int = 0
 
 
-def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, out_dir, out_stage,  # noqa: ANN001
+def _sort_stream(studies, skipped, n_records, data_fingerprint, *, inputs, n_files, out_dir, out_stage,  # noqa: ANN001
                  export_dir, export_stage, b_threshold, keep_phi, export_mode, image_models,
                  keep_records, client=None, finish=None, cache: _StudyCache | None = None) -> SortResult:
     """Per study: group → rules → image models → export → rows appended; then skipped.csv and provenance.
@@ -362,17 +372,18 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
                     rows = [row | {c: extra.get(ls.set_id, {}).get(c) for c in IMAGE_COLUMNS}
                             for row, ls in zip(rows, sets)]
                 writer.series(rows)
-                instance_rows = list(outputs.instance_rows(sets, export_paths))
-                writer.instances(instance_rows)
+                instances_text = writer.instances(outputs.instance_rows(sets, export_paths))
                 if cache is not None:
-                    cache.writer.add(key, cache.fingerprints[key], rows, instance_rows)
-            result.sets.extend(sets if keep_records else [light_set(ls) for ls in sets])
+                    cache.writer.add(key, cache.fingerprints[key], rows, instances_text)
+            _keep_sets(result, sets if keep_records else [light_set(ls) for ls in sets[:SUMMARY_SETS]], keep_records,
+                       n=len(sets))
         if fusion is not None:
             result.fusion = fusion.summary()
             result.image_rows, result.image_instances = fusion.image_rows, fusion.image_instances
             if writer is not None:
                 writer.series(fusion.series_rows(columns))
                 writer.instances(fusion.image_instances)
+        result.labels = labels
         if writer is not None:
             writer.close()
         if cache is not None:
@@ -388,7 +399,7 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
         result.export_counts = export_counts or {"link": 0, "copy": 0, "exists": 0}
     if out_stage is not None:
         from breastlab.core import atomic
-        from breastlab.core.provenance import fingerprint_files, run_manifest
+        from breastlab.core.provenance import run_manifest
 
         config = {
             "inputs": [os.fspath(p) for p in inputs],
@@ -398,11 +409,11 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
             "export_mode": export_mode if export_dir is not None else None,
             "classifier": "header rules",
         }
-        manifest = run_manifest(config, data_fingerprint=fingerprint_files(set(record_paths()), content=False))
+        manifest = run_manifest(config, data_fingerprint=data_fingerprint())
         manifest["summary"] = {
             "n_files": n_files,
             "n_records": n_records,
-            "n_image_sets": len(result.sets),
+            "n_image_sets": result.n_sets,
             "n_skipped": len(scan_skipped),
             "skipped_reasons": dict(sorted(Counter(s.reason for s in scan_skipped).items())),
             "labels": labels,
@@ -426,6 +437,13 @@ def _sort_stream(studies, skipped, n_records, record_paths, *, inputs, n_files, 
     return result
 
 
+def _keep_sets(result: SortResult, sets: list, keep_all: bool, n: int | None = None) -> None:
+    """Count ``sets`` (``n`` of them when given) and keep them, or the first ones (``SUMMARY_SETS``)."""
+    result.n_sets += len(sets) if n is None else n
+    room = len(sets) if keep_all else max(0, SUMMARY_SETS - len(result.sets))
+    result.sets.extend(sets[:room])
+
+
 def _reuse_study(cache: _StudyCache, key: str, writer, labels: dict, result: SortResult) -> None:  # noqa: ANN001
     """Write an unchanged study's previous rows and count its sets (``CachedSet`` in the result)."""
     import json
@@ -433,14 +451,14 @@ def _reuse_study(cache: _StudyCache, key: str, writer, labels: dict, result: Sor
     from breastlab.core.labels import Label
     from breastlab.mri.stream import CachedSet
 
-    series_json, instances_json = cache.previous.rows(key)
+    series_json, instances_text = cache.previous.rows(key)
     series_rows = json.loads(series_json)
     if writer is not None:
         writer.series(series_rows)
-        writer.instances(json.loads(instances_json))
+        writer.instances_text(instances_text)
     for row in series_rows:
         label = Label(row["label"])
         labels[label] = labels.get(label, 0) + 1
-    result.sets.extend(CachedSet(row) for row in series_rows)
-    cache.writer.add(key, cache.fingerprints[key], series_json, instances_json)
+    _keep_sets(result, [CachedSet(row) for row in series_rows[:SUMMARY_SETS]], False, n=len(series_rows))
+    cache.writer.add(key, cache.fingerprints[key], series_json, instances_text)
     cache.n_reused += 1

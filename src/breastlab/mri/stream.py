@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -42,10 +43,11 @@ class StreamWriter:
             for name in ("series.csv", "instances.csv")}
         self._json = self._stack.enter_context(atomic.atomic_open(stage / "series.json", "w", encoding="utf-8"))
         self._series = csv.DictWriter(opened["series.csv"], fieldnames=list(series_columns), extrasaction="raise")
-        self._instances = csv.DictWriter(opened["instances.csv"], fieldnames=list(instance_columns),
-                                         extrasaction="raise")
         self._series.writeheader()
-        self._instances.writeheader()
+        self._instances_file = opened["instances.csv"]
+        csv.DictWriter(self._instances_file, fieldnames=list(instance_columns)).writeheader()
+        self._buffer = io.StringIO(newline="")  # rows rendered here first, then written (and kept for reuse)
+        self._render = csv.DictWriter(self._buffer, fieldnames=list(instance_columns), extrasaction="raise")
         self._n_json = 0
         self._safe = not verbatim()
 
@@ -56,9 +58,19 @@ class StreamWriter:
             self._json.write(("[\n" if self._n_json == 0 else ",\n") + "\n".join("  " + ln for ln in text.split("\n")))
             self._n_json += 1
 
-    def instances(self, rows: Iterable[dict[str, Any]]) -> None:
+    def instances(self, rows: Iterable[dict[str, Any]]) -> str:
+        """Append instances.csv rows; returns the text written (what a later run may reuse as is)."""
+        self._buffer.seek(0)
+        self._buffer.truncate()
         for row in rows:
-            self._instances.writerow(row_cells(row, safe=self._safe))
+            self._render.writerow(row_cells(row, safe=self._safe))
+        text = self._buffer.getvalue()
+        self._instances_file.write(text)
+        return text
+
+    def instances_text(self, text: str) -> None:
+        """Append instances.csv rows rendered by :meth:`instances` (an unchanged study's, reused)."""
+        self._instances_file.write(text)
 
     def close(self) -> None:
         """Finish the files (renamed into place); on an exception use ``abort``."""

@@ -47,6 +47,8 @@ from breastlab.index.studies import STUDIES_NAME
 #: files read per committed part (bounds the memory of the reading process)
 BATCH_FILES = 512
 PART_GLOB = "part-*.parquet"
+#: parts published before they are merged into one (a full sort of 1M files commits about 2,000)
+MAX_PARTS = 64
 #: Parquet key-value metadata of every part: were patient name and ID kept (``--keep-phi``)?
 PHI_KEY = b"breastlab.patient_identity"
 #: the published index's own manifest (a leading ``_``: Parquet readers of the folder skip it)
@@ -349,12 +351,13 @@ class HeaderIndex:
         return self.state.stale()
 
     def publish_into(self, stage: Path) -> None:
-        """Put the live index into ``stage/index/`` (compacting first when rows went stale)."""
+        """Put the live index into ``stage/index/``, compacted into one part first when rows went stale or
+        parts piled up (more than :data:`MAX_PARTS`: every query of the next run opens each part)."""
         assert self.state is not None
         con = self.state.con
         dest = stage / "index"
         dest.mkdir()
-        if self.stale_parts():
+        if len(self.parts()) > MAX_PARTS or self.stale_parts():
             compact = self.journal / f".tmp-compact-{os.getpid()}.parquet"
             con.execute(f"COPY (SELECT * EXCLUDE (part) FROM live_rows) "
                         f"TO '{sql_path(compact)}' (FORMAT parquet, COMPRESSION zstd, "
